@@ -1,0 +1,374 @@
+"""RELION particle STAR files (3.0 and 3.1+) as one normalized table.
+
+:func:`read_particle_star` reads both layouts with the ``starfile`` package:
+
+* **3.0**: one data block; ``rlnOriginX/Y`` in pixels; CTF columns and pixel
+  size (``rlnImagePixelSize`` or ``rlnDetectorPixelSize * 1e4 / rlnMagnification``)
+  on each particle.
+* **3.1+**: ``data_optics`` + ``data_particles``; ``rlnOriginX/YAngst`` in Å;
+  voltage, Cs, amplitude contrast, pixel and box size in optics groups.
+
+A column is looked up on the particle first, then in its optics group, so
+mixed files work. The result, :data:`TABLE_COLUMNS`, is described in
+``docs/io.md``; one row per particle, in file order.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+
+from gmmplat.errors import InputError
+from gmmplat.io.atomic import atomic_write_path
+
+__all__ = ["ParticleStar", "TABLE_COLUMNS", "read_particle_star", "write_particle_star"]
+
+#: Columns of the normalized particle table (``ParticleStar.table``), in order.
+TABLE_COLUMNS = [
+    "stack_path", "image_index", "rot_deg", "tilt_deg", "psi_deg",
+    "shift_x_angstrom", "shift_y_angstrom", "defocus_u_angstrom", "defocus_v_angstrom",
+    "defocus_angle_deg", "voltage_kv", "cs_mm", "amplitude_contrast", "phase_shift_deg",
+    "bfactor", "pixel_size_angstrom", "box_size", "optics_group",
+]
+POSE_COLUMNS = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
+CTF_COLUMNS = ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnVoltage",
+               "rlnSphericalAberration", "rlnAmplitudeContrast"]
+_POSE_NAMES = dict(zip(POSE_COLUMNS, ["rot_deg", "tilt_deg", "psi_deg"]))
+_CTF_NAMES = dict(zip(CTF_COLUMNS, ["defocus_u_angstrom", "defocus_v_angstrom", "defocus_angle_deg",
+                                    "voltage_kv", "cs_mm", "amplitude_contrast"]))
+#: Columns the writer derives from the table (never copied from ``extra_columns``).
+_MANAGED = {"rlnImageName", *POSE_COLUMNS, *CTF_COLUMNS, "rlnOriginX", "rlnOriginY", "rlnOriginXAngst",
+            "rlnOriginYAngst", "rlnImagePixelSize", "rlnMagnification", "rlnDetectorPixelSize", "rlnPhaseShift",
+            "rlnCtfBfactor", "rlnOpticsGroup", "rlnOpticsGroupName", "rlnImageSize", "rlnImageDimensionality"}
+_ANCESTOR_LEVELS = 3  # RELION paths are relative to the project folder, e.g. Refine3D/job012/
+
+
+@dataclass
+class ParticleStar:
+    """A particle STAR file as read.
+
+    Attributes:
+        path: the STAR file.
+        table: normalized DataFrame, columns :data:`TABLE_COLUMNS`, one row per
+            particle (index ``0..N-1`` in file order).
+        raw: every data block as read by ``starfile`` (block name -> DataFrame).
+        version: ``"3.0"`` (no optics block) or ``"3.1"``.
+        particles_block: name of the particles block in ``raw``.
+    """
+
+    path: Path
+    table: pd.DataFrame
+    raw: dict[str, pd.DataFrame] = field(repr=False)
+    version: str
+    particles_block: str
+
+    @property
+    def raw_particles(self) -> pd.DataFrame:
+        """The original particles block (all its columns, same row order as ``table``)."""
+        return self.raw[self.particles_block]
+
+
+def read_particle_star(
+    path: str | os.PathLike,
+    require_poses: bool = True,
+    require_ctf: bool = True,
+    project_dir: str | os.PathLike | None = None,
+) -> ParticleStar:
+    """Read a RELION 3.0 or 3.1+ particle STAR file.
+
+    Args:
+        path: the STAR file.
+        require_poses: raise if ``rlnAngleRot/Tilt/Psi`` are missing (else NaN).
+            Missing origin columns always mean a zero shift, as in RELION.
+        require_ctf: raise if any of ``rlnDefocusU/V/Angle``, ``rlnVoltage``,
+            ``rlnSphericalAberration``, ``rlnAmplitudeContrast`` is missing
+            (else NaN).
+        project_dir: folder that relative ``rlnImageName`` paths start from.
+            Default: the STAR file's folder, or else the nearest of its
+            3 parent folders where the stack exists (a RELION project folder).
+
+    Raises:
+        InputError: missing or unparseable file, no particles block, missing
+            pose/CTF/pixel-size columns, bad values, undefined optics groups.
+    """
+    path = Path(path)
+    raw = _read_blocks(path)
+    optics = raw.get("optics")
+    name = _particles_block_name(path, raw)
+    particles = raw[name]
+    if len(particles) == 0:
+        raise InputError(path, f"particles block data_{name} has no particles")
+    version = "3.0" if optics is None else "3.1"
+    look = _Lookup(path, particles, optics)
+
+    table = pd.DataFrame(index=pd.RangeIndex(len(particles)))
+    stacks, indices = _parse_image_names(path, particles, project_dir)
+    table["stack_path"] = stacks
+    table["image_index"] = indices
+    for names, required, what in ((_POSE_NAMES, require_poses, "pose"), (_CTF_NAMES, require_ctf, "CTF")):
+        missing = [c for c in names if not look.has(c)]
+        if missing and required:
+            raise InputError(path, f"missing {what} column(s): {', '.join(missing)}")
+        for col, out in names.items():
+            table[out] = look.numeric(col) if look.has(col) else np.nan
+    pixel = _pixel_size(path, look)
+    for axis in ("X", "Y"):
+        if look.has(f"rlnOrigin{axis}Angst"):
+            shift = look.numeric(f"rlnOrigin{axis}Angst")
+        elif look.has(f"rlnOrigin{axis}"):
+            shift = look.numeric(f"rlnOrigin{axis}") * pixel
+        else:
+            shift = np.zeros(len(particles))
+        table[f"shift_{axis.lower()}_angstrom"] = shift
+    table["phase_shift_deg"] = look.numeric("rlnPhaseShift") if look.has("rlnPhaseShift") else 0.0
+    table["bfactor"] = look.numeric("rlnCtfBfactor") if look.has("rlnCtfBfactor") else 0.0
+    table["pixel_size_angstrom"] = pixel
+    table["box_size"] = look.numeric("rlnImageSize") if look.has("rlnImageSize") else np.nan
+    table["optics_group"] = look.groups if look.groups is not None else _groups_from_values(table)
+    return ParticleStar(path=path, table=table[TABLE_COLUMNS], raw=raw, version=version, particles_block=name)
+
+
+def _read_blocks(path: Path) -> dict[str, pd.DataFrame]:
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if not path.is_file():
+        raise InputError(path, "not a regular file")
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception as exc:  # starfile/pandas raise many kinds on bad text
+        raise InputError(path, f"cannot parse STAR file ({type(exc).__name__}: {exc})") from None
+    if not blocks:
+        raise InputError(path, "not a STAR file (no data blocks found)")
+    return {k: (v if isinstance(v, pd.DataFrame) else pd.DataFrame([v])) for k, v in blocks.items()}
+
+
+def _particles_block_name(path: Path, raw: dict[str, pd.DataFrame]) -> str:
+    if "particles" in raw:
+        name = "particles"
+    else:
+        with_images = [k for k, v in raw.items() if "rlnImageName" in v.columns]
+        if not with_images:
+            raise InputError(path, f"no particles block (blocks: {', '.join('data_' + k for k in raw)})")
+        name = with_images[0]
+    if "rlnImageName" not in raw[name].columns:
+        raise InputError(path, f"particles block data_{name} has no rlnImageName column")
+    return name
+
+
+class _Lookup:
+    """Column access on particles first, then through their optics group."""
+
+    def __init__(self, path: Path, particles: pd.DataFrame, optics: pd.DataFrame | None):
+        self.path, self.particles, self.optics, self.groups = path, particles, None, None
+        if optics is None:
+            if "rlnOpticsGroup" in particles.columns:
+                self.groups = self._ints(particles["rlnOpticsGroup"], "rlnOpticsGroup")
+            return
+        if "rlnOpticsGroup" not in optics.columns:
+            raise InputError(path, "optics block has no rlnOpticsGroup column")
+        ids = self._ints(optics["rlnOpticsGroup"], "rlnOpticsGroup (optics block)")
+        if len(set(ids)) != len(ids):
+            raise InputError(path, "optics block defines the same rlnOpticsGroup twice")
+        self.optics = optics.set_axis(pd.Index(ids), axis=0)
+        if "rlnOpticsGroup" in particles.columns:
+            self.groups = self._ints(particles["rlnOpticsGroup"], "rlnOpticsGroup")
+        elif len(ids) == 1:
+            self.groups = np.full(len(particles), ids[0], dtype=np.int64)
+        else:
+            raise InputError(path, f"particles have no rlnOpticsGroup column but {len(ids)} optics groups are defined")
+        undefined = sorted(set(self.groups.tolist()) - set(ids.tolist()))
+        if undefined:
+            raise InputError(path, f"particles use optics group(s) {undefined} not defined in data_optics "
+                                   f"(defined: {sorted(ids.tolist())})")
+
+    def has(self, col: str) -> bool:
+        return col in self.particles.columns or (self.optics is not None and col in self.optics.columns)
+
+    def numeric(self, col: str) -> np.ndarray:
+        """Float64 array (N,) of column ``col``; InputError on missing/non-numeric values."""
+        if col in self.particles.columns:
+            series = self.particles[col]
+        else:
+            series = pd.Series(self.optics[col].reindex(self.groups).to_numpy())
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise InputError(self.path, f"column {col} has {bad.size} missing or non-numeric value(s) "
+                                        f"(first at row {bad[0] + 1}: {series.iloc[bad[0]]!r})")
+        return values
+
+    def _ints(self, series: pd.Series, col: str) -> np.ndarray:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            first = int(np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))[0])
+            raise InputError(self.path, f"column {col} must hold integers (row {first + 1}: {series.iloc[first]!r})")
+        return values.astype(np.int64)
+
+
+def _parse_image_names(path: Path, particles: pd.DataFrame, project_dir) -> tuple[np.ndarray, np.ndarray]:
+    names = particles["rlnImageName"].astype(str).str.strip()
+    parts = names.str.partition("@")
+    has_at = parts[1] == "@"
+    number = pd.to_numeric(parts[0].where(has_at, "1"), errors="coerce")
+    files = parts[2].where(has_at, names)
+    bad = np.flatnonzero(~np.isfinite(number.to_numpy(dtype=np.float64)) | (number.to_numpy() < 1) | (files == ""))
+    if bad.size:
+        raise InputError(path, f"bad rlnImageName {names.iloc[bad[0]]!r} at row {bad[0] + 1} "
+                               "(expected N@stack.mrcs with N >= 1)")
+    resolved = {f: _resolve_stack(path, f, project_dir) for f in files.unique()}
+    return files.map(resolved).to_numpy(dtype=object), number.to_numpy().astype(np.int64) - 1
+
+
+def _resolve_stack(star_path: Path, name: str, project_dir) -> str:
+    rel = Path(name)
+    if rel.is_absolute():
+        return str(rel)
+    if project_dir is not None:
+        return os.path.abspath(Path(project_dir) / rel)
+    base = star_path.resolve().parent
+    for candidate in [base, *base.parents][: _ANCESTOR_LEVELS + 1]:
+        if (candidate / rel).is_file():
+            return os.path.abspath(candidate / rel)
+    return os.path.abspath(base / rel)
+
+
+def _pixel_size(path: Path, look: _Lookup) -> np.ndarray:
+    if look.has("rlnImagePixelSize"):
+        pixel = look.numeric("rlnImagePixelSize")
+    elif look.has("rlnDetectorPixelSize") and look.has("rlnMagnification"):
+        pixel = look.numeric("rlnDetectorPixelSize") * 1e4 / look.numeric("rlnMagnification")
+    else:
+        raise InputError(path, "no pixel size: needs rlnImagePixelSize, or rlnDetectorPixelSize and rlnMagnification")
+    if np.any(pixel <= 0):
+        raise InputError(path, f"pixel size must be positive (found {pixel.min():g} Å)")
+    return pixel
+
+
+def _groups_from_values(table: pd.DataFrame) -> np.ndarray:
+    """3.0 files: one optics group per distinct (voltage, Cs, Q, pixel, box), numbered from 1."""
+    keys = ["voltage_kv", "cs_mm", "amplitude_contrast", "pixel_size_angstrom", "box_size"]
+    return table[keys].groupby(keys, sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64) + 1
+
+
+# ---------------------------------------------------------------------------- writing
+
+def write_particle_star(
+    path: str | os.PathLike,
+    table: pd.DataFrame,
+    version: str = "3.1",
+    extra_columns: pd.DataFrame | None = None,
+) -> None:
+    """Write a normalized particle table as a RELION 3.1 or 3.0 STAR file, atomically.
+
+    Args:
+        path: destination STAR file.
+        table: DataFrame with :data:`TABLE_COLUMNS` (``box_size`` may be NaN;
+            pose/CTF columns that are all NaN are left out).
+        version: ``"3.1"`` (``data_optics`` + ``data_particles``, shifts in Å)
+            or ``"3.0"`` (one block, shifts in pixels, CTF on each particle).
+        extra_columns: optional ``rln*`` columns (same rows as ``table``)
+            appended to the particles block, e.g. ``star.raw_particles``;
+            columns gmmplat writes itself are skipped.
+
+    ``rlnImageName`` is ``NNNNNN@path`` with the path relative to the STAR
+    file's folder.
+    """
+    if version not in ("3.0", "3.1"):
+        raise ValueError(f"version must be '3.0' or '3.1', got {version!r}")
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"particle table lacks columns {missing}")
+    t = table.reset_index(drop=True)
+    star_dir = Path(os.path.abspath(path)).parent
+    image_names = [f"{int(i) + 1:06d}@{_relative(s, star_dir)}" for s, i in zip(t["stack_path"], t["image_index"])]
+    part = pd.DataFrame({"rlnImageName": image_names})
+    for col, out in {**_POSE_NAMES, **_CTF_NAMES}.items():
+        if version == "3.1" and col in CTF_COLUMNS[3:]:
+            continue
+        if not t[out].isna().all():
+            part[col] = t[out].to_numpy(dtype=np.float64)
+    pixel = t["pixel_size_angstrom"].to_numpy(dtype=np.float64)
+    blocks: dict[str, pd.DataFrame] = {}
+    if version == "3.1":
+        part["rlnOriginXAngst"] = t["shift_x_angstrom"].to_numpy(dtype=np.float64)
+        part["rlnOriginYAngst"] = t["shift_y_angstrom"].to_numpy(dtype=np.float64)
+        groups, optics = _optics_table(t)
+        blocks["optics"] = optics
+    else:
+        part["rlnOriginX"] = t["shift_x_angstrom"].to_numpy(dtype=np.float64) / pixel
+        part["rlnOriginY"] = t["shift_y_angstrom"].to_numpy(dtype=np.float64) / pixel
+        part["rlnImagePixelSize"] = pixel
+        part["rlnMagnification"] = 10000.0
+        part["rlnDetectorPixelSize"] = pixel  # µm; pixel = det * 1e4 / mag
+        if not t["box_size"].isna().any():
+            part["rlnImageSize"] = t["box_size"].to_numpy(dtype=np.float64).astype(np.int64)
+    part["rlnPhaseShift"] = t["phase_shift_deg"].to_numpy(dtype=np.float64)
+    part["rlnCtfBfactor"] = t["bfactor"].to_numpy(dtype=np.float64)
+    if version == "3.1":
+        part["rlnOpticsGroup"] = groups
+    if extra_columns is not None:
+        if len(extra_columns) != len(t):
+            raise ValueError(f"extra_columns has {len(extra_columns)} rows, table has {len(t)}")
+        for col in extra_columns.columns:
+            if str(col).startswith("rln") and col not in _MANAGED:
+                part[col] = extra_columns[col].to_numpy()
+    blocks["particles"] = part
+    text = "".join(_format_block(name if version == "3.1" else "", df) for name, df in blocks.items())
+    with atomic_write_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def _relative(stack: str, star_dir: Path) -> str:
+    try:
+        return os.path.relpath(os.path.abspath(stack), star_dir)
+    except ValueError:  # different drive (Windows)
+        return os.path.abspath(stack)
+
+
+def _optics_table(t: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Optics groups from the table: the original numbers when each is uniform, else renumbered."""
+    keys = ["voltage_kv", "cs_mm", "amplitude_contrast", "pixel_size_angstrom", "box_size"]
+    combos = t[["optics_group", *keys]].drop_duplicates()
+    if combos["optics_group"].is_unique:
+        groups = t["optics_group"].to_numpy(dtype=np.int64)
+    else:
+        groups = t[["optics_group", *keys]].groupby(["optics_group", *keys], dropna=False).ngroup().to_numpy() + 1
+        combos = t[keys].assign(optics_group=groups).drop_duplicates()
+    combos = combos.sort_values("optics_group")
+    optics = pd.DataFrame({
+        "rlnOpticsGroupName": [f"opticsGroup{g}" for g in combos["optics_group"]],
+        "rlnOpticsGroup": combos["optics_group"].to_numpy(dtype=np.int64),
+    })
+    for col, out in zip(CTF_COLUMNS[3:], ["voltage_kv", "cs_mm", "amplitude_contrast"]):
+        if not combos[out].isna().any():
+            optics[col] = combos[out].to_numpy(dtype=np.float64)
+    optics["rlnImagePixelSize"] = combos["pixel_size_angstrom"].to_numpy(dtype=np.float64)
+    if not combos["box_size"].isna().any():
+        optics["rlnImageSize"] = combos["box_size"].to_numpy(dtype=np.float64).astype(np.int64)
+    optics["rlnImageDimensionality"] = 2
+    return np.asarray(groups, dtype=np.int64), optics
+
+
+def _format_block(name: str, df: pd.DataFrame) -> str:
+    """One STAR loop block in RELION's layout."""
+    header = ["", "# version 30001"] if name else []
+    lines = [*header, "", f"data_{name}", "", "loop_"]
+    lines += [f"_{col} #{i + 1}" for i, col in enumerate(df.columns)]
+    columns = [_format_column(df[col]) for col in df.columns]
+    lines += ["\t".join(row) for row in zip(*columns)]
+    return "\n".join(lines) + "\n\n"
+
+
+def _format_column(series: pd.Series) -> list[str]:
+    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return [str(int(v)) for v in series]
+    if pd.api.types.is_float_dtype(series.dtype):
+        return [f"{v:.6f}" if np.isfinite(v) else "nan" for v in series]
+    out = []
+    for v in series.astype(str):
+        out.append(f'"{v}"' if (not v or any(ch.isspace() for ch in v)) else v)
+    return out
