@@ -119,7 +119,8 @@ def render_map(params: torch.Tensor, box: int, pixel_size_angstrom: float, chunk
 
     Exact in Fourier space: the transform of each Gaussian is evaluated on the
     rfftn grid as a product of z, y and x factors and inverted; Gaussians with
-    σ ≳ 1 voxel are rendered without aliasing.  Differentiable.
+    σ ≳ 1.5 voxels are rendered without aliasing.  The box is periodic: density
+    within ~4σ of an edge wraps to the opposite side.  Differentiable.
     """
     M, apix = int(box), float(pixel_size_angstrom)
     p = params.to(torch.float32)
