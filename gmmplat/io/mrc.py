@@ -109,7 +109,8 @@ def _voxel_size(path: Path, mrc: mrcfile.mrcfile.MrcFile) -> float:
     vs = mrc.voxel_size
     sizes = np.array([float(vs.x), float(vs.y), float(vs.z)])
     if not np.all(np.isfinite(sizes)) or sizes[0] <= 0 or sizes[1] <= 0:
-        raise InputError(path, f"voxel size is zero or invalid in the header ({sizes[0]:g}, {sizes[1]:g}, {sizes[2]:g} Å)")
+        raise InputError(path, f"voxel size is zero or invalid in the header "
+                               f"({sizes[0]:g}, {sizes[1]:g}, {sizes[2]:g} Å)")
     if mrc.data is not None and mrc.data.ndim == 3 and sizes[2] <= 0:
         raise InputError(path, f"voxel size along z is zero or invalid in the header ({sizes[2]:g} Å)")
     if sizes[2] > 0 and not np.allclose(sizes, sizes[0], rtol=1e-3):

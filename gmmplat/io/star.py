@@ -140,7 +140,8 @@ def _read_blocks(path: Path) -> dict[str, pd.DataFrame]:
     try:
         blocks = starfile.read(path, always_dict=True)
     except Exception as exc:  # starfile/pandas raise many kinds on bad text
-        raise InputError(path, f"cannot parse STAR file ({type(exc).__name__}: {exc})") from None
+        hint = "a loop row has more values than the loop has columns; " if "Length mismatch" in str(exc) else ""
+        raise InputError(path, f"cannot parse STAR file ({hint}{type(exc).__name__}: {exc})") from None
     if not blocks:
         raise InputError(path, "not a STAR file (no data blocks found)")
     return {k: (v if isinstance(v, pd.DataFrame) else pd.DataFrame([v])) for k, v in blocks.items()}
@@ -229,7 +230,7 @@ def _resolve_stack(star_path: Path, name: str, project_dir) -> str:
         return str(rel)
     if project_dir is not None:
         return os.path.abspath(Path(project_dir) / rel)
-    base = star_path.resolve().parent
+    base = Path(os.path.abspath(star_path)).parent
     for candidate in [base, *base.parents][: _ANCESTOR_LEVELS + 1]:
         if (candidate / rel).is_file():
             return os.path.abspath(candidate / rel)
