@@ -86,10 +86,10 @@ def ctf_rfft(params: CTFParams, box: int, pixel_size_angstrom: float, band: Band
     if band is not None:
         ctf = band.crop(ctf)
     if bool((params.bfactor != 0).any()):
-        ky = torch.fft.fftfreq(box, d=pixel_size_angstrom)
-        kx = torch.fft.rfftfreq(box, d=pixel_size_angstrom)
+        ky = torch.fft.fftfreq(box, d=pixel_size_angstrom, device=ctf.device)
+        kx = torch.fft.rfftfreq(box, d=pixel_size_angstrom, device=ctf.device)
         if band is not None:
-            ky, kx = ky[band.ky_index], kx[band.kx_index]
+            ky, kx = ky[band.ky_index.to(ctf.device)], kx[band.kx_index.to(ctf.device)]
         k2 = (ky[:, None] ** 2 + kx[None, :] ** 2).to(ctf.dtype)
         ctf = ctf * torch.exp(-params.bfactor.to(ctf.dtype)[:, None, None] * k2 / 4)
     return ctf

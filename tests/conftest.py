@@ -2,6 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+# Test tensors are tiny: extra threads only compete with each other on small CI machines.
+torch.set_num_threads(1)
+
 
 def random_gmm(n, box, apix, seed=0, sigma_px=(1.5, 2.5), extent=0.25):
     """A random asymmetric GMM ``(n, 5)`` inside the central part of the box."""

@@ -1,0 +1,113 @@
+"""Hierarchical decoder: offsets of a small GMM (M Gaussians), spread to the large
+GMM (N Gaussians) through an (M, N) transition matrix (paper: "Large scale global
+morphing with hierarchical GMMs")."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..encoders.base import make_mlp
+from ..errors import ConfigError
+from .base import DECODERS, Decoder, column_scales, moving_columns
+
+
+@DECODERS.register("hierarchical")
+class HierarchicalDecoder(Decoder):
+    """``z (B, d)`` -> MLP -> small-GMM offsets ``(B, M, C)`` -> ``Tᵀ`` -> ``(B, N, C)``.
+
+    Needs ``neutral.extras["small_params"] (M, 5)`` and ``neutral.extras["transition"] (M, N)``
+    (``exp(-50 D²)`` weights of the small-large distances, built with the small GMM).
+
+    Round 1: the transition is a registered buffer (constant, not trained).
+    Round 2: ``set_transition_trainable(True)`` turns it into an ``nn.Parameter`` (the
+    trainable dense layer of the paper); the trainer must then rebuild its optimizer so
+    the new parameter is included.  The state-dict key is ``transition`` in both cases.
+
+    Options:
+        normalize_transition: divide each column of the transition by its sum over the
+            small Gaussians (default True), so a translation of the whole small GMM moves
+            every large Gaussian by the same translation (columns summing to 0 stay 0).
+        move_position / move_amplitude / move_sigma, hidden, activation,
+        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom: as the free decoder.
+    Large Gaussians outside ``subset`` get zero offsets.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        neutral,
+        subset: torch.Tensor | None = None,
+        move_position: bool = True,
+        move_amplitude: bool = True,
+        move_sigma: bool = False,
+        hidden: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        normalize_transition: bool = True,
+        position_scale_angstrom: float = 1.0,
+        amplitude_scale: float = 0.1,
+        sigma_scale_angstrom: float = 0.1,
+    ):
+        super().__init__(latent_dim, neutral, subset)
+        extras = getattr(neutral, "extras", {}) or {}
+        if "small_params" not in extras or "transition" not in extras:
+            raise ConfigError(
+                "the hierarchical decoder needs a small GMM and its transition matrix in the neutral GMM "
+                "(extras 'small_params' and 'transition'); build the small GMM first"
+            )
+        small = torch.as_tensor(extras["small_params"], dtype=torch.float32)
+        T = torch.as_tensor(extras["transition"], dtype=torch.float32).clone()
+        if small.ndim != 2 or small.shape[1] != 5:
+            raise ConfigError(f"small_params must be (M, 5), got {tuple(small.shape)}")
+        if T.shape != (small.shape[0], self.n_gaussians):
+            raise ConfigError(
+                f"transition must be (M, N) = ({small.shape[0]}, {self.n_gaussians}), got {tuple(T.shape)}"
+            )
+        if normalize_transition:
+            total = T.sum(0, keepdim=True)
+            T = torch.where(total > 0, T / total.clamp_min(1e-30), T)
+        self.register_buffer("small_params", small)
+        self.register_buffer("transition", T)
+        self.register_buffer("columns", moving_columns(move_position, move_amplitude, move_sigma))
+        amp = small[:, 3].abs().mean().clamp_min(1e-12)
+        scale = column_scales(self.columns, position_scale_angstrom, amplitude_scale, sigma_scale_angstrom)
+        self.register_buffer("column_scale", torch.where(self.columns == 3, scale * amp, scale))
+        self.mlp = make_mlp(latent_dim, small.shape[0] * len(self.columns), hidden, activation, zero_last=True)
+
+    @property
+    def n_small(self) -> int:
+        return int(self.small_params.shape[0])
+
+    @property
+    def transition_trainable(self) -> bool:
+        return isinstance(self.transition, nn.Parameter)
+
+    def set_transition_trainable(self, trainable: bool = True) -> None:
+        """Round 2: make the transition an ``nn.Parameter`` (True) or a constant buffer again (False).
+
+        Idempotent: asking for the current state keeps the same tensor (optimizer state stays valid).
+        """
+        if bool(trainable) == self.transition_trainable:
+            return
+        T = self.transition.detach().clone()
+        delattr(self, "transition")
+        if trainable:
+            self.transition = nn.Parameter(T)
+        else:
+            self.register_buffer("transition", T)
+
+    def small_offsets(self, z: torch.Tensor) -> torch.Tensor:
+        """Offsets of the small GMM ``(B, M, 5)`` (zero in columns that do not move)."""
+        values = self.mlp(z).reshape(z.shape[0], self.n_small, len(self.columns)) * self.column_scale
+        out = values.new_zeros(z.shape[0], self.n_small, 5)
+        out[:, :, self.columns] = values
+        return out
+
+    def spread(self, small_offsets: torch.Tensor) -> torch.Tensor:
+        """Small-GMM offsets ``(B, M, 5)`` -> large-GMM offsets ``(B, N, 5)`` (zero outside the subset)."""
+        large = torch.einsum("mn,bmc->bnc", self.transition, small_offsets)
+        return large * self.subset_mask[None, :, None].to(large.dtype)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.spread(self.small_offsets(z))

@@ -1,0 +1,6 @@
+"""Encoders: particle -> latent vector.  ``ENCODERS.build(name, latent_dim, context, **opts)``."""
+from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+from .gradient import GradientEncoder
+from .image import ImageEncoder
+
+__all__ = ["ENCODERS", "Encoder", "StepContext", "RunningScale", "make_mlp", "ImageEncoder", "GradientEncoder"]
