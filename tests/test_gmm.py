@@ -61,3 +61,46 @@ def test_load_errors(tmp_path):
     np.savez(other, x=np.zeros(3))
     with pytest.raises(InputError, match="not a gmmplat GMM"):
         GMM.load(other)
+
+
+def test_model_map_model_roundtrip(tmp_path):
+    """A model placed in world coordinates, a map written with a non-zero header origin, and the
+    GMM built by subtracting the box centre: the rendered map, read back, has its density centre
+    on the model's centroid in world coordinates, and GMM + box centre returns the model."""
+    import gemmi
+
+    from gmmplat.io.models import read_model
+    from gmmplat.io.mrc import box_centre_world_angstrom, read_map, write_map
+
+    box, apix = 40, 2.0
+    origin = np.array([57.0, -23.0, 110.0])
+    centre = origin + (box // 2) * apix
+    rng = np.random.default_rng(3)
+    xyz_world = centre + rng.uniform(-12, 12, size=(20, 3)) + np.array([3.0, -2.0, 5.0])
+    st = gemmi.Structure()
+    model, chain = gemmi.Model("1"), gemmi.Chain("A")
+    for i, p in enumerate(xyz_world):
+        res = gemmi.Residue()
+        res.name, res.seqid = "ALA", gemmi.SeqId(i + 1, " ")
+        atom = gemmi.Atom()
+        atom.name, atom.element, atom.pos = "CA", gemmi.Element("C"), gemmi.Position(*p)
+        res.add_atom(atom)
+        chain.add_residue(res)
+    model.add_chain(chain)
+    st.add_model(model)
+    st.write_pdb(str(tmp_path / "m.pdb"))
+
+    atoms = read_model(tmp_path / "m.pdb")
+    empty = tmp_path / "empty.mrc"
+    write_map(empty, np.zeros((box, box, box), np.float32), apix, origin)
+    c = box_centre_world_angstrom(read_map(empty))
+    assert np.allclose(c, centre)
+    gmm = GMM.from_arrays(atoms.xyz_angstrom - c, 1.0, 3.0, box, apix, box_centre_world_angstrom=c)
+    assert np.allclose(gmm.world_xyz_angstrom(), xyz_world, atol=1e-3)
+
+    write_map(tmp_path / "gmm.mrc", render_map(gmm.params, box, apix).numpy(), apix, origin)
+    m = read_map(tmp_path / "gmm.mrc")
+    zz, yy, xx = np.meshgrid(*(np.arange(box),) * 3, indexing="ij")
+    w = m.data / m.data.sum()
+    com_world = m.origin_angstrom + apix * np.array([(w * xx).sum(), (w * yy).sum(), (w * zz).sum()])
+    assert np.allclose(com_world, xyz_world.mean(0), atol=0.05)
