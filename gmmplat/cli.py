@@ -12,7 +12,7 @@ import sys
 
 from .errors import GmmplatError
 
-VERBS = ["simulate"]
+VERBS = ["simulate", "build", "train", "analyze", "morph", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
