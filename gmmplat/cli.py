@@ -1,8 +1,10 @@
 """The ``gmmplat`` command line: one module per verb in ``gmmplat.commands``.
 
 Each verb module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``.  Errors raised on purpose (:class:`GmmplatError`) are
-printed as one line and give exit code 2; no traceback reaches the user.
+``run(args) -> int``.  Only the invoked verb's module is imported, so
+``gmmplat --help`` is instant and one verb's dependencies never break another.
+Errors raised on purpose (:class:`GmmplatError`) are printed as one line and
+give exit code 2; no traceback reaches the user.
 """
 from __future__ import annotations
 
@@ -12,22 +14,32 @@ import sys
 
 from .errors import GmmplatError
 
-VERBS = ["simulate", "build", "train", "analyze", "morph", "evaluate"]
+VERBS = {
+    "simulate": "Simulate the synthetic sample datasets (particles, STAR, map, model, truth).",
+    "build": "Build and refine a neutral GMM from an atomic model and/or a consensus map.",
+    "train": "Train encoder and decoders on particles (rounds, checkpoints, --resume, DDP).",
+    "analyze": "Latent PCA trajectories, maps and morphed models from a training run.",
+    "morph": "Morph the fitted atomic model to latent points or along a PC.",
+    "evaluate": "Score a run's latent space against a synthetic dataset's ground truth.",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmmplat", description="Cryo-EM heterogeneity analysis with deep GMMs.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for verb in VERBS:
-        module = importlib.import_module(f"gmmplat.commands.{verb}")
-        p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for name, help_text in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            module = importlib.import_module(f"gmmplat.commands.{name}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(verb if verb in VERBS else None).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except GmmplatError as exc:
