@@ -32,7 +32,7 @@ class CTFParams:
     def from_table(cls, table, index=None) -> "CTFParams":
         """From a normalized particle table (pandas, columns named as the fields)."""
         rows = table if index is None else table.iloc[index]
-        return cls(**{f.name: torch.as_tensor(rows[f.name].to_numpy(), dtype=torch.float64) for f in fields(cls)})
+        return cls(**{f.name: torch.tensor(rows[f.name].to_numpy(dtype="float64")) for f in fields(cls)})
 
     @classmethod
     def from_values(cls, n: int, **values) -> "CTFParams":

@@ -1,0 +1,388 @@
+"""Synthetic particle datasets with known conformations, rendered in real space.
+
+Images are formed independently of any GMM projector: every atom is a 3D
+Gaussian of peak height = its electron count and width ``sigma_angstrom``; its
+line integral along the viewing direction is the 2D Gaussian
+``a·√(2π)·σ·exp(−d²/(2σ²))`` summed at pixel centres (docs/conventions.md).
+Atom centres ``r`` (Å from the box centre) project to ``(A r)[:2] + origin``
+with RELION's ``A = euler_to_matrix(rot, tilt, psi)``; pixel ``j`` sits at
+``(j − M//2)·apix``.  The CTF multiplies the centred transform; white Gaussian
+noise is added last.
+
+SNR: ``snr = mean_i var(clean_i) / σ_noise²`` where ``var(clean_i)`` is the pixel
+variance over the whole box of particle i's noise-free, CTF-modulated image.
+
+See docs/sample_data.md for the datasets and the files written.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import gemmi
+import mrcfile
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .ctf import CTFParams, ctf_rfft
+from .errors import ConfigError
+from .geometry import euler_to_matrix, matrix_to_euler, random_rotations
+from .io.atomic import atomic_write_path
+from .io.models import read_model, write_models
+from .io.mrc import write_map
+from .io.star import TABLE_COLUMNS, write_particle_star
+from .synthetic.motions import Motion, get_motion, summarize
+
+SNR_DEFINITION = (
+    "snr = mean over particles of the pixel variance (whole box) of the noise-free, CTF-modulated image, "
+    "divided by the variance of the added white Gaussian noise"
+)
+
+
+def project_atoms(
+    xyz_angstrom: np.ndarray,
+    amplitudes: np.ndarray,
+    rotations: np.ndarray,
+    shifts_angstrom: np.ndarray,
+    box: int,
+    pixel_size_angstrom: float,
+    sigma_angstrom: float,
+) -> np.ndarray:
+    """Real-space projections of Gaussian atoms, float64 ``(B, M, M)`` ``[y, x]`` (density × Å).
+
+    Args:
+        xyz_angstrom: ``(N, 3)`` or ``(B, N, 3)`` atom centres, Å from the box centre.
+        amplitudes: ``(N,)`` peak heights (electrons).
+        rotations: ``(B, 3, 3)`` RELION matrices ``A``; ``shifts_angstrom``: ``(B, 2)`` origin (x, y), Å.
+
+    Each image is ``Σ_n a_n √(2π) σ exp(−|q − p_n|²/(2σ²))`` at pixel centres ``q``, with
+    ``p_n = (A r_n)[:2] + origin``, computed as a product of x and y factors.
+    """
+    A = np.asarray(rotations, dtype=np.float64)
+    xyz = np.broadcast_to(np.asarray(xyz_angstrom, dtype=np.float64), (A.shape[0],) + np.shape(xyz_angstrom)[-2:])
+    p = xyz @ np.swapaxes(A[:, :2, :], 1, 2) + np.asarray(shifts_angstrom, dtype=np.float64)[:, None, :]
+    grid = (np.arange(box, dtype=np.float64) - box // 2) * pixel_size_angstrom  # (M,)
+
+    def factor(coord):  # (B, N) -> (B, N, M), in place for speed
+        d = grid - coord[..., None]
+        d *= d
+        d *= -0.5 / sigma_angstrom**2
+        return np.exp(d, out=d)
+
+    weight = np.asarray(amplitudes, dtype=np.float64) * math.sqrt(2 * math.pi) * sigma_angstrom
+    ey = torch.from_numpy(factor(p[..., 1]) * weight[:, None])
+    return (ey.transpose(1, 2) @ torch.from_numpy(factor(p[..., 0]))).numpy()  # (B, M, M); torch: BLAS bmm
+
+
+def apply_ctf(
+    images: torch.Tensor | np.ndarray, ctf: CTFParams | torch.Tensor, pixel_size_angstrom: float
+) -> torch.Tensor:
+    """Multiply centred transforms of ``(B, M, M)`` images by RELION's CTF; float64 tensor ``(B, M, M)``.
+
+    ``ctf``: parameters of the B particles, or the CTF already evaluated, ``(B, M, M//2+1)``.
+    Equals ``rfft_to_image(image_to_rfft(images) * ctf)``: a filter commutes with cyclic shifts, so
+    the ``ifftshift``/``fftshift`` pair cancels and is skipped (tests/test_simulate.py checks this).
+    """
+    images = torch.as_tensor(images, dtype=torch.float64)
+    M = images.shape[-1]
+    if isinstance(ctf, CTFParams):
+        ctf = ctf_rfft(ctf, M, pixel_size_angstrom)
+    return torch.fft.irfft2(torch.fft.rfft2(images) * ctf.to(torch.float64), s=(M, M))
+
+
+def render_volume(
+    xyz_angstrom: np.ndarray, amplitudes: np.ndarray, box: int, pixel_size_angstrom: float, sigma_angstrom: float,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Sum of 3D Gaussians sampled at voxel centres, float32 ``(M, M, M)`` ``[z, y, x]`` (no wrap-around).
+
+    ``xyz_angstrom`` ``(N, 3)`` Å from the box centre (voxel ``M//2``), ``amplitudes`` ``(N,)`` peak heights.
+    """
+    xyz = torch.as_tensor(xyz_angstrom, dtype=torch.float32)
+    amp = torch.as_tensor(amplitudes, dtype=torch.float32)
+    grid = (torch.arange(box, dtype=torch.float32) - box // 2) * pixel_size_angstrom
+    s2 = 2.0 * sigma_angstrom**2
+    vol = torch.zeros(box, box * box, dtype=torch.float32)
+    for i in range(0, xyz.shape[0], chunk):
+        e = torch.exp(-((grid[None, None, :] - xyz[i : i + chunk, :, None]) ** 2) / s2)  # (n, 3, M)
+        yx = (e[:, 1, :, None] * e[:, 0, None, :]).reshape(e.shape[0], -1)  # (n, M*M)
+        vol += (e[:, 2, :] * amp[i : i + chunk, None]).T @ yx
+    return vol.reshape(box, box, box).numpy()
+
+
+def write_stack(path: str | Path, images: np.ndarray, pixel_size_angstrom: float) -> None:
+    """Write float32 images ``(n, M, M)`` as an MRC image stack (.mrcs, ispg 0), atomically."""
+    with atomic_write_path(path) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(images, dtype=np.float32))
+            mrc.set_image_stack()
+            mrc.voxel_size = float(pixel_size_angstrom)
+            mrc.update_header_stats()
+            mrc.header.label[0] = b"gmmplat simulate".ljust(80)  # no timestamp: same seed, same bytes
+            mrc.header.nlabl = 1
+
+
+def nearest_frame(t: np.ndarray, n_frames: int) -> np.ndarray:
+    """Index of the nearest of ``n_frames`` evenly spaced frames on [-1, 1] for each ``t`` (B,)."""
+    return np.clip(np.rint((np.asarray(t) + 1.0) / 2.0 * (n_frames - 1)), 0, n_frames - 1).astype(np.int64)
+
+
+def frame_values(n_frames: int) -> np.ndarray:
+    """The frames' truth coordinates, ``(n_frames,)`` evenly spaced on [-1, 1]."""
+    return np.linspace(-1.0, 1.0, n_frames)
+
+
+def validate_options(
+    n_particles: int, box: int, pixel_size_angstrom: float, snr: float, sigma_angstrom: float,
+    images_per_stack: int, n_frames: int, n_consensus: int, max_shift_angstrom: float, seed: int = 0,
+) -> None:
+    """Raise :class:`ConfigError` (one line) for an unusable option."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer))
+
+    checks = [
+        (is_int(n_particles) and n_particles >= 1, f"--n-particles must be a positive integer, got {n_particles}"),
+        (is_int(box) and box >= 16 and box % 2 == 0, f"--box must be an even integer >= 16, got {box}"),
+        (math.isfinite(pixel_size_angstrom) and pixel_size_angstrom > 0,
+         f"--pixel-size must be positive, got {pixel_size_angstrom}"),
+        (not math.isnan(snr) and snr > 0, f"--snr must be positive (inf for no noise), got {snr}"),
+        (math.isfinite(sigma_angstrom) and sigma_angstrom > 0, f"--sigma must be positive, got {sigma_angstrom}"),
+        (images_per_stack >= 1, f"images per stack must be >= 1, got {images_per_stack}"),
+        (n_frames >= 2, f"n_frames must be >= 2, got {n_frames}"),
+        (n_consensus >= 1, f"n_consensus must be >= 1, got {n_consensus}"),
+        (max_shift_angstrom >= 0, f"max shift must be >= 0 Å, got {max_shift_angstrom}"),
+        (is_int(seed) and seed >= 0, f"--seed must be a non-negative integer, got {seed}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def simulate_dataset(
+    name: str,
+    out_dir: str | Path,
+    n_particles: int = 3000,
+    box: int = 64,
+    pixel_size_angstrom: float = 2.0,
+    snr: float = 0.05,
+    seed: int = 0,
+    sigma_angstrom: float = 3.0,
+    invert_contrast: bool = False,
+    images_per_stack: int = 1000,
+    n_frames: int = 11,
+    n_consensus: int = 21,
+    max_shift_angstrom: float = 4.0,
+    defocus_range_angstrom: tuple[float, float] = (8000.0, 25000.0),
+    max_astigmatism_angstrom: float = 400.0,
+    voltage_kv: float = 300.0,
+    cs_mm: float = 2.7,
+    amplitude_contrast: float = 0.1,
+    box_centre_world_angstrom: tuple[float, float, float] = (100.0, 110.0, 90.0),
+    chunk_size: int = 128,
+    progress: bool = True,
+) -> dict:
+    """Simulate dataset ``name`` (``hinge``, ``bend``, ``coupled``) into ``out_dir``; returns its metadata.
+
+    Writes ``particles.star``, ``stacks/particles_NNN.mrcs``, ``consensus_map.mrc``,
+    ``neutral_model.pdb``, ``truth.csv``, ``truth_frames.pdb``, ``masks.json`` and,
+    last, ``metadata.json`` (see docs/sample_data.md).  Deterministic for a seed.
+    ``snr=inf`` writes noise-free images.
+    """
+    t_start = time.perf_counter()
+    validate_options(n_particles, box, pixel_size_angstrom, snr, sigma_angstrom, images_per_stack, n_frames,
+                     n_consensus, max_shift_angstrom, seed)
+    if _CTF_BLOCK % chunk_size:
+        raise ConfigError(f"chunk_size must divide {_CTF_BLOCK}, got {chunk_size}")
+    motion = get_motion(name)
+    model = motion.model
+    amplitudes = model.electrons
+    _check_fits(motion, box, pixel_size_angstrom, max_shift_angstrom, sigma_angstrom)
+    out = Path(out_dir).absolute()
+    (out / "stacks").mkdir(parents=True, exist_ok=True)
+    (out / "metadata.json").unlink(missing_ok=True)  # the dataset is incomplete until it is rewritten
+
+    draws = _draw_particles(n_particles, seed, max_shift_angstrom, defocus_range_angstrom,
+                            max_astigmatism_angstrom, voltage_kv, cs_mm, amplitude_contrast)
+    A = euler_to_matrix(draws["rot_deg"], draws["tilt_deg"], draws["psi_deg"]).numpy()  # the STAR's values
+    shifts = np.stack([draws["shift_x_angstrom"], draws["shift_y_angstrom"]], 1)
+    ctf = CTFParams.from_values(n_particles, **{k: draws[k] for k in _CTF_KEYS})
+
+    clean = np.empty((n_particles, box, box), dtype=np.float32)
+    variance_sum = 0.0
+    bar = tqdm(total=n_particles, desc=f"simulate {name}", unit="particle", disable=not progress)
+    for i in range(0, n_particles, chunk_size):
+        j = min(i + chunk_size, n_particles)
+        if i % _CTF_BLOCK == 0:  # evaluating the CTF has a large fixed cost: do it for many particles at once
+            ctf_block = ctf_rfft(ctf.subset(slice(i, i + _CTF_BLOCK)), box, pixel_size_angstrom)
+        xyz = motion.coordinates_batch(draws["t"][i:j])
+        img = project_atoms(xyz, amplitudes, A[i:j], shifts[i:j], box, pixel_size_angstrom, sigma_angstrom)
+        img = apply_ctf(img, ctf_block[i % _CTF_BLOCK : i % _CTF_BLOCK + j - i], pixel_size_angstrom)
+        if invert_contrast:
+            img = -img
+        variance_sum += float(img.var(dim=(1, 2), unbiased=False).sum())
+        clean[i:j] = img.numpy()
+        bar.update(j - i)
+    bar.close()
+    signal_variance = variance_sum / n_particles
+    noise_std = 0.0 if math.isinf(snr) else math.sqrt(signal_variance / snr)
+
+    noise_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 5]).generate_state(1)[0]))
+    n_stacks = math.ceil(n_particles / images_per_stack)
+    stack_paths = [out / "stacks" / f"particles_{k:03d}.mrcs" for k in range(n_stacks)]
+    for old in (out / "stacks").glob("particles_*.mrcs"):
+        if old not in stack_paths:
+            old.unlink()
+    for k, path in enumerate(stack_paths):
+        rows = slice(k * images_per_stack, min((k + 1) * images_per_stack, n_particles))
+        images = torch.as_tensor(clean[rows], dtype=torch.float64)
+        if noise_std > 0:
+            images = images + noise_std * torch.randn(images.shape, generator=noise_gen, dtype=torch.float64)
+        write_stack(path, images.numpy(), pixel_size_angstrom)
+
+    table = _particle_table(draws, stack_paths, images_per_stack, pixel_size_angstrom, box)
+    write_particle_star(out / "particles.star", table, version="3.1")
+    centre = np.asarray(box_centre_world_angstrom, dtype=np.float64)
+    _write_truth(out, motion, draws["t"], n_frames, centre)
+    t_consensus = np.linspace(-1.0, 1.0, n_consensus) if n_consensus > 1 else np.zeros(1)
+    conformations = motion.coordinates_batch(t_consensus)  # (C, N, 3)
+    volume = render_volume(conformations.reshape(-1, 3), np.tile(amplitudes, n_consensus) / n_consensus,
+                           box, pixel_size_angstrom, sigma_angstrom)
+    origin = centre - (box // 2) * pixel_size_angstrom
+    write_map(out / "consensus_map.mrc", volume.astype(np.float32), pixel_size_angstrom, origin)
+
+    options = dict(
+        n_particles=n_particles, box=box, pixel_size_angstrom=pixel_size_angstrom,
+        snr=snr if math.isfinite(snr) else "inf", seed=seed,  # strict JSON has no Infinity
+        sigma_angstrom=sigma_angstrom, invert_contrast=invert_contrast, images_per_stack=images_per_stack,
+        n_frames=n_frames, n_consensus=n_consensus, max_shift_angstrom=max_shift_angstrom,
+        defocus_range_angstrom=list(defocus_range_angstrom), max_astigmatism_angstrom=max_astigmatism_angstrom,
+        voltage_kv=voltage_kv, cs_mm=cs_mm, amplitude_contrast=amplitude_contrast,
+    )
+    metadata = _metadata(name, motion, options, centre, origin, signal_variance, noise_std, n_stacks,
+                         t_consensus, time.perf_counter() - t_start)
+    _write_json(out / "metadata.json", metadata)
+    return metadata
+
+
+_CTF_BLOCK = 1024  # a multiple of chunk_size
+_CTF_KEYS = ("defocus_u_angstrom", "defocus_v_angstrom", "defocus_angle_deg", "voltage_kv", "cs_mm",
+             "amplitude_contrast")
+
+
+def _check_fits(motion: Motion, box: int, apix: float, max_shift: float, sigma: float) -> None:
+    radius = float(np.linalg.norm(motion.coordinates_batch(np.linspace(-1, 1, 11)), axis=-1).max())
+    half = box // 2 * apix
+    if radius + max_shift + 2 * sigma > half:
+        raise ConfigError(
+            f"the {motion.name} molecule (radius {radius:.0f} Å) plus shifts ({max_shift:g} Å) and blur "
+            f"(2σ = {2 * sigma:g} Å) does not fit in half a box of {box} px × {apix:g} Å = {half:g} Å; "
+            f"use a larger --box or --pixel-size"
+        )
+
+
+def _draw_particles(n, seed, max_shift, defocus_range, max_astig, voltage_kv, cs_mm, q) -> dict[str, np.ndarray]:
+    """Per-particle truth, poses, shifts and CTF, each from its own seeded stream.
+
+    Angles and shifts are rounded to the 6 decimals the STAR file holds (defocus to 2), so the
+    values written are exactly the values simulated.
+    """
+    def rng(k):
+        return np.random.default_rng(np.random.SeedSequence([seed, k]))
+
+    pose_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0]).generate_state(1)[0]))
+    euler = np.round(matrix_to_euler(random_rotations(n, pose_gen)).numpy(), 6)
+    shift = np.round(rng(2).uniform(-max_shift, max_shift, (n, 2)), 6)
+    r = rng(3)
+    du = r.uniform(defocus_range[0], defocus_range[1], n)
+    dv = du - r.uniform(0.0, max_astig, n)
+    return {
+        "t": rng(1).uniform(-1.0, 1.0, n),
+        "rot_deg": euler[:, 0], "tilt_deg": euler[:, 1], "psi_deg": euler[:, 2],
+        "shift_x_angstrom": shift[:, 0], "shift_y_angstrom": shift[:, 1],
+        "defocus_u_angstrom": np.round(du, 2), "defocus_v_angstrom": np.round(dv, 2),
+        "defocus_angle_deg": np.round(r.uniform(0.0, 180.0, n), 6),
+        "voltage_kv": np.full(n, float(voltage_kv)), "cs_mm": np.full(n, float(cs_mm)),
+        "amplitude_contrast": np.full(n, float(q)),
+    }
+
+
+def _particle_table(draws, stack_paths, per_stack, apix, box) -> pd.DataFrame:
+    n = len(draws["t"])
+    k = np.arange(n)
+    table = pd.DataFrame({
+        "stack_path": [str(stack_paths[i // per_stack]) for i in k],
+        "image_index": k % per_stack,
+        **{c: draws[c] for c in TABLE_COLUMNS if c in draws},
+        "phase_shift_deg": 0.0, "bfactor": 0.0, "pixel_size_angstrom": float(apix), "box_size": int(box),
+        "optics_group": 1,
+    })
+    return table[TABLE_COLUMNS]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_write_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _write_truth(out: Path, motion: Motion, t: np.ndarray, n_frames: int, centre: np.ndarray) -> None:
+    """neutral_model.pdb, truth_frames.pdb, truth.csv and masks.json (world coordinates = box-relative + centre)."""
+    model = motion.model
+    options = gemmi.PdbWriteOptions()
+    options.cryst1_record = False
+    with atomic_write_path(out / "neutral_model.pdb") as tmp:
+        model.to_structure(model.xyz + centre, name=motion.name).write_pdb(str(tmp), options)
+    frames = motion.coordinates_batch(frame_values(n_frames)) + centre
+    write_models(out / "truth_frames.pdb", read_model(out / "neutral_model.pdb"), frames)
+    truth = pd.DataFrame({"particle_index": np.arange(len(t)), "t": t, "frame": nearest_frame(t, n_frames)})
+    with atomic_write_path(out / "truth.csv") as tmp:
+        truth.to_csv(tmp, index=False)
+    masks = {}
+    for key, mask in motion.masks.items():
+        ranges = model.residue_ranges(mask)
+        spec = ",".join(f"{c}:{a}-{b}" for c, runs in ranges.items() for a, b in runs)
+        masks[key] = {"residues": ranges, "selection": spec, "chimerax": " ".join(f"/{x}" for x in spec.split(",")),
+                      "n_atoms": int(mask.sum())}
+    _write_json(out / "masks.json", {"dataset": motion.name, "masks": masks,
+                                     "note": "residue ranges are 1-based and inclusive, per chain"})
+
+
+def _metadata(name, motion, options, centre, origin, signal_variance, noise_std, n_stacks, t_consensus, elapsed):
+    from . import __version__
+
+    info = dict(motion.info)
+    for key in ("hinge_point_angstrom", "axis_point_angstrom"):
+        if key in info:
+            info[key.replace("_angstrom", "_world_angstrom")] = (np.asarray(info[key]) + centre).tolist()
+    return {
+        "dataset": name,
+        "complete": True,
+        "package": "gmmplat",
+        "package_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "options": options,
+        "seed": options["seed"],
+        "description": motion.description,
+        "motion": info,
+        "summary": summarize(motion),
+        "truth": {"coordinate": "t", "range": [-1.0, 1.0], "distribution": "uniform on [-1, 1]",
+                  "n_frames": options["n_frames"], "frame_t": frame_values(options["n_frames"]).tolist(),
+                  "files": ["truth.csv", "truth_frames.pdb", "masks.json"]},
+        "snr_definition": SNR_DEFINITION,
+        "signal_variance": signal_variance,
+        "noise_std": noise_std,
+        "image_formation": "real-space sum of projected 3D Gaussians (peak = electrons: C 6, N 7, O 8, S 16), "
+                           "RELION pose and origin conventions, CTF on centred rfft, then noise",
+        "box_centre_world_angstrom": centre.tolist(),
+        "map_origin_angstrom": np.asarray(origin).tolist(),
+        "coordinates": "model world coordinates = box-centre-relative coordinates + box_centre_world_angstrom",
+        "consensus_t": np.asarray(t_consensus).tolist(),
+        "n_stacks": n_stacks,
+        "files": {"star": "particles.star", "stacks": [f"stacks/particles_{k:03d}.mrcs" for k in range(n_stacks)],
+                  "map": "consensus_map.mrc", "model": "neutral_model.pdb", "frames": "truth_frames.pdb",
+                  "truth": "truth.csv", "masks": "masks.json"},
+        "elapsed_seconds": round(elapsed, 2),
+    }
