@@ -194,4 +194,5 @@ def write_map(
             mrc.voxel_size = voxel
             mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = (float(v) for v in origin)
             mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+            mrc.header.label[0] = b"gmmplat".ljust(80)  # no timestamp: same input, same bytes
             mrc.update_header_stats()
