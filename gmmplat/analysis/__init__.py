@@ -1,0 +1,42 @@
+"""Analysis and interpretation of a trained run (docs/analysis.md).
+
+Every function works on explicit inputs (latent arrays, a ``decode_fn: z (B, d) ->
+params (B, N, 5)`` callable, :class:`~gmmplat.gmm.GMM` and
+:class:`~gmmplat.io.models.AtomModel` objects); only the ``analyze``, ``morph`` and
+``evaluate`` commands load run folders.
+
+* :mod:`.latent`: PCA, trajectories along eigenvectors (1st–99th percentile), k-means.
+* :mod:`.maps`: decoded GMM maps; CTF-corrected reconstruction from particles near a latent point.
+* :mod:`.morph`: atomic models morphed by the decoded GMM (the model as one more layer).
+* :mod:`.rigid_report`: rotation angle and axis of a domain per frame (Kabsch).
+* :mod:`.evaluate`: scores against the ground truth of simulated data.
+* :mod:`.plots`: PNG figures for the command line.
+"""
+from __future__ import annotations
+
+from .evaluate import (
+    check_rows, evaluate_latent, frame_rmsd, knn_r2, load_truth, neighbour_overlap, read_model_frames,
+    spearman_best_pc,
+)
+from .latent import (
+    LatentPCA, Trajectories, check_pcs, fit_pca, flatten_latent, kmeans_states, nearest_rows, pc_trajectories,
+)
+from .maps import (
+    decoded_map, decoded_maps, fsc_curve, map_origin_angstrom, reconstruct, reconstruct_near, write_volume,
+)
+from .morph import (
+    ModelMorpher, check_overlap, default_s_angstrom, displacement, per_residue_displacement, write_morphed_models,
+)
+from .rigid_report import kabsch, rigid_motion, rigid_motion_from_params, rotation_angle_axis
+
+__all__ = [
+    "LatentPCA", "Trajectories", "check_pcs", "fit_pca", "flatten_latent", "kmeans_states", "nearest_rows",
+    "pc_trajectories",
+    "decoded_map", "decoded_maps", "fsc_curve", "map_origin_angstrom", "reconstruct", "reconstruct_near",
+    "write_volume",
+    "ModelMorpher", "check_overlap", "default_s_angstrom", "displacement", "per_residue_displacement",
+    "write_morphed_models",
+    "kabsch", "rigid_motion", "rigid_motion_from_params", "rotation_angle_axis",
+    "check_rows", "evaluate_latent", "frame_rmsd", "knn_r2", "load_truth", "neighbour_overlap",
+    "read_model_frames", "spearman_best_pc",
+]

@@ -1,0 +1,202 @@
+"""Loading a finished run for analysis, with the checks the analysis commands share."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .evaluate import check_rows
+from .latent import flatten_latent
+
+
+def import_plugins(specs) -> list:
+    """Import modules that register steps (e.g. a new decoder) before a run that uses them is loaded.
+
+    Each spec is a ``.py`` file path or an importable module name; returns the modules.
+    A missing file or a failing import is a one-line :class:`InputError`.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    modules = []
+    for spec in specs or []:
+        spec = str(spec)
+        try:
+            if spec.endswith(".py"):
+                path = Path(spec)
+                if not path.is_file():
+                    raise InputError(path, "plugin file not found")
+                name = path.stem  # so that a later ``import <stem>`` finds the same module (registers once)
+                loaded = sys.modules.get(name)
+                if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
+                    modules.append(loaded)
+                    continue
+                if loaded is not None:
+                    name = f"gmmplat_plugin_{path.stem}"
+                    if name in sys.modules:
+                        modules.append(sys.modules[name])
+                        continue
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+            else:
+                module = importlib.import_module(spec)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(spec, f"plugin import failed ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+        modules.append(module)
+    return modules
+
+
+@dataclass
+class AnalysisRun:
+    """A run ready for analysis.
+
+    Attributes:
+        run: the :class:`gmmplat.train.TrainedRun`.
+        latent: ``(n, d)`` or ``(n, K, d)``; latent_path: where it was read.
+        decode_fn: ``z (B, d) -> params (B, N, 5)`` (no gradients).
+        neutral: the neutral GMM.
+        star_path: the run's particle STAR file (None when it no longer exists).
+    """
+
+    run: object
+    latent: np.ndarray
+    latent_path: Path
+    decode_fn: Callable[[torch.Tensor], torch.Tensor]
+    neutral: object
+    star_path: Path | None
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.latent.shape[-1])
+
+
+def count_star_particles(path: str | os.PathLike) -> int:
+    """Number of particles in a STAR file (poses and CTF not required)."""
+    from ..io.star import read_particle_star
+
+    return len(read_particle_star(path, require_poses=False, require_ctf=False).table)
+
+
+def make_decode_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``model.decode`` on float32 input, without gradients."""
+
+    def decode_fn(z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.decode(torch.as_tensor(z, dtype=torch.float32))
+
+    return decode_fn
+
+
+def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike | None = None,
+                      check_star: bool = True) -> AnalysisRun:
+    """Load ``RUN_DIR`` (``gmmplat.train.load_run``) and its latent (or ``latent_path``).
+
+    Raises a one-line :class:`InputError` when the latent is missing or malformed, or when
+    its row count disagrees with the run's STAR file (checked when ``check_star`` and
+    the STAR file exists).
+    """
+    from ..train import load_run
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(run_dir, "run folder not found")
+    run = load_run(run_dir)
+    lpath = Path(latent_path) if latent_path is not None else run_dir / "latent.npy"
+    if latent_path is None and run.latent is not None:
+        latent = np.asarray(run.latent)
+    else:
+        if not lpath.is_file():
+            raise InputError(lpath, "latent file not found (the run wrote no latent.npy)")
+        try:
+            latent = np.load(lpath, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(lpath, f"not a readable .npy file ({type(exc).__name__}: {exc})") from None
+    flatten_latent(latent, path=lpath)
+    d_model = int(getattr(run.model, "latent_dim", latent.shape[-1]))
+    if latent.shape[-1] != d_model:
+        raise InputError(lpath, f"latent has {latent.shape[-1]} dimensions but the run's model {d_model}")
+    star = getattr(getattr(run.config, "data", None), "star", "") or ""
+    star_path = Path(star) if star and Path(star).is_file() else None
+    if check_star and star_path is not None:
+        check_rows(latent, count_star_particles(star_path), lpath, star_path)
+    return AnalysisRun(run, latent, lpath, make_decode_fn(run.model), run.neutral, star_path)
+
+
+def domain_masks(model: torch.nn.Module, neutral) -> dict[str, np.ndarray]:
+    """Masks to report rigid motions for: the domains of decoders that declare ``domains``
+    (rigid-body decoders), else every mask of the neutral GMM."""
+    masks = neutral.masks()
+    named: list[str] = []
+    decoder = getattr(model, "decoder", None)
+    for d in getattr(decoder, "decoders", [decoder] if decoder is not None else []):
+        named += [n for n in getattr(d, "domains", []) if n in masks and n not in named]
+    return {n: masks[n] for n in named} if named else masks
+
+
+def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
+    """Run folders (holding ``model.pt``) directly under ``runs_dir``, sorted by name."""
+    d = Path(runs_dir)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if (p / "model.pt").is_file())
+
+
+def dataset_dir(ar: AnalysisRun) -> Path | None:
+    """Folder of the run's STAR file (a sample dataset's folder: ``truth.csv`` etc. beside it)."""
+    return None if ar.star_path is None else ar.star_path.parent
+
+
+def score_run(ar: AnalysisRun, truth_path, truth_frames_path=None, model_path=None, k: int = 10, seed: int = 0,
+              s_angstrom: float | None = None) -> dict:
+    """The ``gmmplat evaluate`` scores of a loaded run (see :mod:`gmmplat.analysis.evaluate`).
+
+    With ``truth_frames_path`` and ``model_path`` (the truth frames' template, fitted in the
+    consensus map) also the per-frame Cα RMSD of the morphed model (``frame_rmsd`` records,
+    ``mean_frame_rmsd_angstrom``, ``mean_neutral_rmsd_angstrom``).
+    """
+    from ..errors import ConfigError
+    from ..io.models import read_model
+    from .evaluate import evaluate_latent, frame_rmsd, load_truth, read_model_frames
+    from .morph import ModelMorpher
+
+    if (truth_frames_path is None) != (model_path is None):
+        raise ConfigError("truth frames and the model they are frames of go together")
+    truth = load_truth(truth_path)
+    check_rows(ar.latent, len(truth), ar.latent_path, truth_path)
+    scores = evaluate_latent(ar.latent, truth["t"].to_numpy(dtype=np.float64), k=k, seed=seed)
+    scores.update(run=str(Path(ar.run.run_dir).absolute()), latent=str(ar.latent_path.absolute()),
+                  truth=str(Path(truth_path).absolute()), symmetry_copy_scored=0 if ar.latent.ndim == 3 else None)
+    if truth_frames_path is None:
+        return scores
+    if "frame" not in truth.columns:
+        raise InputError(truth_path, "truth file needs a column 'frame' to compare with truth frames")
+    ca = read_model(model_path, selection="ca")
+    frames_all = read_model_frames(truth_frames_path)
+    if frames_all.shape[1] != ca.n_atoms_total:
+        raise InputError(truth_frames_path, f"models hold {frames_all.shape[1]} atoms but {model_path} "
+                                            f"has {ca.n_atoms_total}: not frames of that model")
+    frame = truth["frame"].to_numpy()
+    if frame.min() < 0 or frame.max() >= len(frames_all):
+        raise InputError(truth_path, f"frame indices run {frame.min()}..{frame.max()} but "
+                                     f"{truth_frames_path} holds {len(frames_all)} models")
+    morpher = ModelMorpher(ar.neutral, ca, s_angstrom=s_angstrom)
+    table = frame_rmsd(ar.latent, frame, frames_all[:, ca.atom_index], lambda z: morpher.morph(ar.decode_fn, z),
+                       ca.xyz_angstrom)
+    scores["frame_rmsd"] = table.to_dict(orient="records")
+    scores["mean_frame_rmsd_angstrom"] = float(table["rmsd_angstrom"].mean())
+    scores["mean_neutral_rmsd_angstrom"] = float(table["neutral_rmsd_angstrom"].mean())
+    return scores

@@ -1,0 +1,114 @@
+"""``gmmplat train``: heterogeneity analysis of particles against a neutral GMM.
+
+Examples::
+
+    gmmplat train --star particles.star --gmm gmm.npz --config run.json --out runs/a
+    gmmplat train --star particles.star --gmm gmm.npz --preset rigid --domain hinge --out runs/b
+    gmmplat train ... --out runs/a --resume          # continue an interrupted run
+    torchrun --nproc_per_node=2 -m gmmplat.cli train ...   # data-parallel (gloo on CPU, nccl on GPU)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import ConfigError
+
+HELP = "train an encoder and decoders on particles (rounds from --config JSON or a --preset)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--star", required=True, help="RELION particle STAR file with poses and CTF")
+    p.add_argument("--gmm", required=True, help="neutral GMM (.npz from gmmplat build)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="run configuration JSON (see docs/training.md)")
+    src.add_argument("--preset", choices=["rigid", "hierarchical", "free", "multi"],
+                     help="a ready-made configuration instead of --config")
+    p.add_argument("--domain", help="mask name of the moving domain (presets rigid and multi; free: its subset)")
+    p.add_argument("--epochs", type=_epochs, help="with --preset: epochs of every round (N) or of each round (N,M)")
+    p.add_argument("--batch-size", type=int, help="with --preset: batch size of every round")
+    p.add_argument("--latent-dim", type=int, help="with --preset: latent dimension")
+    p.add_argument("--out", required=True, help="run folder (created)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--invert-contrast", action="store_true", help="particles have dark protein: multiply by -1")
+    p.add_argument("--symmetry", default="C1", help="symmetry-expand the particles (e.g. C4, D2); default C1")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--workers", type=int, default=0, help="image read-ahead processes (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    p.add_argument("--cache-mb", type=float, default=256.0, help="in-memory image cache, MB (default 256)")
+    p.add_argument("--check-images", action="store_true", help="scan every image for NaN/constant before training")
+    p.add_argument("--print-config", action="store_true", help="print the configuration JSON and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _epochs(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N,M,... (integers), got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("epoch counts must be >= 1")
+    return values
+
+
+def build_config(args: argparse.Namespace):
+    """The :class:`RunConfig` the arguments describe (data section filled in)."""
+    from ..gmm import GMM
+    from ..train.config import DataConfig, load_config
+    from ..train.presets import preset
+
+    if args.config:
+        for opt in ("epochs", "batch_size", "latent_dim", "domain"):
+            if getattr(args, opt, None) is not None:
+                raise ConfigError(f"--{opt.replace('_', '-')} goes with --preset; with --config set it in the JSON")
+        config = load_config(args.config)
+        if args.seed is not None:
+            config.seed = int(args.seed)
+    else:
+        neutral = GMM.load(args.gmm)
+        epochs = args.epochs[0] if args.epochs is not None and len(args.epochs) == 1 else args.epochs
+        config = preset(args.preset, neutral, domain=args.domain, epochs=epochs,
+                        seed=0 if args.seed is None else args.seed, latent_dim=args.latent_dim,
+                        batch_size=args.batch_size)
+    for name in ("star", "gmm"):
+        if not os.path.isfile(getattr(args, name)):
+            from ..errors import InputError
+
+            raise InputError(getattr(args, name), "file not found")
+    config.data = DataConfig(os.path.abspath(args.star), os.path.abspath(args.gmm), args.symmetry.strip().upper(),
+                             bool(args.invert_contrast))
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..train.distributed import init_distributed, shutdown
+    from ..train.loop import Trainer
+
+    config = build_config(args)
+    if args.print_config:
+        print(config.to_json())
+        return 0
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked but no CUDA device is available")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    ctx = init_distributed(args.device)
+    try:
+        trainer = Trainer(config, args.out, resume=args.resume, device=args.device,
+                          progress=not args.no_progress, num_workers=args.workers,
+                          command_line=["gmmplat", *sys.argv[1:]], dist=ctx, cache_mb=args.cache_mb,
+                          check_images=args.check_images)
+        result = trainer.run()
+    finally:
+        shutdown(ctx)
+    if ctx.is_main and result.history:
+        last = result.history[-1]
+        print(f"done: {result.out_dir} (final train loss {last['train_loss']:.5f}, "
+              f"validation {last['val_loss']:.5f}); latent.npy and model.pt written")
+    return 0

@@ -1,0 +1,151 @@
+"""Builds the steps of a run from its configuration (used by the trainer and by ``load_run``).
+
+Every module is built by registry name (``ENCODERS``, ``DECODERS``, ``LOSSES``,
+``REGULARIZERS``, ``PROJECTORS``); nothing here branches on those names.
+
+Initial weights depend only on the seed and the module's name (the encoder, or
+a decoder's name in the config), never on what was built before, so a decoder
+added in round 2 starts from the same weights whether the run was interrupted
+or not.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..fourier import Band
+from .config import RoundConfig, RunConfig
+
+__all__ = ["RoundSteps", "derive_seed", "subset_mask", "build_round_steps", "build_encoder", "build_decoder",
+           "assemble_model", "configure_trainable", "build_model_for_round"]
+
+
+def derive_seed(*words) -> int:
+    """A 63-bit seed that depends only on ``words`` (ints or strings)."""
+    ints = [w if isinstance(w, int) else int.from_bytes(str(w).encode()[:32].ljust(4, b"\0"), "little")
+            for w in words]
+    return int(np.random.SeedSequence([abs(int(i)) for i in ints]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class RoundSteps:
+    """The band-dependent steps of one round."""
+
+    band: Band
+    projector: nn.Module
+    loss: nn.Module
+    regularizers: nn.ModuleList
+    context: object  # gmmplat.encoders.StepContext
+
+
+def subset_mask(neutral, subset: str | None, where: str) -> torch.Tensor | None:
+    """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians."""
+    if subset is None:
+        return None
+    invert = subset.startswith("!")
+    name = subset[1:] if invert else subset
+    masks = neutral.masks()
+    if name not in masks:
+        raise ConfigError(f"{where}.subset: no mask {name!r} in the neutral GMM; known: "
+                          f"{', '.join(sorted(masks)) or 'none'}")
+    m = torch.as_tensor(np.asarray(masks[name]), dtype=torch.bool).flatten()
+    return ~m if invert else m
+
+
+def build_round_steps(config: RunConfig, round_index: int, neutral) -> RoundSteps:
+    from ..encoders.base import StepContext
+    from ..losses import LOSSES
+    from ..projectors import PROJECTORS
+    from ..regularizers import REGULARIZERS
+
+    r: RoundConfig = config.rounds[round_index]
+    where = f"rounds[{round_index}]"
+    try:
+        band = Band(neutral.box, neutral.pixel_size_angstrom, r.high_res_angstrom, r.low_res_angstrom)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    projector = PROJECTORS.build(config.projector, band)
+    loss = LOSSES.build(r.loss.kind, band, **r.loss.options)
+    regs = nn.ModuleList(REGULARIZERS.build(s.kind, neutral, weight=s.weight, **s.options) for s in r.regularizers)
+    return RoundSteps(band, projector, loss, regs, StepContext(neutral, band, projector, loss))
+
+
+def build_encoder(config: RunConfig, neutral, first_steps: RoundSteps) -> nn.Module:
+    """The encoder, built with the context of round 0 (seeded by the run seed only)."""
+    from ..encoders import ENCODERS
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "encoder"))
+        return ENCODERS.build(config.encoder.kind, config.latent_dim, first_steps.context, **config.encoder.options)
+
+
+def build_decoder(config: RunConfig, name: str, neutral) -> nn.Module:
+    from ..decoders import DECODERS
+
+    spec = config.decoders[name]
+    subset = subset_mask(neutral, spec.subset, f"decoders.{name}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "decoder", name))
+        return DECODERS.build(spec.kind, config.latent_dim, neutral, subset=subset, **spec.options)
+
+
+def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_index: int, neutral) -> nn.Module:
+    """HeteroModel of round ``round_index``: its decoders in order of first appearance."""
+    from ..decoders.multi import MultiDecoder
+    from ..model import HeteroModel
+
+    names = [n for n in config.decoder_order() if n in config.rounds[round_index].decoders]
+    return HeteroModel(encoder, MultiDecoder([decoders[n] for n in names]), neutral,
+                       latent_noise_std=config.latent_noise_std, latent_penalty=config.latent_penalty)
+
+
+def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module, decoders: dict) -> list:
+    """Set ``requires_grad`` for round ``round_index``; returns the trainable parameters in a fixed order.
+
+    Order of operations: hierarchical transitions are made trainable (or constant)
+    by ``set_transition_trainable`` on every decoder that has it, then modules not
+    in ``train`` are frozen, then the ``freeze`` patterns apply.
+    """
+    r = config.rounds[round_index]
+    where = f"rounds[{round_index}]"
+    trained = set(r.trained_modules())
+    modules = {"encoder": encoder, **{n: decoders[n] for n in config.decoder_order() if n in r.decoders}}
+    for name, module in modules.items():
+        if hasattr(module, "set_transition_trainable"):
+            module.set_transition_trainable(bool(r.train_transition and name in trained))
+    named = []
+    for name, module in modules.items():
+        for pname, p in module.named_parameters():
+            p.requires_grad_(name in trained)
+            named.append((f"{name}.{pname}", p))
+    for pattern in r.freeze:
+        hits = [p for n, p in named if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            examples = ", ".join(n for n, _ in named[:4])
+            raise ConfigError(f"{where}.freeze: pattern {pattern!r} matches no parameter (names look like {examples})")
+        for p in hits:
+            p.requires_grad_(False)
+    params = [p for _, p in named if p.requires_grad]
+    if not params:
+        raise ConfigError(f"{where}: nothing to train (every parameter is frozen)")
+    return params
+
+
+def build_model_for_round(config: RunConfig, neutral, round_index: int):
+    """Encoder, decoders and model with the structure of round ``round_index`` (fresh weights).
+
+    Returns ``(model, encoder, decoders dict, steps, trainable params)``.
+    """
+    first = build_round_steps(config, 0, neutral)
+    encoder = build_encoder(config, neutral, first)
+    steps = first if round_index == 0 else build_round_steps(config, round_index, neutral)
+    encoder.set_context(steps.context)
+    decoders = {n: build_decoder(config, n, neutral) for n in config.rounds[round_index].decoders}
+    params = configure_trainable(config, round_index, encoder, decoders)
+    model = assemble_model(config, encoder, decoders, round_index, neutral)
+    return model, encoder, decoders, steps, params

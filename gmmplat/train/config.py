@@ -1,0 +1,334 @@
+"""Run configuration: one encoder, named decoders, and a list of training rounds.
+
+A run is described by a JSON file (``gmmplat train --config run.json``), e.g.::
+
+    {
+      "latent_dim": 4, "latent_noise_std": 0.1, "latent_penalty": 0.0,
+      "validation_fraction": 0.1, "projector": "separable",
+      "encoder": {"kind": "image", "options": {"input_res_angstrom": 10}},
+      "decoders": {
+        "domain": {"kind": "rigid", "options": {"domains": ["hinge"]}},
+        "core":   {"kind": "free", "subset": "!hinge"}
+      },
+      "rounds": [
+        {"name": "rigid", "decoders": ["domain"], "epochs": 20, "high_res_angstrom": 15},
+        {"name": "core", "decoders": ["domain", "core"], "train": ["encoder", "core"],
+         "epochs": 10, "regularizers": [{"kind": "ca_backbone", "weight": 1.0}]}
+      ]
+    }
+
+Every section is a dataclass checked on construction (:class:`ConfigError`, one
+line naming the place: ``rounds[1].epochs: must be >= 1``).  Unknown keys are
+refused.  ``seed`` and the data section (STAR, GMM, symmetry, contrast) are
+part of the configuration: a run folder can only be resumed with the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, InputError
+
+__all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RunConfig",
+           "load_config", "config_hash"]
+
+
+def _check_keys(d: Any, cls, where: str) -> dict:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return d
+
+
+def _number(value, where: str, minimum: float | None = None, integer: bool = False, allow_none: bool = False,
+            strict_min: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if integer and int(value) != value:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if minimum is not None and (value < minimum or (strict_min and value == minimum)):
+        raise ConfigError(f"{where}: must be {'>' if strict_min else '>='} {minimum:g}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _options(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: options must be a JSON object")
+    return dict(value)
+
+
+def _names(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a list of names")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: names repeat")
+    return list(value)
+
+
+@dataclass
+class StepSpec:
+    """A registry step: ``kind`` (registry name) and its constructor ``options``."""
+
+    kind: str
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "StepSpec":
+        d = _check_keys(d, cls, where)
+        if not isinstance(d.get("kind"), str) or not d["kind"]:
+            raise ConfigError(f"{where}.kind: a step name is required")
+        return cls(d["kind"], _options(d.get("options"), f"{where}.options"))
+
+
+@dataclass
+class DecoderSpec:
+    """A decoder: ``kind``, ``subset`` and ``options``.
+
+    ``subset``: None (every Gaussian), ``"NAME"`` (the Gaussians of mask
+    ``mask__NAME`` of the neutral GMM) or ``"!NAME"`` (all the others).
+    """
+
+    kind: str
+    subset: str | None = None
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "DecoderSpec":
+        d = _check_keys(d, cls, where)
+        if not isinstance(d.get("kind"), str) or not d["kind"]:
+            raise ConfigError(f"{where}.kind: a decoder name is required")
+        subset = d.get("subset")
+        if subset is not None and (not isinstance(subset, str) or subset.lstrip("!") == ""):
+            raise ConfigError(f"{where}.subset: expected null, a mask name or '!name'")
+        return cls(d["kind"], subset, _options(d.get("options"), f"{where}.options"))
+
+
+@dataclass
+class RegularizerSpec:
+    """A regularizer added to the loss: ``kind``, ``weight`` and ``options``."""
+
+    kind: str
+    weight: float = 1.0
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "RegularizerSpec":
+        d = _check_keys(d, cls, where)
+        if not isinstance(d.get("kind"), str) or not d["kind"]:
+            raise ConfigError(f"{where}.kind: a regularizer name is required")
+        return cls(d["kind"], _number(d.get("weight", 1.0), f"{where}.weight", 0.0),
+                   _options(d.get("options"), f"{where}.options"))
+
+
+@dataclass
+class RoundConfig:
+    """One training round.
+
+    Attributes:
+        epochs, learning_rate (Adam), batch_size.
+        decoders: names of the decoders that exist in this round (a later round
+            may add decoders; none may be removed).
+        train: modules that train (``"encoder"`` and decoder names); None = all
+            of this round's; the others are frozen.
+        freeze: glob patterns of further parameters to freeze, over names
+            ``encoder.<param>`` and ``<decoder>.<param>`` (e.g. ``"core.mlp.0.*"``).
+        high_res_angstrom / low_res_angstrom: the loss band (None = Nyquist / 0).
+        loss: the loss step; regularizers: added with their weights.
+        train_transition: hierarchical decoders' transition matrix trains (round 2 of the paper).
+    """
+
+    epochs: int
+    decoders: list = field(default_factory=list)
+    name: str = ""
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    train: list | None = None
+    freeze: list = field(default_factory=list)
+    high_res_angstrom: float | None = None
+    low_res_angstrom: float | None = None
+    loss: StepSpec = field(default_factory=lambda: StepSpec("frc"))
+    regularizers: list = field(default_factory=list)
+    train_transition: bool = False
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "RoundConfig":
+        d = _check_keys(d, cls, where)
+        if "epochs" not in d:
+            raise ConfigError(f"{where}.epochs: required")
+        train = d.get("train")
+        transition = d.get("train_transition", False)
+        if not isinstance(transition, bool):
+            raise ConfigError(f"{where}.train_transition: expected true or false")
+        name = d.get("name", "")
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}.name: expected a string")
+        regs = d.get("regularizers", [])
+        if not isinstance(regs, list):
+            raise ConfigError(f"{where}.regularizers: expected a list")
+        freeze = d.get("freeze", [])
+        if not isinstance(freeze, list) or not all(isinstance(p, str) for p in freeze):
+            raise ConfigError(f"{where}.freeze: expected a list of patterns")
+        r = cls(
+            epochs=_number(d["epochs"], f"{where}.epochs", 1, integer=True),
+            decoders=_names(d.get("decoders", []), f"{where}.decoders"),
+            name=name,
+            learning_rate=_number(d.get("learning_rate", 1e-3), f"{where}.learning_rate", 0.0, strict_min=True),
+            batch_size=_number(d.get("batch_size", 32), f"{where}.batch_size", 1, integer=True),
+            train=None if train is None else _names(train, f"{where}.train"),
+            freeze=list(freeze),
+            high_res_angstrom=_number(d.get("high_res_angstrom"), f"{where}.high_res_angstrom", 0.0,
+                                      allow_none=True, strict_min=True),
+            low_res_angstrom=_number(d.get("low_res_angstrom"), f"{where}.low_res_angstrom", 0.0,
+                                     allow_none=True, strict_min=True),
+            loss=StepSpec.from_dict(d.get("loss", {"kind": "frc"}), f"{where}.loss"),
+            regularizers=[RegularizerSpec.from_dict(x, f"{where}.regularizers[{i}]") for i, x in enumerate(regs)],
+            train_transition=transition,
+        )
+        if not r.decoders:
+            raise ConfigError(f"{where}.decoders: at least one decoder is needed")
+        if r.low_res_angstrom is not None and r.high_res_angstrom is not None and (
+            r.low_res_angstrom <= r.high_res_angstrom
+        ):
+            raise ConfigError(f"{where}: low_res_angstrom {r.low_res_angstrom:g} must be larger than "
+                              f"high_res_angstrom {r.high_res_angstrom:g}")
+        return r
+
+    def trained_modules(self) -> list[str]:
+        return ["encoder", *self.decoders] if self.train is None else list(self.train)
+
+
+@dataclass
+class DataConfig:
+    """What the run was trained on (absolute paths; filled from the command line)."""
+
+    star: str = ""
+    gmm: str = ""
+    symmetry: str = "C1"
+    invert_contrast: bool = False
+
+    @classmethod
+    def from_dict(cls, d, where: str = "data") -> "DataConfig":
+        d = _check_keys(d, cls, where)
+        return cls(str(d.get("star", "")), str(d.get("gmm", "")), str(d.get("symmetry", "C1")).upper(),
+                   bool(d.get("invert_contrast", False)))
+
+
+@dataclass
+class RunConfig:
+    """A whole run (see the module docstring for the JSON layout)."""
+
+    rounds: list
+    decoders: dict
+    encoder: StepSpec = field(default_factory=lambda: StepSpec("image"))
+    latent_dim: int = 4
+    latent_noise_std: float = 0.1
+    latent_penalty: float = 0.0
+    validation_fraction: float = 0.1
+    projector: str = "separable"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @classmethod
+    def from_dict(cls, d, where: str = "config") -> "RunConfig":
+        d = _check_keys(d, cls, where)
+        if not isinstance(d.get("decoders"), dict) or not d["decoders"]:
+            raise ConfigError(f"{where}.decoders: an object of named decoders is required")
+        if not isinstance(d.get("rounds"), list) or not d["rounds"]:
+            raise ConfigError(f"{where}.rounds: a list of at least one round is required")
+        projector = d.get("projector", "separable")
+        if not isinstance(projector, str):
+            raise ConfigError(f"{where}.projector: expected a projector name")
+        vf = _number(d.get("validation_fraction", 0.1), f"{where}.validation_fraction", 0.0)
+        if vf >= 1.0:
+            raise ConfigError(f"{where}.validation_fraction: must be < 1, got {vf:g}")
+        cfg = cls(
+            rounds=[RoundConfig.from_dict(r, f"rounds[{i}]") for i, r in enumerate(d["rounds"])],
+            decoders={str(k): DecoderSpec.from_dict(v, f"decoders.{k}") for k, v in d["decoders"].items()},
+            encoder=StepSpec.from_dict(d.get("encoder", {"kind": "image"}), "encoder"),
+            latent_dim=_number(d.get("latent_dim", 4), f"{where}.latent_dim", 1, integer=True),
+            latent_noise_std=_number(d.get("latent_noise_std", 0.1), f"{where}.latent_noise_std", 0.0),
+            latent_penalty=_number(d.get("latent_penalty", 0.0), f"{where}.latent_penalty", 0.0),
+            validation_fraction=vf,
+            projector=projector,
+            seed=_number(d.get("seed", 0), f"{where}.seed", 0, integer=True),
+            data=DataConfig.from_dict(d.get("data", {})),
+        )
+        cfg._check_structure()
+        return cfg
+
+    def _check_structure(self) -> None:
+        if "encoder" in self.decoders:
+            raise ConfigError("decoders: 'encoder' is reserved for the encoder; rename that decoder")
+        previous: list[str] = []
+        for i, r in enumerate(self.rounds):
+            unknown = [n for n in r.decoders if n not in self.decoders]
+            if unknown:
+                raise ConfigError(f"rounds[{i}].decoders: unknown decoder(s) {', '.join(unknown)}; "
+                                  f"defined: {', '.join(self.decoders)}")
+            dropped = [n for n in previous if n not in r.decoders]
+            if dropped:
+                raise ConfigError(f"rounds[{i}].decoders: decoder(s) {', '.join(dropped)} of the previous round "
+                                  "are missing (decoders can be added in a later round, not removed)")
+            bad = [n for n in r.trained_modules() if n != "encoder" and n not in r.decoders]
+            if bad:
+                raise ConfigError(f"rounds[{i}].train: {', '.join(bad)} is not 'encoder' nor a decoder of this round")
+            previous = r.decoders
+
+    # ------------------------------------------------------------------ views
+    def decoder_order(self) -> list[str]:
+        """All decoders in the order they first appear in the rounds (their index in the model)."""
+        order: list[str] = []
+        for r in self.rounds:
+            order += [n for n in r.decoders if n not in order]
+        return order
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def hash(self) -> str:
+        return config_hash(self.to_dict())
+
+    def check_bands(self, box: int, pixel_size_angstrom: float) -> None:
+        """Every round's band is valid for this box and pixel size (ConfigError naming the round)."""
+        from ..fourier import Band
+
+        for i, r in enumerate(self.rounds):
+            try:
+                Band(box, pixel_size_angstrom, r.high_res_angstrom, r.low_res_angstrom)
+            except ConfigError as exc:
+                raise ConfigError(f"rounds[{i}]: {exc}") from None
+
+
+def config_hash(d: dict) -> str:
+    """sha256 of the canonical JSON of a configuration dict (first 16 hex digits)."""
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read a run configuration JSON file (InputError naming the file on any problem)."""
+    if not os.path.isfile(path):
+        raise InputError(path, "configuration file not found")
+    try:
+        with open(path) as fh:
+            d = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from None
+    try:
+        return RunConfig.from_dict(d)
+    except ConfigError as exc:
+        raise InputError(path, str(exc)) from None

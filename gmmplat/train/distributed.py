@@ -1,0 +1,106 @@
+"""Data-parallel training: process group set-up, sharding and reductions.
+
+The same training code runs in one process or under
+``torchrun --nproc_per_node=P``: :func:`init_distributed` reads the variables
+torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``) and joins a process group (``gloo`` on CPU, ``nccl`` on
+CUDA).  Every process walks the same sequence of *global* batches (same seed);
+process ``r`` takes items ``r, r+P, r+2P, ...`` of each global batch
+(:func:`gmmplat.data.shard`).  The model is wrapped in
+:class:`torch.nn.parallel.DistributedDataParallel`, which averages gradients;
+each process scales its loss by ``P · n_local / n_global`` so that the averaged
+gradient is the gradient of the mean over the global batch, as in one process.
+Only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistContext", "init_distributed", "single_process"]
+
+
+@dataclass
+class DistContext:
+    """Where this process stands: ``rank`` of ``world_size`` (1 = no process group)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum of ``t`` over processes (in place; returned)."""
+        if self.distributed:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def all_gather_objects(self, obj) -> list:
+        """``[obj of rank 0, obj of rank 1, ...]`` on every process."""
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` on every process."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """``model`` as DistributedDataParallel when distributed, else unchanged.
+
+        Inputs are moved to the device by the trainer, so no ``device_ids`` are given.
+        """
+        if not self.distributed:
+            return model
+        return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+
+
+def single_process() -> DistContext:
+    return DistContext()
+
+
+def init_distributed(device: str | torch.device = "cpu") -> DistContext:
+    """Join the process group described by torchrun's environment (or stay single).
+
+    ``gloo`` for CPU devices, ``nccl`` for CUDA; on CUDA each process uses GPU
+    ``LOCAL_RANK``.  Calling it when the group already exists reuses it.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    cuda = torch.device(device).type == "cuda"
+    backend = "nccl" if cuda else "gloo"
+    if cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return DistContext(rank=rank, world_size=world, local_rank=local, backend=dist.get_backend())
+
+
+def shutdown(ctx: DistContext) -> None:
+    """Leave the process group (if this process joined one)."""
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,384 @@
+"""The trainer: rounds of Adam epochs over streamed particles, with checkpoints and resume.
+
+One training step (docs/design.md)::
+
+    z = encoder(batch)                       (B, d)
+    params = neutral + Σ_k decoder_k(z + σ ε)  (B, N, 5)    σ = latent_noise_std
+    predicted = projector(params, A, shifts, ctf)            on the round's band
+    loss = mean_b loss(predicted, observed) + Σ regularizers(params) + latent_penalty_term(z)
+
+Determinism: the order of the batches of epoch ``e`` of round ``r`` is drawn
+from ``(seed, r, e)``; the noise ``ε`` of global batch ``b`` from
+``(seed, r, e, b)`` (drawn for the whole global batch, then sharded, so
+distributed runs see the same noise as one process); any other randomness
+(e.g. dropout) from the torch generator reseeded with ``(seed, r, e, rank)``.
+Nothing depends on history, so resuming from the checkpoint of an epoch
+replays the uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..ctf import ctf_rfft
+from ..errors import ConfigError, GmmplatError
+from .builder import (RoundSteps, assemble_model, build_decoder, build_model_for_round, build_round_steps,
+                      configure_trainable, derive_seed)
+from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .config import RunConfig
+from .distributed import DistContext, single_process
+from .outputs import environment, plot_losses, save_model, write_json, write_losses
+
+__all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
+
+
+class TrainingDiverged(GmmplatError):
+    """The loss or a gradient became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: str
+    history: list = field(default_factory=list)
+
+
+class _NoisyForward(nn.Module):
+    """``(batch, ε) -> (params, z)``: HeteroModel's training forward with the noise supplied.
+
+    Same arithmetic as ``HeteroModel.forward(batch, training=True)`` (decoders see
+    ``z + latent_noise_std · ε``, the returned z has no noise); ε comes from the
+    trainer so that it depends only on ``(seed, round, epoch, batch)`` and on the
+    item's place in the global batch.  This is the module DDP wraps.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, eps: torch.Tensor | None):
+        z = self.model.encoder(batch)
+        z_dec = z if eps is None else z + self.model.latent_noise_std * eps.to(z.dtype)
+        return self.model.params_from_z(z_dec), z
+
+
+def _first_difference(a, b, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if k not in a or k not in b:
+                return f"{path}{k} only in {'the new' if k in b else 'the old'} configuration"
+            d = _first_difference(a[k], b[k], f"{path}{k}.")
+            if d:
+                return d
+        return ""
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path.rstrip('.')} has {len(a)} entries, now {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _first_difference(x, y, f"{path.rstrip('.')}[{i}].")
+            if d:
+                return d
+        return ""
+    return "" if a == b else f"{path.rstrip('.')} was {a!r}, now {b!r}"
+
+
+def _build_checked(fn, where: str):
+    try:
+        return fn()
+    except (TypeError, ValueError) as exc:  # unknown or bad options of a step
+        raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
+
+
+def validate_config(config: RunConfig, neutral) -> None:
+    """Build every step of every round once (on CPU) so that a bad name, option, band,
+    mask or freeze pattern fails before training starts (ConfigError naming the place)."""
+    config.check_bands(neutral.box, neutral.pixel_size_angstrom)
+    steps = [_build_checked(lambda i=i: build_round_steps(config, i, neutral), f"rounds[{i}]")
+             for i in range(len(config.rounds))]
+    from .builder import build_encoder
+
+    encoder = _build_checked(lambda: build_encoder(config, neutral, steps[0]), "encoder")
+    decoders = {n: _build_checked(lambda n=n: build_decoder(config, n, neutral), f"decoders.{n}")
+                for n in config.decoder_order()}
+    for i in range(len(config.rounds)):
+        if hasattr(encoder, "set_context"):
+            encoder.set_context(steps[i].context)
+        configure_trainable(config, i, encoder, decoders)
+        _build_checked(lambda i=i: assemble_model(config, encoder, decoders, i, neutral), f"rounds[{i}]")
+
+
+class Trainer:
+    """Trains a :class:`RunConfig` on ``config.data`` into ``out_dir``.
+
+    Args:
+        config: the run (``config.data`` names the STAR file, GMM, symmetry, contrast).
+        out_dir: run folder (created).  A folder that holds a run is refused unless ``resume``.
+        resume: continue from ``checkpoint.pt`` (the configuration must be the same).
+        device: "cpu", "cuda" or "cuda:N"; under torchrun each process uses ``cuda:LOCAL_RANK``.
+        progress: tqdm bar (rank 0) with the running loss, and one line per epoch.
+        num_workers: read-ahead worker processes for images (0: read in this process).
+        command_line: saved in environment.json (default ``sys.argv``).
+        dist: the process group (default: one process).
+        cache_mb: image cache of the dataset; check_images: scan all images before training.
+    """
+
+    def __init__(self, config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+                 device: str = "cpu", progress: bool = True, num_workers: int = 0,
+                 command_line: list[str] | None = None, dist: DistContext | None = None,
+                 cache_mb: float = 256.0, check_images: bool = False, eval_batch_size: int = 128):
+        from ..data import ParticleDataset
+        from ..gmm import GMM
+
+        self.config = config
+        self.out = Path(out_dir)
+        self.resume = resume
+        self.dist = dist or single_process()
+        dev = torch.device(device)
+        if dev.type == "cuda" and self.dist.distributed:
+            dev = torch.device("cuda", self.dist.local_rank)
+        self.device = dev
+        self.progress = progress
+        self.num_workers = int(num_workers)
+        self.command_line = command_line
+        self.eval_batch_size = int(eval_batch_size)
+        data = config.data
+        if not data.star or not data.gmm:
+            raise ConfigError("the configuration names no particles (data.star) or no neutral GMM (data.gmm)")
+        self.neutral = GMM.load(data.gmm)
+        self.dataset = ParticleDataset(data.star, invert_contrast=data.invert_contrast, symmetry=data.symmetry,
+                                       cache_mb=cache_mb)
+        self.dataset.check_gmm(self.neutral, data.gmm)
+        validate_config(config, self.neutral)
+        if check_images:
+            self.dataset.check_images()
+        self.train_items, self.val_items = self.dataset.split(config.validation_fraction, config.seed)
+        if self.train_items.size < self.dist.world_size:
+            raise ConfigError(f"only {self.train_items.size} training item(s) for {self.dist.world_size} processes")
+        self.hash = config.hash()
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------ folder
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def _prepare_folder(self) -> dict | None:
+        """Check the folder against resume/config; return the checkpoint to continue from."""
+        cfg_path = self.out / "config.json"
+        ckpt = None
+        if cfg_path.exists():
+            if not self.resume:
+                raise ConfigError(f"{self.out} already holds a run (config.json); pass --resume to continue it "
+                                  "or choose another output folder")
+            import json
+
+            try:
+                old = json.loads(cfg_path.read_text())
+            except ValueError:
+                raise ConfigError(f"{cfg_path}: unreadable config.json; cannot resume") from None
+            if old.get("hash") != self.hash:
+                diff = _first_difference(old.get("config", {}), self.config.to_dict()) or "hash differs"
+                raise ConfigError(f"cannot resume {self.out}: it was started with a different configuration "
+                                  f"({diff}); use another output folder")
+            if self.checkpoint_path.exists():
+                ckpt = load_checkpoint(self.checkpoint_path)
+                if ckpt["config_hash"] != self.hash:
+                    raise ConfigError(f"cannot resume: {self.checkpoint_path} belongs to another configuration")
+        self.dist.barrier()
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            env_path = self.out / "environment.json"
+            env = environment(self.config.seed, self.command_line, str(self.device), self.dist.world_size)
+            if ckpt is not None and env_path.exists():
+                import json
+
+                first = json.loads(env_path.read_text())
+                first.setdefault("resumed", []).append(env)
+                env = first
+            write_json(env_path, env)
+            write_json(cfg_path, {"hash": self.hash, "config": self.config.to_dict()})
+        self.dist.barrier()
+        return ckpt
+
+    # ------------------------------------------------------------ main
+    def run(self) -> TrainResult:
+        ckpt = self._prepare_folder()
+        cfg = self.config
+        start_round, start_epoch = 0, 0
+        if ckpt is not None:
+            start_round, start_epoch = int(ckpt["round"]), int(ckpt["epoch"])
+            self.history = list(ckpt["history"])
+        encoder, decoders = None, {}
+        model = None
+        last_good = "" if ckpt is None else f"round {start_round + 1}, epoch {start_epoch}"
+        for r in range(start_round, len(cfg.rounds)):
+            rc = cfg.rounds[r]
+            if encoder is None:
+                model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r)
+            else:
+                steps = build_round_steps(cfg, r, self.neutral)
+                if hasattr(encoder, "set_context"):
+                    encoder.set_context(steps.context)
+                for n in rc.decoders:
+                    if n not in decoders:
+                        decoders[n] = build_decoder(cfg, n, self.neutral)
+                params = configure_trainable(cfg, r, encoder, decoders)
+                model = assemble_model(cfg, encoder, decoders, r, self.neutral)
+            model.to(self.device)
+            for m in (steps.projector, steps.loss, steps.regularizers):
+                m.to(self.device)
+            optimizer = torch.optim.Adam(params, lr=rc.learning_rate)
+            first_epoch = 0
+            if ckpt is not None and r == start_round:
+                model.load_state_dict(ckpt["model"])
+                optimizer.load_state_dict(ckpt["optimizer"])
+                set_rng_state(ckpt["rng"])
+                first_epoch = start_epoch
+            forward = self.dist.wrap(_NoisyForward(model), self.device)
+            for e in range(first_epoch, rc.epochs):
+                row = self._epoch(r, e, model, forward, optimizer, steps, last_good)
+                self.history.append(row)
+                for p in model.parameters():
+                    if not bool(torch.isfinite(p).all()):
+                        raise TrainingDiverged(self._diverged_text(r, e, None, last_good, "a parameter"))
+                if self.dist.is_main:
+                    save_checkpoint(self.checkpoint_path, config_hash=self.hash, round_index=r, epoch=e + 1,
+                                    model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
+                                    history=self.history)
+                    write_losses(self.out / "losses.csv", self.history)
+                    plot_losses(self.out / "losses.png", self.history)
+                last_good = f"round {r + 1}, epoch {e + 1}"
+                self.dist.barrier()
+        self._finish(model, len(cfg.rounds) - 1)
+        return TrainResult(os.fspath(self.out), list(self.history))
+
+    def _diverged_text(self, r, e, b, last_good, what="the loss") -> str:
+        where = f"round {r + 1}, epoch {e + 1}" + ("" if b is None else f", batch {b + 1}")
+        kept = (f"the last good checkpoint ({last_good}) is kept in {self.checkpoint_path}" if last_good
+                else "no checkpoint had been written yet")
+        return f"training diverged: {what} became NaN/inf in {where}; {kept}; lower the learning rate of that round"
+
+    # ------------------------------------------------------------ one epoch
+    def _epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, last_good: str) -> dict:
+        from tqdm.auto import tqdm
+
+        cfg, rc, dist = self.config, self.config.rounds[r], self.dist
+        W, rank = dist.world_size, dist.rank
+        d = cfg.latent_dim
+        batches = _batch_order(self.train_items, rc.batch_size, (cfg.seed, 1, r, e), True, W)
+        local = [b[rank::W] for b in batches]
+        torch.manual_seed(derive_seed(cfg.seed, "epoch", r, e, rank))
+        model.train()
+        t0 = time.perf_counter()
+        sums = torch.zeros(3, dtype=torch.float64)
+        bar = tqdm(total=len(batches), desc=f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{rc.epochs}",
+                   disable=not (self.progress and dist.is_main), leave=False, dynamic_ncols=True)
+        for bi, batch in enumerate(self.dataset.loader(local, self.num_workers)):
+            n_global, n_local = len(batches[bi]), len(local[bi])
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, "noise", r, e, bi))
+            eps = torch.randn(n_global, d, generator=g)[rank::W].to(self.device)
+            total, data = self._losses(batch.to(self.device), model, forward, steps, eps)
+            (total * (W * n_local / n_global)).backward()
+            stats = torch.tensor([float(total.detach()) * n_local, float(data) * n_local, n_local], dtype=torch.float64)
+            dist.all_reduce_sum(stats)
+            if not math.isfinite(float(stats[0])):
+                bar.close()
+                raise TrainingDiverged(self._diverged_text(r, e, bi, last_good))
+            if not all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None):
+                bar.close()
+                raise TrainingDiverged(self._diverged_text(r, e, bi, last_good, "a gradient"))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            sums += stats
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(sums[0] / sums[2]):.4f}")
+        bar.close()
+        train_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        val_loss = self._validate(model, steps, rc.batch_size)
+        val_s = time.perf_counter() - t1
+        global_epoch = sum(c.epochs for c in cfg.rounds[:r]) + e + 1
+        row = {
+            "round": r + 1, "round_name": rc.name, "epoch": e + 1, "global_epoch": global_epoch,
+            "train_loss": float(sums[0] / sums[2]), "train_data_loss": float(sums[1] / sums[2]),
+            "val_loss": val_loss, "learning_rate": rc.learning_rate,
+            "train_images_per_s": float(sums[2]) / max(train_s, 1e-9),
+            "val_images_per_s": (self.val_items.size / max(val_s, 1e-9)) if self.val_items.size else float("nan"),
+            "seconds": train_s + val_s,
+        }
+        if self.progress and dist.is_main:
+            tqdm.write(f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{rc.epochs}: train {row['train_loss']:.5f} "
+                       f"validation {val_loss:.5f} ({row['train_images_per_s']:.0f} images/s)")
+        return row
+
+    def _losses(self, batch, model, forward, steps: RoundSteps, eps):
+        observed = steps.band.images_to_band(batch.images)
+        ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
+        params, z = forward(batch, eps)
+        predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
+        data = steps.loss(predicted, observed).mean()
+        total = data + model.latent_penalty_term(z)
+        for reg in steps.regularizers:
+            total = total + reg(params)
+        return total, data.detach()
+
+    @torch.no_grad()
+    def _validate(self, model, steps: RoundSteps, batch_size: int) -> float:
+        if self.val_items.size == 0:
+            return float("nan")
+        model.eval()
+        W, rank = self.dist.world_size, self.dist.rank
+        batches = [b[rank::W] for b in _batch_order(self.val_items, batch_size, (), False, 1)]
+        sums = torch.zeros(2, dtype=torch.float64)
+        for batch in self.dataset.loader([b for b in batches if b.size], self.num_workers):
+            batch = batch.to(self.device)
+            observed = steps.band.images_to_band(batch.images)
+            ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
+            params, _ = model(batch, training=False)
+            predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
+            sums += torch.tensor([float(steps.loss(predicted, observed).sum()), len(batch)], dtype=torch.float64)
+        self.dist.all_reduce_sum(sums)
+        model.train()
+        return float(sums[0] / sums[1])
+
+    # ------------------------------------------------------------ outputs
+    @torch.no_grad()
+    def _finish(self, model, last_round: int) -> None:
+        model.eval()
+        n, K = self.dataset.n_particles, self.dataset.n_sym
+        mine = np.arange(len(self.dataset))[self.dist.rank :: self.dist.world_size]
+        parts = []
+        for start in range(0, mine.size, self.eval_batch_size):
+            batch = self.dataset.get_batch(mine[start : start + self.eval_batch_size]).to(self.device)
+            parts.append(model.encode(batch).float().cpu().numpy())
+        z_local = np.concatenate(parts) if parts else np.zeros((0, self.config.latent_dim), np.float32)
+        gathered = self.dist.all_gather_objects((mine, z_local))
+        if self.dist.is_main:
+            z = np.empty((len(self.dataset), self.config.latent_dim), dtype=np.float32)
+            for items, values in gathered:
+                z[items] = values
+            latent = z.reshape(n, K, -1) if K > 1 else z
+            from ..io.atomic import atomic_write_path
+
+            with atomic_write_path(self.out / "latent.npy") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, latent)
+            save_model(self.out / "model.pt", self.config, model, self.neutral, self.config.data.gmm, last_round)
+        self.dist.barrier()
+
+
+def _batch_order(items, batch_size, seed_words, shuffle, min_last):
+    from ..data import batch_order
+
+    return batch_order(items, batch_size, seed_words, shuffle=shuffle, min_last=min_last)
+
+
+def train(config: RunConfig, out_dir: str | os.PathLike, **kwargs) -> TrainResult:
+    """Convenience: ``Trainer(config, out_dir, **kwargs).run()``."""
+    return Trainer(config, out_dir, **kwargs).run()

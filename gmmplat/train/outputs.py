@@ -1,0 +1,176 @@
+"""Files of a run folder, and loading a finished run for analysis.
+
+Run folder (``gmmplat train --out RUN_DIR``):
+
+* ``config.json``: the full run configuration (with data paths and seed) and its hash
+* ``environment.json``: package versions (torch, numpy, gmmplat, python), seed, command line,
+  device, number of processes; later resumes are appended under ``resumed``
+* ``checkpoint.pt``: see :mod:`gmmplat.train.checkpoint`
+* ``losses.csv``: one row per epoch: ``round, round_name, epoch, global_epoch, train_loss,
+  train_data_loss, val_loss, learning_rate, train_images_per_s, val_images_per_s, seconds``
+  (train_loss includes regularizers and the latent penalty, with latent noise;
+  val_loss is the data loss without noise)
+* ``losses.png``: the same, plotted (dashed lines mark the start of each round)
+* ``latent.npy``: float32 ``(n_particles, d)`` in STAR order, the encoder without noise;
+  symmetry-expanded runs: ``(n_particles, K, d)``, ``[p, k]`` the copy at ``A @ R_k``
+* ``model.pt``: config, state dict, neutral GMM (path and contents): :func:`load_run`
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..io.atomic import atomic_write_path
+
+__all__ = ["LOSS_COLUMNS", "write_losses", "plot_losses", "write_json", "environment", "save_model",
+           "TrainedRun", "load_run", "read_losses"]
+
+LOSS_COLUMNS = ["round", "round_name", "epoch", "global_epoch", "train_loss", "train_data_loss", "val_loss",
+                "learning_rate", "train_images_per_s", "val_images_per_s", "seconds"]
+MODEL_FORMAT = "gmmplat-run-model"
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    with atomic_write_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def write_losses(path: str | os.PathLike, history: list[dict]) -> None:
+    """``losses.csv`` from the per-epoch rows (atomic)."""
+    with atomic_write_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=LOSS_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            for row in history:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_losses(path: str | os.PathLike):
+    """``losses.csv`` as a pandas DataFrame."""
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        raise InputError(path, "no losses.csv in this run folder")
+    return pd.read_csv(path)
+
+
+def plot_losses(path: str | os.PathLike, history: list[dict]) -> None:
+    """``losses.png``: train and validation loss per epoch (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    x = [r["global_epoch"] for r in history]
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot(111)
+    ax.plot(x, [r["train_loss"] for r in history], "o-", ms=3, label="train")
+    ax.plot(x, [r["val_loss"] for r in history], "s-", ms=3, label="validation")
+    starts = [r["global_epoch"] for r in history if r["epoch"] == 1 and r["round"] > 1]
+    for s in starts:
+        ax.axvline(s - 0.5, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def environment(seed: int, command_line: list[str] | None, device: str, world_size: int) -> dict:
+    """Versions and invocation facts for ``environment.json``."""
+    import datetime
+
+    try:
+        from importlib.metadata import version
+
+        gmmplat_version = version("gmmplat")
+    except Exception:
+        from .. import __version__ as gmmplat_version
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "gmmplat": gmmplat_version,
+        "platform": platform.platform(),
+        "seed": int(seed),
+        "command_line": list(sys.argv if command_line is None else command_line),
+        "device": str(device),
+        "world_size": int(world_size),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral, neutral_path: str,
+               round_index: int) -> None:
+    """``model.pt``: everything :func:`load_run` needs to rebuild the model."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "version": 1,
+        "config": config.to_dict(),
+        "round": int(round_index),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "neutral_path": os.fspath(neutral_path),
+        "neutral": {
+            "params": neutral.params.detach().cpu().numpy(),
+            "box": int(neutral.box),
+            "pixel_size_angstrom": float(neutral.pixel_size_angstrom),
+            "box_centre_world_angstrom": np.asarray(neutral.box_centre_world_angstrom),
+            "extras": {k: np.asarray(v) for k, v in neutral.extras.items()},
+        },
+    }
+    with atomic_write_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+@dataclass
+class TrainedRun:
+    """A finished run: ``model`` (HeteroModel, eval mode, CPU), ``neutral`` GMM, ``config``
+    (RunConfig), ``latent`` (``(n, d)`` or ``(n, K, d)``), ``run_dir``, ``steps`` (band,
+    projector, loss of the last round)."""
+
+    model: torch.nn.Module
+    neutral: object
+    config: object
+    latent: np.ndarray | None
+    run_dir: str
+    steps: object = None
+
+    def losses(self):
+        return read_losses(os.path.join(self.run_dir, "losses.csv"))
+
+
+def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
+    """Rebuild the model of a finished run from ``RUN_DIR/model.pt`` (+ ``latent.npy``)."""
+    from ..gmm import GMM
+    from .builder import build_model_for_round
+    from .config import RunConfig
+
+    path = os.path.join(run_dir, "model.pt")
+    if not os.path.isfile(path):
+        raise InputError(path, "no model.pt: the run has not finished (resume it with --resume)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise InputError(path, f"not a readable model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise InputError(path, "not a gmmplat run model")
+    n = payload["neutral"]
+    neutral = GMM(torch.as_tensor(n["params"]), n["box"], n["pixel_size_angstrom"], n["box_centre_world_angstrom"],
+                  dict(n["extras"]))
+    config = RunConfig.from_dict(payload["config"])
+    model, _, _, steps, _ = build_model_for_round(config, neutral, payload["round"])
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    latent_path = os.path.join(run_dir, "latent.npy")
+    latent = np.load(latent_path) if os.path.isfile(latent_path) else None
+    return TrainedRun(model, neutral, config, latent, os.fspath(run_dir), steps)

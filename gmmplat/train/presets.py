@@ -1,0 +1,140 @@
+"""Ready-made run configurations, so that a user need not write JSON.
+
+``preset(name, neutral, domain=None, epochs=None, ...) -> RunConfig``; names:
+
+* ``rigid`` (needs ``domain``): one rigid-body decoder moving the Gaussians of mask
+  ``domain``; one round at low resolution (15 Å or Nyquist, whichever is coarser).
+* ``hierarchical``: the paper's two rounds: the small-GMM decoder through a constant
+  transition matrix at 15 Å, then the transition trains at full resolution.  Needs
+  ``small_params`` and ``transition`` in the neutral GMM.
+* ``free``: one free decoder for every Gaussian, with the Cα-backbone regularizer when
+  the GMM holds a bond graph (``bonds`` extra); low resolution, then full resolution.
+* ``multi`` (needs ``domain``): a rigid decoder for ``domain`` at 15 Å, then a
+  bond-regularized free decoder for the rest (the core) added at full resolution;
+  both decoders share the encoder (the paper's coupled analysis).
+
+``epochs`` replaces the rounds' epoch counts (one number for every round, or one per
+round); ``gmmplat train --print-config`` shows the result.  The JSON of any preset
+(``RunConfig.to_json()``) is a starting point for a hand-written config.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import ConfigError
+from .config import RunConfig
+
+__all__ = ["PRESETS", "preset"]
+
+LOW_RES_ANGSTROM = 15.0
+
+
+def _low_res(neutral) -> float:
+    return max(LOW_RES_ANGSTROM, 2.0 * float(neutral.pixel_size_angstrom))
+
+
+def _regularizers(neutral, weight: float) -> list:
+    return [{"kind": "ca_backbone", "weight": weight}] if "bonds" in neutral.extras else []
+
+
+def _need_domain(neutral, domain, name) -> str:
+    masks = neutral.masks()
+    if not domain:
+        raise ConfigError(f"preset {name!r} needs --domain NAME (masks in the GMM: {', '.join(sorted(masks)) or 'none'})")
+    if domain not in masks:
+        raise ConfigError(f"preset {name!r}: no mask {domain!r} in the GMM; known: {', '.join(sorted(masks)) or 'none'}")
+    return domain
+
+
+def _base(neutral, **kw) -> dict:
+    """Shared settings: the gradient encoder (as EMAN2) on a fixed low-resolution band, so its
+    input does not change when a later round moves the loss to full resolution."""
+    d = {"latent_dim": 4, "latent_noise_std": 0.05, "latent_penalty": 0.01, "validation_fraction": 0.1,
+         "encoder": {"kind": "gradient", "options": {"input_res_angstrom": _low_res(neutral)}}}
+    d.update(kw)
+    return d
+
+
+def rigid(neutral, domain=None) -> dict:
+    domain = _need_domain(neutral, domain, "rigid")
+    lo = _low_res(neutral)
+    return _base(
+        neutral,
+        decoders={"domain": {"kind": "rigid", "options": {"domains": [domain]}}},
+        rounds=[{"name": "rigid", "decoders": ["domain"], "epochs": 30, "learning_rate": 1e-3, "batch_size": 32,
+                 "high_res_angstrom": lo}],
+    )
+
+
+def hierarchical(neutral, domain=None) -> dict:
+    if "small_params" not in neutral.extras or "transition" not in neutral.extras:
+        raise ConfigError("preset 'hierarchical' needs a GMM with a small GMM and transition matrix "
+                          "(build it with the small GMM option)")
+    lo = _low_res(neutral)
+    return _base(
+        neutral,
+        decoders={"hier": {"kind": "hierarchical"}},
+        rounds=[
+            {"name": "small GMM, low resolution", "decoders": ["hier"], "epochs": 25, "learning_rate": 1e-3,
+             "batch_size": 32, "high_res_angstrom": lo, "train_transition": False},
+            {"name": "transition, full resolution", "decoders": ["hier"], "epochs": 8, "learning_rate": 2e-4,
+             "batch_size": 32, "high_res_angstrom": None, "train_transition": True},
+        ],
+    )
+
+
+def free(neutral, domain=None) -> dict:
+    lo = _low_res(neutral)
+    regs = _regularizers(neutral, 1.0)
+    subset = None if not domain else _need_domain(neutral, domain, "free")
+    return _base(
+        neutral,
+        decoders={"free": {"kind": "free", "subset": subset}},
+        rounds=[
+            {"name": "low resolution", "decoders": ["free"], "epochs": 25, "learning_rate": 1e-3, "batch_size": 32,
+             "high_res_angstrom": lo, "regularizers": regs},
+            {"name": "full resolution", "decoders": ["free"], "epochs": 8, "learning_rate": 2e-4, "batch_size": 32,
+             "high_res_angstrom": None, "regularizers": regs},
+        ],
+    )
+
+
+def multi(neutral, domain=None) -> dict:
+    domain = _need_domain(neutral, domain, "multi")
+    lo = _low_res(neutral)
+    regs = _regularizers(neutral, 1.0)
+    return _base(
+        neutral,
+        decoders={"domain": {"kind": "rigid", "options": {"domains": [domain]}},
+                  "core": {"kind": "free", "subset": "!" + domain}},
+        rounds=[
+            {"name": "rigid domain", "decoders": ["domain"], "epochs": 25, "learning_rate": 1e-3, "batch_size": 32,
+             "high_res_angstrom": lo},
+            {"name": "core, full resolution", "decoders": ["domain", "core"], "epochs": 8, "learning_rate": 2e-4,
+             "batch_size": 32, "high_res_angstrom": None, "regularizers": regs},
+        ],
+    )
+
+
+PRESETS: dict[str, Callable] = {"rigid": rigid, "hierarchical": hierarchical, "free": free, "multi": multi}
+
+
+def preset(name: str, neutral, domain: str | None = None, epochs: int | list | None = None, seed: int = 0,
+           latent_dim: int | None = None, batch_size: int | None = None) -> RunConfig:
+    """A :class:`RunConfig` for preset ``name`` fitted to ``neutral`` (its pixel size, masks, extras)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    d = PRESETS[name](neutral, domain)
+    d["seed"] = int(seed)
+    if latent_dim is not None:
+        d["latent_dim"] = int(latent_dim)
+    if epochs is not None:
+        counts = [int(epochs)] * len(d["rounds"]) if isinstance(epochs, int) else [int(e) for e in epochs]
+        if len(counts) != len(d["rounds"]):
+            raise ConfigError(f"preset {name!r} has {len(d['rounds'])} round(s) but {len(counts)} epoch counts were given")
+        for r, e in zip(d["rounds"], counts):
+            r["epochs"] = e
+    for r in d["rounds"]:
+        if batch_size is not None:
+            r["batch_size"] = int(batch_size)
+    return RunConfig.from_dict(d)

@@ -1,0 +1,116 @@
+"""docs/extending.md runs: its decoder file registers, is zero at initialisation, keeps to its
+subset, and a run folder using it loads through the analysis commands' --plugin."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+
+
+def _block(marker: str) -> str:
+    text = DOC.read_text()
+    m = re.search(re.escape(marker) + r"\s*```python\n(.*?)```", text, re.S)
+    assert m, f"no python block after {marker!r} in {DOC}"
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    from gmmplat.analysis.runs import import_plugins
+
+    folder = tmp_path_factory.mktemp("plugin")
+    path = folder / "linear_motion.py"
+    path.write_text(_block("<!-- decoder file: linear_motion.py -->"))
+    sys.path.insert(0, str(folder))
+    try:
+        (module,) = import_plugins([str(path)])
+        yield path, module
+    finally:
+        sys.path.remove(str(folder))
+
+
+def test_doc_decoder_registers_and_is_zero_at_init(plugin):
+    from gmmplat.decoders import DECODERS
+    from gmmplat.gmm import GMM
+
+    _, module = plugin
+    assert "linear_motion" in DECODERS.names()
+    assert DECODERS.get("linear_motion") is module.LinearMotionDecoder
+    g = torch.Generator().manual_seed(0)
+    mask = np.zeros(40, dtype=bool)
+    mask[10:25] = True
+    neutral = GMM.from_arrays(torch.randn(40, 3, generator=g) * 10, 1.0, 3.0, 64, 2.0, extras={"mask__dom": mask})
+    dec = DECODERS.build("linear_motion", 3, neutral, subset=torch.as_tensor(mask), position_scale_angstrom=10.0)
+    z = torch.randn(16, 3, generator=g)
+    assert torch.equal(dec(z), torch.zeros(16, 40, 5))
+    with torch.no_grad():
+        dec.basis.normal_(generator=g)
+    out = dec(z)
+    assert out[:, mask, :3].abs().min() > 0 or out[:, mask, :3].abs().max() > 1.0  # now it moves
+    assert torch.equal(out[:, ~mask], torch.zeros_like(out[:, ~mask]))  # nothing outside the subset
+    assert torch.equal(out[..., 3:], torch.zeros_like(out[..., 3:]))  # positions only by default
+    torch.testing.assert_close(dec(2 * z), 2 * out)  # linear in z
+
+
+def test_doc_check_snippet_runs(plugin, capsys):
+    exec(compile(_block("<!-- decoder check -->"), "extending.md:check", "exec"), {})
+    assert "torch.Size([8, 100, 5])" in capsys.readouterr().out
+
+
+def test_run_with_the_doc_decoder_loads_with_plugin(plugin, tmp_path):
+    """A saved run whose decoder is the doc's loads through `gmmplat morph --plugin` and decodes."""
+    from gmmplat.commands import morph
+    from gmmplat.gmm import GMM
+    from gmmplat.synthetic.motions import get_motion
+    from gmmplat.train.builder import build_model_for_round
+    from gmmplat.train.config import RunConfig
+    from gmmplat.train.outputs import save_model
+
+    path, _ = plugin
+    motion = get_motion("hinge")
+    centre = np.array([50.0, 60.0, 70.0])
+    motion.model.to_structure(motion.model.xyz + centre).write_pdb(str(tmp_path / "model.pdb"))
+    ca = motion.model.xyz[motion.model.ca_mask]
+    neutral = GMM.from_arrays(ca, 1.0, 3.0, 64, 2.0, box_centre_world_angstrom=centre)
+    neutral.save(tmp_path / "gmm.npz")
+    config = RunConfig.from_dict({
+        "latent_dim": 2, "encoder": {"kind": "image", "options": {"input_res_angstrom": 15}},
+        "decoders": {"motion": {"kind": "linear_motion", "options": {"position_scale_angstrom": 10.0}}},
+        "rounds": [{"decoders": ["motion"], "epochs": 1, "high_res_angstrom": 15}],
+    })
+    model, _, decoders, _, _ = build_model_for_round(config, neutral, 0)
+    with torch.no_grad():
+        decoders["motion"].basis[0, :, 0] = 0.5  # z0 = 1 moves everything 5 Å along x
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(run / "model.pt", config, model, neutral, str(tmp_path / "gmm.npz"), 0)
+    np.save(run / "latent.npy", np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32))
+    import argparse
+
+    p = argparse.ArgumentParser()
+    morph.add_arguments(p)
+    args = p.parse_args(["--run", str(run), "--model", str(tmp_path / "model.pdb"), "--out", str(tmp_path / "m.pdb"),
+                         "--z", "0,0; 1,0", "--plugin", str(path)])
+    assert morph.run(args) == 0
+    from gmmplat.analysis.evaluate import read_model_frames
+
+    frames = read_model_frames(tmp_path / "m.pdb")
+    np.testing.assert_allclose(frames[1] - frames[0], np.broadcast_to([5.0, 0.0, 0.0], frames[0].shape), atol=2e-3)
+
+
+def test_missing_plugin_is_one_line_error(tmp_path):
+    from gmmplat.analysis.runs import import_plugins
+    from gmmplat.errors import InputError
+
+    with pytest.raises(InputError, match="plugin file not found"):
+        import_plugins([str(tmp_path / "nope.py")])
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom\\nsecond line')\n")
+    with pytest.raises(InputError, match="plugin import failed \\(RuntimeError: boom second line\\)") as e:
+        import_plugins([str(tmp_path / "broken.py")])
+    assert "\n" not in str(e.value)

@@ -1,0 +1,222 @@
+"""Trainer: resume reproduces an uninterrupted run, frozen/trained parameters per round,
+NaN handling, run-folder outputs and configuration checks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_train_fixtures import make_dataset, one_thread  # noqa: F401 (fixture)
+
+from gmmplat.errors import ConfigError
+from gmmplat.train import RunConfig, Trainer, TrainingDiverged, load_run
+from gmmplat.train.builder import build_decoder
+from gmmplat.train.checkpoint import load_checkpoint
+
+SMALL_MLP = {"hidden": [16]}
+
+
+@pytest.fixture(autouse=True)
+def _threads(one_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    star, gmm, t = make_dataset(tmp_path_factory.mktemp("train_data"), n=40, snr=2.0)
+    return star, gmm, t
+
+
+def two_round_config(star, gmm, **data) -> RunConfig:
+    """Round 1: rigid decoder at 12 Å; round 2 adds a bond-regularized free decoder for the core."""
+    return RunConfig.from_dict({
+        "latent_dim": 2, "latent_noise_std": 0.1, "latent_penalty": 0.01,
+        "encoder": {"kind": "image", "options": {"hidden": [16], "input_res_angstrom": 12.0}},
+        "decoders": {"dom": {"kind": "rigid", "options": {"domains": ["domain"], **SMALL_MLP}},
+                     "core": {"kind": "free", "subset": "!domain", "options": SMALL_MLP}},
+        "rounds": [
+            {"decoders": ["dom"], "epochs": 2, "batch_size": 12, "learning_rate": 3e-3, "high_res_angstrom": 12.0},
+            {"decoders": ["dom", "core"], "train": ["encoder", "core"], "epochs": 2, "batch_size": 12,
+             "learning_rate": 1e-3, "regularizers": [{"kind": "ca_backbone", "weight": 0.5}]},
+        ],
+        "data": {"star": str(star), "gmm": str(gmm), **data},
+    })
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(monkeypatch, n_calls: int):
+    """Make the n-th training step of the next run raise (after earlier steps changed the model)."""
+    original = Trainer._losses
+    count = {"n": 0}
+
+    def losses(self, *a, **k):
+        count["n"] += 1
+        if count["n"] == n_calls:
+            raise Interrupt()
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_losses", losses)
+
+
+def final_state(run_dir):
+    return torch.load(run_dir / "model.pt", weights_only=False)["state_dict"]
+
+
+def test_resume_after_interruptions_matches_uninterrupted(dataset, tmp_path, monkeypatch):
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    Trainer(cfg, tmp_path / "a", progress=False).run()
+
+    b = tmp_path / "b"
+    interrupt_after(monkeypatch, 5)  # round 1, epoch 2, second step (3 steps per epoch)
+    with pytest.raises(Interrupt):
+        Trainer(cfg, b, progress=False).run()
+    assert load_checkpoint(b / "checkpoint.pt")["epoch"] == 1
+    interrupt_after(monkeypatch, 5)  # after the replayed epoch: round 2 (new decoder), epoch 1
+    with pytest.raises(Interrupt):
+        Trainer(cfg, b, resume=True, progress=False).run()
+    ck = load_checkpoint(b / "checkpoint.pt")
+    assert (ck["round"], ck["epoch"]) == (0, 2)
+    monkeypatch.undo()
+    Trainer(cfg, b, resume=True, progress=False).run()
+
+    sa, sb = final_state(tmp_path / "a"), final_state(b)
+    assert sa.keys() == sb.keys() and any(".decoders.1." in k for k in sa)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert np.array_equal(np.load(tmp_path / "a" / "latent.npy"), np.load(b / "latent.npy"))
+    rows_a = (tmp_path / "a" / "losses.csv").read_text().splitlines()
+    rows_b = (b / "losses.csv").read_text().splitlines()
+    strip = lambda rows: [",".join(r.split(",")[:7]) for r in rows]  # noqa: E731 (timing columns differ)
+    assert strip(rows_a) == strip(rows_b) and len(rows_a) == 5
+    env = json.loads((b / "environment.json").read_text())
+    assert {"torch", "numpy", "gmmplat", "python", "seed", "command_line"} <= set(env) and len(env["resumed"]) == 2
+
+
+def test_resume_refuses_other_configuration_and_existing_folder(dataset, tmp_path, monkeypatch):
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(Interrupt):
+        Trainer(cfg, tmp_path / "r", progress=False).run()
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(cfg, tmp_path / "r", progress=False).run()
+    other = two_round_config(star, gmm)
+    other.rounds[1].learning_rate = 5e-4
+    with pytest.raises(ConfigError) as e:
+        Trainer(other, tmp_path / "r", resume=True, progress=False).run()
+    assert "\n" not in str(e.value) and "rounds[1].learning_rate was 0.001, now 0.0005" in str(e.value)
+    sym = two_round_config(star, gmm, symmetry="C2")
+    with pytest.raises(ConfigError, match="data.symmetry"):
+        Trainer(sym, tmp_path / "r", resume=True, progress=False).run()
+
+
+def test_hierarchical_transition_frozen_then_trained(dataset, tmp_path, monkeypatch):
+    star, gmm, _ = dataset
+    cfg = RunConfig.from_dict({
+        "latent_dim": 2,
+        "encoder": {"kind": "image", "options": {"hidden": [16]}},
+        "decoders": {"h": {"kind": "hierarchical", "options": SMALL_MLP}},
+        "rounds": [
+            {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3, "high_res_angstrom": 12.0},
+            {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3, "train_transition": True},
+        ],
+        "data": {"star": str(star), "gmm": str(gmm)},
+    })
+    from gmmplat.gmm import GMM
+
+    initial = build_decoder(cfg, "h", GMM.load(gmm))
+    interrupt_after(monkeypatch, 4)  # first step of round 2
+    with pytest.raises(Interrupt):
+        Trainer(cfg, tmp_path / "h", progress=False).run()
+    monkeypatch.undo()
+    after1 = load_checkpoint(tmp_path / "h" / "checkpoint.pt")["model"]
+    key = "decoder.decoders.0.transition"
+    assert torch.equal(after1[key], initial.transition)  # constant in round 1
+    mlp = [k for k in after1 if k.startswith("decoder.decoders.0.mlp") and k.endswith("weight")][-1]
+    assert not torch.equal(after1[mlp], initial.state_dict()[mlp.split("decoders.0.", 1)[1]])  # round 1 trained
+    Trainer(cfg, tmp_path / "h", resume=True, progress=False).run()
+    after2 = final_state(tmp_path / "h")
+    assert not torch.allclose(after2[key], after1[key])  # trained in round 2
+
+
+def test_nan_loss_keeps_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    original = Trainer._losses
+    count = {"n": 0}
+
+    def losses(self, *a, **k):
+        count["n"] += 1
+        total, data = original(self, *a, **k)
+        return (total * float("nan"), data) if count["n"] == 5 else (total, data)
+
+    monkeypatch.setattr(Trainer, "_losses", losses)
+    with pytest.raises(TrainingDiverged) as e:
+        Trainer(cfg, tmp_path / "n", progress=False).run()
+    msg = str(e.value)
+    assert "\n" not in msg and "round 1, epoch 2, batch 2" in msg and "last good checkpoint (round 1, epoch 1)" in msg
+    ck = load_checkpoint(tmp_path / "n" / "checkpoint.pt")
+    assert (ck["round"], ck["epoch"]) == (0, 1)
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    assert len((tmp_path / "n" / "losses.csv").read_text().splitlines()) == 2
+    assert not (tmp_path / "n" / "model.pt").exists()
+
+
+def test_outputs_and_load_run_symmetry_expanded(dataset, tmp_path):
+    star, gmm, _ = dataset
+    cfg = RunConfig.from_dict({
+        "latent_dim": 3,
+        "encoder": {"kind": "gradient", "options": {"hidden": [16]}},  # sees the orientation
+        "decoders": {"f": {"kind": "free", "options": SMALL_MLP}},
+        "rounds": [{"decoders": ["f"], "epochs": 1, "batch_size": 16, "high_res_angstrom": 12.0}],
+        "data": {"star": str(star), "gmm": str(gmm), "symmetry": "C2"},
+    })
+    Trainer(cfg, tmp_path / "o", progress=False).run()
+    out = tmp_path / "o"
+    for name in ("config.json", "environment.json", "checkpoint.pt", "losses.csv", "losses.png", "latent.npy",
+                 "model.pt"):
+        assert (out / name).is_file(), name
+    run = load_run(out)
+    assert run.latent.shape == (40, 2, 3) and run.latent.dtype == np.float32
+    from gmmplat.data import ParticleDataset
+
+    ds = ParticleDataset(star, symmetry="C2")
+    with torch.no_grad():
+        z = run.model.encode(ds.get_batch([6, 7]))
+    assert torch.allclose(z, torch.as_tensor(run.latent[3]), atol=1e-5)  # particle 3, copies 0 and 1
+    assert not torch.allclose(z[0], z[1])  # the copies are different views of the GMM
+    params = run.model.decode(z)
+    assert params.shape == (2, run.neutral.n, 5)
+    assert json.loads((out / "config.json").read_text())["config"]["data"]["symmetry"] == "C2"
+    assert run.losses().shape[0] == 1
+
+
+def test_config_errors_are_one_line(dataset, tmp_path):
+    star, gmm, _ = dataset
+    base = two_round_config(star, gmm).to_dict()
+
+    def err(mutate, exc=ConfigError):
+        d = json.loads(json.dumps(base))
+        mutate(d)
+        with pytest.raises(exc) as e:
+            Trainer(RunConfig.from_dict(d), tmp_path / "x", progress=False)
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    assert "rounds[1]: high-resolution limit 5 Å is beyond Nyquist (8 Å at 4 Å/px)" in err(
+        lambda d: d["rounds"][1].update(high_res_angstrom=5.0))
+    assert "rounds[0].epochs" in err(lambda d: d["rounds"][0].update(epochs=0))
+    assert "unknown key(s) epoch" in err(lambda d: d["rounds"][0].update(epoch=3))
+    assert "missing" in err(lambda d: d["rounds"][1].update(decoders=["core"]))
+    assert "unknown decoder 'nope'" in err(lambda d: d["decoders"]["dom"].update(kind="nope"))
+    assert "no mask 'zz'" in err(lambda d: d["decoders"]["core"].update(subset="zz"))
+    assert "matches no parameter" in err(lambda d: d["rounds"][1].update(freeze=["core.nothing*"]))
+    assert "decoders.dom" in err(lambda d: d["decoders"]["dom"]["options"].update(bogus=1))
+    assert "nothing to train" in err(lambda d: d["rounds"][0].update(train=[], freeze=[]))
+    assert not (tmp_path / "x").exists()
