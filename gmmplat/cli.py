@@ -26,6 +26,8 @@ VERBS = {
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmmplat", description="Cryo-EM heterogeneity analysis with deep GMMs.")
+    parser.add_argument("--plugin", action="append", default=[], dest="global_plugins", metavar="FILE_OR_MODULE",
+                        help="import a file or module that registers new steps (repeatable)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     for name, help_text in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -38,9 +40,13 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    verb = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(verb if verb in VERBS else None).parse_args(argv)
+    verb = next((a for a in argv if a in VERBS), None)
+    args = build_parser(verb).parse_args(argv)
     try:
+        if args.global_plugins:
+            from .plugins import import_plugins
+
+            import_plugins(args.global_plugins)
         return int(args._run(args) or 0)
     except GmmplatError as exc:
         print(f"gmmplat {args.verb}: error: {exc}", file=sys.stderr)

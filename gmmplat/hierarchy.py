@@ -40,21 +40,25 @@ def transition_matrix(source_xyz, target_xyz, s_angstrom: float, normalize: bool
 
     ``W[m, n] = exp(-|x_m - y_n|² / (2 s²))``; with ``normalize`` each column
     sums to 1 (computed as a softmax over sources, so targets far from every
-    source still get finite weights). Returns a torch tensor (float32, on the
-    input's device) for tensor input, else a float64 numpy array.
+    source still get finite weights). Computed in float64. Returns a torch
+    tensor for tensor input (the floating dtype of the tensor inputs, on their
+    device), else a float64 numpy array.
     """
-    as_tensor = torch.is_tensor(source_xyz) or torch.is_tensor(target_xyz)
-    src = torch.as_tensor(source_xyz, dtype=torch.float64)
-    tgt = torch.as_tensor(target_xyz, dtype=torch.float64, device=src.device)
+    tensors = [t for t in (source_xyz, target_xyz) if torch.is_tensor(t)]
+    device = tensors[0].device if tensors else None
+    src = torch.as_tensor(source_xyz, dtype=torch.float64, device=device)
+    tgt = torch.as_tensor(target_xyz, dtype=torch.float64, device=device)
     if src.ndim != 2 or src.shape[1] != 3 or tgt.ndim != 2 or tgt.shape[1] != 3:
         raise ValueError(f"transition_matrix needs (M, 3) and (N, 3) coordinates, got {tuple(src.shape)}, {tuple(tgt.shape)}")
     if not s_angstrom > 0:
         raise ConfigError(f"transition kernel width must be positive, got {s_angstrom}")
     logits = -torch.cdist(src, tgt) ** 2 / (2.0 * float(s_angstrom) ** 2)
     W = torch.softmax(logits, dim=0) if normalize else torch.exp(logits)
-    if as_tensor:
-        dev = source_xyz.device if torch.is_tensor(source_xyz) else target_xyz.device
-        return W.to(device=dev, dtype=torch.float32)
+    if tensors:
+        dtype = torch.float32
+        for t in tensors:
+            dtype = torch.promote_types(dtype, t.dtype) if t.is_floating_point() else dtype
+        return W.to(dtype)
     return W.numpy()
 
 

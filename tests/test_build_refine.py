@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.build import FourierSphere, build_from_model, fit_amplitude_scales, gmm_map_fsc, refine_gmm, scale_to_map
 from gmmplat.fourier import Band
 from gmmplat.gmm import render_map
 from gmmplat.io import MapData, read_map, read_model
 from gmmplat.projectors import PROJECTORS
 from gmmplat.regularizers import REGULARIZERS
-from test_build_helpers import APIX, BOX, bundle, write_model, write_model_map
+from test_build_helpers import bundle, write_model, write_model_map
 
 
 def _fibonacci_frames(n: int) -> torch.Tensor:

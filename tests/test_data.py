@@ -4,17 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401
+from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401 (one_thread: autouse fixture)
 
 from gmmplat.data import ParticleDataset, batch_order, shard
 from gmmplat.errors import ConfigError, InputError
 from gmmplat.geometry import euler_to_matrix, symmetry_operators
 from gmmplat.gmm import GMM
-
-
-@pytest.fixture(autouse=True)
-def _threads(one_thread):
-    yield
 
 
 @pytest.fixture(scope="module")

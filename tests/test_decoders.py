@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.decoders import DECODERS, FreeDecoder, HierarchicalDecoder, MultiDecoder, RigidDecoder
 from gmmplat.errors import ConfigError
 from gmmplat.gmm import GMM

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.ctf import CTFParams, ctf_rfft
 from gmmplat.data import Batch
 from gmmplat.encoders import ENCODERS, GradientEncoder, ImageEncoder, RunningScale, StepContext

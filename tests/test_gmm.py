@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.errors import InputError
 from gmmplat.gmm import GMM, render_map
 

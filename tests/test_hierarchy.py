@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.errors import ConfigError
 from gmmplat.gmm import GMM, render_map
 from gmmplat.hierarchy import (add_hierarchy, default_transition_s, propagate, small_gmm_from_map, small_gmm_kmeans,
@@ -89,3 +89,11 @@ def test_add_hierarchy_extras_roundtrip(tmp_path):
     back = GMM.load(tmp_path / "g.npz")
     assert back.extras["small_params"].shape == (8, 5) and back.extras["transition"].shape == (8, big.n)
     np.testing.assert_allclose(back.extras["transition"], W, rtol=1e-6)
+
+
+def test_transition_matrix_types():
+    src, tgt = torch.randn(4, 3, dtype=torch.float64), torch.randn(9, 3, dtype=torch.float64)
+    assert transition_matrix(src, tgt, 2.0).dtype == torch.float64
+    assert transition_matrix(src.float(), tgt.float(), 2.0).dtype == torch.float32
+    assert isinstance(transition_matrix(src.numpy(), tgt.numpy(), 2.0), np.ndarray)
+    np.testing.assert_allclose(transition_matrix(src, tgt, 2.0).numpy(), transition_matrix(src.numpy(), tgt.numpy(), 2.0))

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.ctf import CTFParams, ctf_rfft
 from gmmplat.fourier import Band
 from gmmplat.geometry import random_rotations

@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from conftest import random_gmm
+from factories import random_gmm
 from gmmplat.fourier import Band, image_to_rfft
 from gmmplat.geometry import euler_to_matrix
 from gmmplat.gmm import render_map

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_train_fixtures import make_dataset, one_thread  # noqa: F401 (fixture)
+from test_train_fixtures import make_dataset, one_thread  # noqa: F401 (autouse fixture)
 
 from gmmplat.errors import ConfigError
 from gmmplat.train import RunConfig, Trainer, TrainingDiverged, load_run
@@ -15,11 +15,6 @@ from gmmplat.train.builder import build_decoder
 from gmmplat.train.checkpoint import load_checkpoint
 
 SMALL_MLP = {"hidden": [16]}
-
-
-@pytest.fixture(autouse=True)
-def _threads(one_thread):
-    yield
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,11 @@ import json
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
-from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401
+from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401 (one_thread: autouse fixture)
 
 from gmmplat import cli
 from gmmplat.errors import ConfigError
 from gmmplat.train import load_run, preset
-
-
-@pytest.fixture(autouse=True)
-def _threads(one_thread):
-    yield
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +59,8 @@ def test_cli_bad_band_and_bad_json(data, tmp_path, capsys):
     one_line_error(code, err, "bad.json: not valid JSON")
     (tmp_path / "k.json").write_text(json.dumps({"rounds": [{"epochs": 1, "decoders": ["a"]}], "decoders": {},
                                                  "learning_rate": 1}))
-    code, err = run_cli(["--star", star, "--gmm", gmm, "--config", tmp_path / "k.json", "--out", tmp_path / "r"], capsys)
+    code, err = run_cli(["--star", star, "--gmm", gmm, "--config", tmp_path / "k.json", "--out", tmp_path / "r"],
+                        capsys)
     one_line_error(code, err, "k.json: config: unknown key(s) learning_rate")
     assert not (tmp_path / "r").exists()
 

@@ -7,17 +7,12 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_train_fixtures import make_dataset, one_thread  # noqa: F401 (fixture)
+from test_train_fixtures import make_dataset, one_thread  # noqa: F401 (autouse fixture)
 from torch import nn
 
 from gmmplat.encoders import ENCODERS, Encoder
 from gmmplat.train import RunConfig, Trainer
 from gmmplat.train.distributed import init_distributed, shutdown
-
-
-@pytest.fixture(autouse=True)
-def _threads(one_thread):
-    yield
 
 
 @ENCODERS.register("test_flat_image")

@@ -101,9 +101,10 @@ def overwrite_images(stack, values: dict[int, np.ndarray | float]) -> None:
         m.set_data(data)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny tensors on a shared 2-core machine run several times faster on one thread."""
+    """Tiny tensors on a shared 2-core machine run several times faster on one thread
+    (autouse in every test module that imports it)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -4,6 +4,7 @@
 * :func:`build_from_map`: pseudoatoms by density-weighted k-means of voxels.
 * :func:`build_combined`: model + pseudoatoms on the unmodelled density.
 * :func:`refine_gmm`: fit positions, amplitudes and widths to the map in 3D Fourier space.
+* :func:`build_neutral_gmm` (:class:`BuildOptions`): the whole build of ``gmmplat build``.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from .combine import build_combined, default_mask_radius, merge, model_mask
 from .from_map import build_from_map, default_threshold, density_centre_world, estimate_n_gaussians
 from .from_model import (build_from_model, check_model_overlaps_map, electron_counts, map_frame,
                          sigma_for_resolution)
+from .export import write_centres_pdb, write_gmm_map
+from .pipeline import BuildOptions, build_neutral_gmm
 from .refine import FourierSphere, RefineResult, fit_amplitude_scales, gmm_map_fsc, refine_gmm, scale_to_map
 
 __all__ = [
@@ -18,4 +21,5 @@ __all__ = [
     "build_from_map", "default_threshold", "density_centre_world", "estimate_n_gaussians",
     "build_combined", "default_mask_radius", "merge", "model_mask",
     "FourierSphere", "RefineResult", "fit_amplitude_scales", "gmm_map_fsc", "refine_gmm", "scale_to_map",
+    "write_centres_pdb", "write_gmm_map", "BuildOptions", "build_neutral_gmm",
 ]

@@ -38,11 +38,11 @@ def _regularizers(neutral, weight: float) -> list:
 
 
 def _need_domain(neutral, domain, name) -> str:
-    masks = neutral.masks()
+    known = ", ".join(sorted(neutral.masks())) or "none"
     if not domain:
-        raise ConfigError(f"preset {name!r} needs --domain NAME (masks in the GMM: {', '.join(sorted(masks)) or 'none'})")
-    if domain not in masks:
-        raise ConfigError(f"preset {name!r}: no mask {domain!r} in the GMM; known: {', '.join(sorted(masks)) or 'none'}")
+        raise ConfigError(f"preset {name!r} needs --domain NAME (masks in the GMM: {known})")
+    if domain not in neutral.masks():
+        raise ConfigError(f"preset {name!r}: no mask {domain!r} in the GMM; known: {known}")
     return domain
 
 
@@ -131,7 +131,8 @@ def preset(name: str, neutral, domain: str | None = None, epochs: int | list | N
     if epochs is not None:
         counts = [int(epochs)] * len(d["rounds"]) if isinstance(epochs, int) else [int(e) for e in epochs]
         if len(counts) != len(d["rounds"]):
-            raise ConfigError(f"preset {name!r} has {len(d['rounds'])} round(s) but {len(counts)} epoch counts were given")
+            raise ConfigError(f"preset {name!r} has {len(d['rounds'])} round(s) but {len(counts)} epoch counts "
+                              "were given")
         for r, e in zip(d["rounds"], counts):
             r["epochs"] = e
     for r in d["rounds"]:

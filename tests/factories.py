@@ -1,0 +1,12 @@
+"""Small test data factories shared by the test modules (importable as ``factories``)."""
+import torch
+
+
+def random_gmm(n, box, apix, seed=0, sigma_px=(1.5, 2.5), extent=0.25):
+    """A random asymmetric GMM ``(n, 5)`` inside the central part of the box."""
+    g = torch.Generator().manual_seed(seed)
+    half = box * apix * extent
+    xyz = (torch.rand(n, 3, generator=g) * 2 - 1) * half
+    amp = 0.5 + torch.rand(n, generator=g)
+    sig = (sigma_px[0] + (sigma_px[1] - sigma_px[0]) * torch.rand(n, generator=g)) * apix
+    return torch.cat([xyz, amp[:, None], sig[:, None]], dim=1)
