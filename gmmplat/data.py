@@ -296,6 +296,11 @@ class ParticleDataset:
     def close(self) -> None:
         self._reader.close()
 
+    def __getstate__(self) -> dict:  # worker processes start with an empty cache
+        state = self.__dict__.copy()
+        state["_cache"] = _ImageCache(self._cache.max_bytes)
+        return state
+
 
 class _BatchList(torch.utils.data.Dataset):
     def __init__(self, dataset: ParticleDataset, batches: list[np.ndarray]):

@@ -92,6 +92,21 @@ def test_batch_order_and_shards():
     assert np.array_equal(np.sort(np.concatenate([shard(b, 0, 2), shard(b, 1, 2)])), b)
 
 
+def test_loader_with_workers_gives_the_same_batches(small_set):
+    import pickle
+
+    star, _ = small_set
+    ds = ParticleDataset(star, symmetry="C2")
+    batches = batch_order(np.arange(len(ds)), 7, (3,))
+    ref = list(ds.loader(batches))
+    par = list(ds.loader(batches, num_workers=2))
+    assert len(ref) == len(par) == 6
+    for a, b in zip(ref, par):
+        assert torch.equal(a.images, b.images) and torch.equal(a.rotations, b.rotations)
+        assert torch.equal(a.index, b.index) and torch.equal(a.sym_index, b.sym_index)
+    assert len(ds._cache) > 0 and len(pickle.loads(pickle.dumps(ds))._cache) == 0
+
+
 def test_nan_and_constant_images_reported(tmp_path):
     star, _, _ = make_dataset(tmp_path, n=12, snr=None)
     ds = ParticleDataset(star)

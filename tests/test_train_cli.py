@@ -14,12 +14,6 @@ from gmmplat.errors import ConfigError
 from gmmplat.train import load_run, preset
 
 
-@pytest.fixture(autouse=True)
-def train_verb(monkeypatch):
-    if "train" not in cli.VERBS:
-        monkeypatch.setattr(cli, "VERBS", [*cli.VERBS, "train"])
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")

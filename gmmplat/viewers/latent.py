@@ -178,6 +178,8 @@ def latent_explorer(latent: np.ndarray, decode_fn: Callable, gmm: GMM, n_frames:
             gmm_fig.relayout({"title.text": title or f"{label} {k}"})
         lat_fig.restyle(current, {"x": [float(cx[k])], "y": [float(cy[k])]})
         if model_view is not None:
+            if model_view.frame == k:  # the browser may have moved it; draw frame k anyway
+                model_view._set_coordinates(k)
             model_view.frame = k
         if on_frame is not None:
             on_frame(k, z[k], frames[k])

@@ -94,11 +94,11 @@ def _model_view_class():
     import nglview
 
     class ModelView(nglview.NGLWidget):
-        """An NGLWidget whose frames travel as JSON ``updateCoordinates`` calls.
+        """An NGLWidget whose frames travel as JSON ``updateCoordinates`` calls from the kernel's thread.
 
-        nglview's own path sends each frame as a binary buffer; under Voila the view
-        receives it and draws nothing new (checked in the browser tests), while the
-        same coordinates sent as a JSON list move the model.
+        With nglview 4.0 under Voila (ipykernel 7) a frame change sent nglview's way
+        (binary buffer, or a call queued to nglview's sender thread) never reached the
+        page: the model did not move (tests/browser).  Sent directly, it does.
         """
 
         def _set_coordinates(self, index, movie_making=False, render_params=None):
@@ -106,7 +106,10 @@ def _model_view_class():
                 if isinstance(traj, FramesTrajectory) and traj.shown:
                     component = self._ngl_component_ids.index(traj.id)
                     xyz = traj.get_coordinates(index).ravel().round(3).tolist()
-                    self._remote_call("updateCoordinates", target="Widget", args=[xyz, component], fire_once=True)
+                    if self.loaded:  # sent from this thread: nglview's sender thread's messages did not arrive
+                        self.send(self._get_remote_call_msg("updateCoordinates", target="Widget", args=[xyz, component]))
+                    else:
+                        self._remote_call("updateCoordinates", target="Widget", args=[xyz, component], fire_once=True)
             others = [t for t in self._trajlist if not isinstance(t, FramesTrajectory)]
             if others:
                 saved, self._trajlist = self._trajlist, others
@@ -167,6 +170,12 @@ def model_view(pdb_path_or_frames: Any, frames_xyz: np.ndarray | None = None, re
         view.add_representation(representation, selection=selection, color_scheme="element")
     view.layout.width, view.layout.height = "100%", height  # the widget observes its own Layout object
     view.add_class("gmmplat-model")
+    # nglview builds its player (Play + IntSlider, linked to `frame` in the browser) with
+    # max 0 before any trajectory exists; left so, the kernel clamps every frame the
+    # browser sets back to 0.  Give the player the real range.
+    for control in getattr(view, "_iplayer", None).children if getattr(view, "_iplayer", None) else ():
+        control.max = view.max_frame
+        control.value = start
     view.frame = start
     view.center()
     return view

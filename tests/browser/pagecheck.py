@@ -188,6 +188,12 @@ def check_page(page, notebook: str, shot_dir: Path, external: list[str], min_vie
     for url in external:
         if not url.startswith(ALLOWED_EXTERNAL):
             report.failures.append(f"{notebook}: request to a non-loopback host: {url}")
+    for cls, need in (("gmmplat-model", "canvas"), ("gmmplat-gmm", PLOTLY_3D_CANVAS.split(" ", 1)[1]),
+                      ("gmmplat-masks", PLOTLY_3D_CANVAS.split(" ", 1)[1]), ("gmmplat-latent", ".scatterlayer .point")):
+        for k, el in enumerate(page.query_selector_all(f".{cls}")):
+            if not el.query_selector(need):
+                report.failures.append(f"{notebook}: viewer {cls.replace('gmmplat-', '')} #{k + 1} has no "
+                                       f"{'canvas' if 'canvas' in need else 'points'} (it did not draw)")
     viewers = find_viewers(page)
     if len(viewers) < min_viewers:
         report.failures.append(f"{notebook}: {len(viewers)} viewer canvas(es) on the page, expected at least {min_viewers}")
