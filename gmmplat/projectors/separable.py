@@ -1,4 +1,4 @@
-"""Separable Fourier projector: an x factor (N × Kx) and a y factor (Ky × N) per particle,
+"""Separable Fourier projector: an x factor (N × Kx) and a y factor (N × Ky) per particle,
 multiplied as one batched complex matrix product.  Memory O(B·N·(Kx+Ky))."""
 from __future__ import annotations
 
@@ -6,42 +6,68 @@ import math
 
 import torch
 
+from ..fourier import Band
 from .base import PROJECTORS, Projector
 
 TWO_PI = 2 * math.pi
 
 
+def _phases(p: torch.Tensor, m_min: int, count: int, delta: float) -> torch.Tensor:
+    """``e^{-2πi (m_min + j) Δ p}`` for j = 0..count-1: ``p (B, N)`` -> ``(B, N, count)`` complex.
+
+    Trigonometry only on ~2√count values per Gaussian: ``m = m_min + a + A·c`` splits the
+    phase into a fine table (a < A) times a coarse one (c), multiplied as an outer product.
+    """
+    A = max(1, math.isqrt(count - 1) + 1)
+    C = -(-count // A)
+    base = (-TWO_PI * delta) * p[..., None]
+    fine = torch.polar(torch.ones_like(base), base * torch.arange(A, device=p.device, dtype=p.dtype))
+    coarse_m = m_min + A * torch.arange(C, device=p.device, dtype=p.dtype)
+    coarse = torch.polar(torch.ones_like(base), base * coarse_m)
+    return (coarse[..., :, None] * fine[..., None, :]).reshape(*p.shape, C * A)[..., :count]
+
+
+def _scale(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Complex ``z (..., K)`` times real ``r`` broadcastable to it, without promoting ``r`` to complex."""
+    return torch.view_as_complex(torch.view_as_real(z) * r[..., None])
+
+
 class _SeparableProjection(torch.autograd.Function):
-    """``F[b] = Y[b] @ X[b]`` with ``X[b,n,kx] = w e^{-s2 kx² - 2πi kx px}``,
-    ``Y[b,ky,n] = e^{-s2 ky² - 2πi ky py}``.
+    """``F[b] = Yn[b]ᵀ @ (w X0)[b]`` with ``X0[b,n,kx] = e^{-s2 kx² - 2πi kx px}`` and
+    ``Yn[b,n,ky] = e^{-s2 ky² - 2πi ky py}`` (ky in ascending order; rows are put back in
+    FFT order at the end).
 
     Inputs are real ``(B, N)``: projected centres ``px, py`` [Å], weights ``w``,
-    ``s2 = 2π²σ²`` [Å²]; ``kx (Kx,)``, ``ky (Ky,)`` [1/Å].  The backward pass is
-    written out: two batched products for the factor gradients, then reductions
-    over frequency, so only X and Y are kept (no per-element autograd graph).
+    ``s2 = 2π²σ²`` [Å²].  The backward pass is written out (two batched products,
+    then reductions over frequency), so only X0 and Yn are kept.
     """
 
     @staticmethod
-    def forward(ctx, px, py, w, s2, kx, ky):
-        X0 = torch.polar(torch.exp(-s2[..., None] * kx**2), (-TWO_PI) * px[..., None] * kx)
-        Y = torch.polar(torch.exp(-s2[:, None, :] * ky[:, None] ** 2), (-TWO_PI) * ky[:, None] * py[:, None, :])
-        ctx.save_for_backward(X0, Y, w, kx, ky)
-        return torch.bmm(Y, X0 * w[..., None])
+    def forward(ctx, px, py, w, s2, grid):
+        kx, ky, mx0, my0, delta, rows = grid
+        X0 = _scale(_phases(px, mx0, kx.numel(), delta), torch.exp(-s2[..., None] * kx**2))
+        Yn = _scale(_phases(py, my0, ky.numel(), delta), torch.exp(-s2[..., None] * ky**2))
+        ctx.save_for_backward(X0, Yn, w)
+        ctx.grid = grid
+        F = torch.bmm(Yn.transpose(1, 2), _scale(X0, w[..., None]))  # (B, Ky sorted, Kx)
+        return F.index_select(1, rows)
 
     @staticmethod
     def backward(ctx, G):
-        X0, Y, w, kx, ky = ctx.saved_tensors
-        # complex grads (PyTorch convention) of the factors, then the chain rule to real inputs:
-        # for real u entering as X = f(u), du = Re(conj(gX) * dX/du).
-        gX = torch.bmm(Y.conj().transpose(1, 2), G)  # (B, N, Kx), w.r.t. X = w X0
-        gY = torch.bmm(G, (X0 * w[..., None]).conj().transpose(1, 2))  # (B, Ky, N)
-        PX = gX.conj() * X0  # (B, N, Kx); multiply by w for terms of X itself
-        PY = gY.conj() * Y  # (B, Ky, N)
-        d_w = PX.real.sum(-1)
-        d_px = (PX.imag @ kx) * (TWO_PI * w)  # dX/dpx = -2πi kx X
-        d_py = torch.einsum("bkn,k->bn", PY.imag, ky) * TWO_PI
-        d_s2 = -(PX.real @ kx**2) * w - torch.einsum("bkn,k->bn", PY.real, ky**2)
-        return d_px, d_py, d_w, d_s2, None, None
+        X0, Yn, w = ctx.saved_tensors
+        kx, ky, _, _, _, rows = ctx.grid
+        Gc = torch.zeros(G.shape[0], Yn.shape[2], G.shape[2], dtype=G.dtype, device=G.device)
+        Gc[:, rows] = G.conj()  # conj(G), rows back in ascending ky order
+        # For real u entering as X = f(u): du = Re(conj(gX) dX/du), with conj(gX) = Yn @ conj(G).
+        PX = torch.bmm(Yn, Gc) * X0  # (B, N, Kx): conj(gX0) * X0 (before the weight)
+        PY = _scale(torch.bmm(X0, Gc.transpose(1, 2)), w[..., None]) * Yn  # (B, N, Ky): conj(gYn) * Yn
+        rx = torch.view_as_real(PX)  # (..., K, 2): real, imag
+        ry = torch.view_as_real(PY)
+        d_w = rx[..., 0].sum(-1)
+        d_px = (rx[..., 1] @ kx) * (TWO_PI * w)  # dX/dpx = -2πi kx X
+        d_py = (ry[..., 1] @ ky) * TWO_PI
+        d_s2 = -(rx[..., 0] @ kx**2) * w - ry[..., 0] @ ky**2
+        return d_px, d_py, d_w, d_s2, None
 
 
 @PROJECTORS.register("separable")
@@ -52,7 +78,21 @@ class FourierSeparableProjector(Projector):
     i.e. ``Y (B, Ky, N) @ X (B, N, Kx)``.
     """
 
+    def set_band(self, band: Band) -> None:
+        super().set_band(band)
+        self._grid = None
+
+    def _frequency_grid(self):
+        if getattr(self, "_grid", None) is None or self._grid[0].device != self.kx.device:
+            band = self.band
+            delta = 1.0 / (band.box * band.pixel_size_angstrom)
+            my = torch.round(self.ky / delta).long()
+            my0 = int(my.min())
+            ky_sorted = (my0 + torch.arange(len(my), device=self.ky.device)).to(self.ky.dtype) * delta
+            self._grid = (self.kx, ky_sorted, 0, my0, delta, (my - my0).to(self.ky.device))
+        return self._grid
+
     def forward(self, params, rotations, shifts_angstrom, ctf=None):
         centres, weight, s2 = self._prepare(params, rotations, shifts_angstrom)
-        F = _SeparableProjection.apply(centres[..., 0], centres[..., 1], weight, s2, self.kx, self.ky)
+        F = _SeparableProjection.apply(centres[..., 0], centres[..., 1], weight, s2, self._frequency_grid())
         return F if ctf is None else F * ctf
