@@ -5,7 +5,9 @@ Examples::
     gmmplat train --star particles.star --gmm gmm.npz --config run.json --out runs/a
     gmmplat train --star particles.star --gmm gmm.npz --preset rigid --domain hinge --out runs/b
     gmmplat train ... --out runs/a --resume          # continue an interrupted run
-    torchrun --nproc_per_node=2 -m gmmplat.cli train ...   # data-parallel (gloo on CPU, nccl on GPU)
+    torchrun --nproc_per_node=2 -- "$(which gmmplat)" train ...   # data-parallel (gloo on CPU, nccl on GPU)
+
+(The ``--`` keeps torchrun from reading ``--star`` as an abbreviation of its ``--start-method``.)
 """
 from __future__ import annotations
 

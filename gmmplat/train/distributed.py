@@ -1,7 +1,7 @@
 """Data-parallel training: process group set-up, sharding and reductions.
 
 The same training code runs in one process or under
-``torchrun --nproc_per_node=P``: :func:`init_distributed` reads the variables
+``torchrun --nproc_per_node=P -- "$(which gmmplat)" train ...``: :func:`init_distributed` reads the variables
 torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) and joins a process group (``gloo`` on CPU, ``nccl`` on
 CUDA).  Every process walks the same sequence of *global* batches (same seed);

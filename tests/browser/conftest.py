@@ -3,7 +3,8 @@
 Skipped with a reason when Playwright, Voila or a Chromium binary is missing (install:
 ``apt-get install -y chromium`` and ``pip install playwright voila``; no browser download).
 Screenshots go to ``$GMMPLAT_BROWSER_SHOTS`` or a pytest temporary folder (printed in
-failure messages).
+failure messages).  ``$GMMPLAT_NOTEBOOK_SESSION`` names a folder whose SMOKE run is reused
+(run once, then delete the folder to rerun).
 """
 from __future__ import annotations
 
@@ -39,7 +40,13 @@ def smoke_session(tmp_path_factory):
     """The SMOKE papermill run of every notebook, shared with tests/test_notebooks.py."""
     from gmmplat.notebooks import run_once
 
-    return run_once(NOTEBOOK_DIR, tmp_path_factory.getbasetemp() / "notebook_session", smoke=True)
+    return run_once(NOTEBOOK_DIR, session_dir(tmp_path_factory), smoke=True)
+
+
+def session_dir(tmp_path_factory) -> Path:
+    """``$GMMPLAT_NOTEBOOK_SESSION`` (reused across pytest runs while developing) or a pytest temp folder."""
+    env = os.environ.get("GMMPLAT_NOTEBOOK_SESSION")
+    return Path(env) if env else tmp_path_factory.getbasetemp() / "notebook_session"
 
 
 @pytest.fixture(scope="session")

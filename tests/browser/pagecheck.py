@@ -38,7 +38,10 @@ MIN_CHANGED_PIXELS = 50
 # the tests block it like every other non-loopback request and accept only this one.
 ALLOWED_EXTERNAL = ("https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@",)
 ERROR_TEXTS = ("Error displaying widget", "is not registered", "Traceback (most recent call last)",
-               "Failed to load model class", "WebGL is not supported")
+               "Failed to load model class", "WebGL is not supported", "Click to show javascript error")
+# browser console errors that mean a widget failed (Voila only shows "Click to show javascript error")
+CONSOLE_ERRORS = ("is not registered", "Failed to load model class", "Error displaying widget", "[anywidget]",
+                  "Could not create a view", "Could not create model")
 PLOTLY_3D_CANVAS = ".js-plotly-plot .gl-container canvas"
 
 
@@ -177,9 +180,13 @@ def wait_settled(page, timeout_s: float = 90.0, quiet_s: float = 3.0) -> None:
         time.sleep(0.5)
 
 
-def check_page(page, notebook: str, shot_dir: Path, external: list[str], min_viewers: int = 0) -> PageReport:
+def check_page(page, notebook: str, shot_dir: Path, external: list[str], min_viewers: int = 0,
+               console: list[str] = ()) -> PageReport:
     """Check every viewer on a loaded page; the report's ``failures`` name viewer and notebook."""
     report = PageReport(notebook, external_requests=list(external))
+    for line in dict.fromkeys(console):  # unique, in order
+        if any(e in line for e in CONSOLE_ERRORS):
+            report.failures.append(f"{notebook}: browser console: {line.splitlines()[0][:300]}")
     text = page.inner_text("body")
     for err in ERROR_TEXTS:
         if err in text:
@@ -214,10 +221,11 @@ def check_page(page, notebook: str, shot_dir: Path, external: list[str], min_vie
 def open_page(browser, url: str, viewport=(1280, 1000), timeout_s: float = 240.0):
     """Load ``url`` in a fresh context: non-loopback requests are aborted and recorded.
 
-    Returns ``(context, page, external_requests)``; the caller closes the context.
+    Returns ``(context, page, external_requests, console_errors)``; the caller closes the context.
     """
     ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     external: list[str] = []
+    console: list[str] = []
 
     def route(r):
         u = r.request.url
@@ -229,9 +237,29 @@ def open_page(browser, url: str, viewport=(1280, 1000), timeout_s: float = 240.0
 
     ctx.route("**/*", route)
     page = ctx.new_page()
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(str(e)))
     page.goto(url, timeout=timeout_s * 1000, wait_until="load")
     wait_settled(page, timeout_s=timeout_s)
-    return ctx, page, external
+    return ctx, page, external, console
+
+
+PLOTLY_3D_TYPES = {"scatter3d", "mesh3d", "isosurface", "volume", "surface", "cone", "streamtube"}
+
+
+def _plotly_trace_types(html: str) -> set[str]:
+    """Trace types of the figure in a plotly HTML output (the data list of ``Plotly.newPlot``)."""
+    import json
+
+    i = html.find("Plotly.newPlot(")
+    if i < 0:
+        return set()
+    start = html.find("[", i)
+    try:
+        data, _ = json.JSONDecoder().raw_decode(html, start)
+    except ValueError:
+        return set()
+    return {t.get("type", "scatter") for t in data if isinstance(t, dict)}
 
 
 def expected_viewers(executed_notebook: Path) -> int:
@@ -246,8 +274,7 @@ def expected_viewers(executed_notebook: Path) -> int:
             data = out.get("data", {})
             html = data.get("text/html", "")
             text = data.get("text/plain", "")
-            if "Plotly.newPlot" in html and any(t in html for t in ('"type":"scatter3d"', '"type":"mesh3d"',
-                                                                    '"type":"isosurface"', '"type":"volume"')):
+            if 'class="plotly-graph-div"' in html[:1000] and _plotly_trace_types(html) & PLOTLY_3D_TYPES:
                 n += 1
             elif "application/vnd.jupyter.widget-view+json" in data and text.startswith(("NGLWidget(", "LatentExplorer(")):
                 n += 1

@@ -19,9 +19,9 @@ NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
 def _check(browser, voila, name: str, shots_dir: Path, min_viewers: int, slider: bool) -> tuple[list[str], object]:
-    ctx, page, external = open_page(browser, voila.url(name))
+    ctx, page, external, console = open_page(browser, voila.url(name))
     try:
-        report = check_page(page, name, shots_dir, external, min_viewers=min_viewers)
+        report = check_page(page, name, shots_dir, external, min_viewers=min_viewers, console=console)
         failures = list(report.failures)
         if slider and not failures:
             failures += move_slider_and_compare(page, name, shots_dir)
@@ -53,9 +53,9 @@ def test_detector_reports_blank_viewers_without_webgl(browser_no_webgl, voila, s
     """Negative control: the same page with WebGL disabled must fail the check, naming viewers."""
     out = shots_dir / "no_webgl"
     out.mkdir(exist_ok=True)
-    ctx, page, external = open_page(browser_no_webgl, voila.url(PAGE.name))
+    ctx, page, external, console = open_page(browser_no_webgl, voila.url(PAGE.name))
     try:
-        report = check_page(page, PAGE.name, out, external, min_viewers=3)
+        report = check_page(page, PAGE.name, out, external, min_viewers=3, console=console)
     finally:
         ctx.close()
     text = "\n".join(report.failures)
