@@ -2,8 +2,8 @@
 
 :class:`ParticleDataset` reads a RELION particle STAR file (:mod:`gmmplat.io.star`)
 and streams images from the memory-mapped stacks (:class:`gmmplat.io.StackReader`).
-Only the per-particle metadata (poses, shifts, CTF: a few dozen bytes a particle)
-is held in memory; images are read when a batch asks for them and kept in a
+Only the per-particle metadata (poses, shifts, CTF, the STAR table: under 1 kB a
+particle) is held in memory; images are read when a batch asks for them and kept in a
 bounded LRU cache (``cache_mb``).  The stacks are unmapped again after every
 read (``release_mb=0``, the default; or after that many MB): a page fault on a
 memory-mapped file maps whole runs of pages (kernel fault-around, large folios),

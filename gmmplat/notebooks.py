@@ -31,6 +31,8 @@ DATASETS = ("hinge", "bend", "coupled")
 # two stacks per dataset so multi-stack reading is exercised.
 SMOKE_SIMULATION = dict(n_particles=128, box=32, pixel_size_angstrom=4.0, images_per_stack=64, n_consensus=5)
 REPORT_NAME = "run_report.json"
+# the kernel's own log: errors only (ipykernel warns on every start that local TCP is unencrypted)
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 Progress = Callable[[str], None]
 
@@ -155,7 +157,7 @@ def run_notebooks(notebook_dir: str | os.PathLike, out_dir: str | os.PathLike, p
         try:
             papermill.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name,
                                        cwd=str(nb.parent), progress_bar=show_cells, log_output=False,
-                                       store_widget_state=False)
+                                       store_widget_state=False, extra_arguments=KERNEL_ARGUMENTS)
             result = NotebookResult(nb.name, str(target), time.perf_counter() - t0, "ok")
             say(f"[{k}/{len(notebooks)}] {nb.name} done in {result.seconds:.1f} s")
         except Exception as exc:  # papermill raises PapermillExecutionError and kernel errors

@@ -190,13 +190,16 @@ def test_latent_explorer_moves_the_gmm_and_the_model(tmp_path):
                                  on_frame=lambda k, zk, p: seen.append(k))
     assert calls == [(torch.Tensor, torch.float32, (7, 2))]  # decoded once, all frames
     assert isinstance(ex, viewers.LatentExplorer) and ex.slider.value == 3
+    seq = ex.gmm_figure.update.get("seq", 0)
     ex.set_frame(0)
+    assert ex.gmm_figure.update["seq"] == seq + 1  # Gaussians, bonds and title in one message
+    assert ex.gmm_figure.update["layout"] == {"title.text": "PC1 frame 0"}
     np.testing.assert_allclose(ex.gmm_figure.data[0].x, ex.frames[0][:, 0], rtol=1e-6)
     cur = trace(ex.latent_figure, "current")
     line = trace(ex.latent_figure, "trajectory")
     assert (cur.x[0], cur.y[0]) == pytest.approx((line.x[0], line.y[0]))
     assert view.frame == 0 and seen == [0]
-    assert "frame 0" in ex.gmm_figure.layout.title.text
+    assert ex.gmm_figure.layout.title.text == "PC1 frame 0"
     with pytest.raises(ConfigError):
         viewers.latent_explorer(z, decode, gmm, n_frames=5, model_view=view)  # 7 model frames
     with pytest.raises(ConfigError):
@@ -235,11 +238,10 @@ def test_model_view_trajectory_frames(tmp_path):
     start = gemmi.read_pdb_string(traj.get_structure_string())
     assert start[0]["A"][0]["CA"][0].pos.y == pytest.approx(2.0)  # topology drawn at the first frame shown
     sent = []
-    view.send = lambda msg, buffers=None: sent.append(msg)
-    view.loaded = True
+    view.send = lambda msg, buffers=None: sent.append((msg, buffers))
     view.frame = 4
-    call = next(m for m in sent if m.get("methodName") == "updateCoordinates")
-    np.testing.assert_allclose(np.reshape(call["args"][0], (-1, 3))[:, 1], 4.0)
+    msg, buffers = next((m, b) for m, b in sent if m.get("type") == "binary_single")
+    np.testing.assert_allclose(np.frombuffer(buffers[0], np.float32).reshape(-1, 3)[:, 1], 4.0)
     reps = [m["args"][0] for m in view._ngl_msg_archive if m.get("methodName") == "addRepresentation"]
     assert reps == ["cartoon", "spacefill"]
 

@@ -17,6 +17,7 @@ replays the uninterrupted run.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -176,8 +177,6 @@ class Trainer:
             if not self.resume:
                 raise ConfigError(f"{self.out} already holds a run (config.json); pass --resume to continue it "
                                   "or choose another output folder")
-            import json
-
             try:
                 old = json.loads(cfg_path.read_text())
             except ValueError:
@@ -196,8 +195,6 @@ class Trainer:
             env_path = self.out / "environment.json"
             env = environment(self.config.seed, self.command_line, str(self.device), self.dist.world_size)
             if ckpt is not None and env_path.exists():
-                import json
-
                 first = json.loads(env_path.read_text())
                 first.setdefault("resumed", []).append(env)
                 env = first

@@ -139,7 +139,6 @@ def latent_explorer(latent: np.ndarray, decode_fn: Callable, gmm: GMM, n_frames:
         ``latent_figure``, ``gmm_figure`` (:class:`LiveFigure`), ``z (F, d)``, ``frames (F, N, 5)``;
         ``set_frame(k)`` moves as the slider does.
     """
-
     if trajectory is None:
         z, label = latent_trajectory(latent, n_frames=n_frames, component=component), f"PC{component} frame"
     else:
@@ -178,7 +177,7 @@ def latent_explorer(latent: np.ndarray, decode_fn: Callable, gmm: GMM, n_frames:
             gmm_fig.relayout({"title.text": title or f"{label} {k}"})
         lat_fig.restyle(current, {"x": [float(cx[k])], "y": [float(cy[k])]})
         if model_view is not None:
-            if model_view.frame == k:  # the browser may have moved it; draw frame k anyway
+            if model_view.frame == k:  # its own player may have moved there: send frame k anyway
                 model_view._set_coordinates(k)
             model_view.frame = k
         if on_frame is not None:

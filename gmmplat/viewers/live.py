@@ -146,15 +146,19 @@ class LiveFigure(anywidget.AnyWidget):
 
 
 class _Batch:
+    """Collects updates; nested batches join the outermost one, which sends them."""
+
     def __init__(self, fig: LiveFigure):
-        self.fig = fig
+        self.fig, self.outer = fig, False
 
     def __enter__(self):
-        self.fig._pending = {}
+        if self.fig._pending is None:
+            self.fig._pending, self.outer = {}, True
         return self.fig
 
     def __exit__(self, *exc):
-        pending, self.fig._pending = self.fig._pending, None
-        if exc[0] is None and pending:
-            self.fig._emit(pending)
+        if self.outer:
+            pending, self.fig._pending = self.fig._pending, None
+            if exc[0] is None and pending:
+                self.fig._emit(pending)
         return False

@@ -23,7 +23,13 @@ from ..errors import ConfigError, InputError
 try:  # nglview's base classes; the viewer itself needs nglview anyway
     from nglview import Structure as _Structure, Trajectory as _Trajectory
 except ImportError:  # pragma: no cover - nglview is in the [notebooks] extra
-    _Structure = _Trajectory = object
+    class _Structure:
+        def __init__(self):
+            self.id = ""
+
+    class _Trajectory:
+        def __init__(self):
+            self.id, self.shown = "", True
 
 
 class FramesTrajectory(_Trajectory, _Structure):
@@ -90,37 +96,6 @@ class FramesTrajectory(_Trajectory, _Structure):
         return st.make_pdb_string(options)
 
 
-def _model_view_class():
-    import nglview
-
-    class ModelView(nglview.NGLWidget):
-        """An NGLWidget whose frames travel as JSON ``updateCoordinates`` calls from the kernel's thread.
-
-        With nglview 4.0 under Voila (ipykernel 7) a frame change sent nglview's way
-        (binary buffer, or a call queued to nglview's sender thread) never reached the
-        page: the model did not move (tests/browser).  Sent directly, it does.
-        """
-
-        def _set_coordinates(self, index, movie_making=False, render_params=None):
-            for traj in self._trajlist:
-                if isinstance(traj, FramesTrajectory) and traj.shown:
-                    component = self._ngl_component_ids.index(traj.id)
-                    xyz = traj.get_coordinates(index).ravel().round(3).tolist()
-                    if self.loaded:  # sent from this thread: nglview's sender thread's messages did not arrive
-                        self.send(self._get_remote_call_msg("updateCoordinates", target="Widget", args=[xyz, component]))
-                    else:
-                        self._remote_call("updateCoordinates", target="Widget", args=[xyz, component], fire_once=True)
-            others = [t for t in self._trajlist if not isinstance(t, FramesTrajectory)]
-            if others:
-                saved, self._trajlist = self._trajlist, others
-                try:
-                    super()._set_coordinates(index, movie_making, render_params)
-                finally:
-                    self._trajlist = saved
-
-    return ModelView
-
-
 def _trajectory(source: Any, frames_xyz: np.ndarray | None) -> FramesTrajectory:
     if isinstance(source, FramesTrajectory):
         return source
@@ -162,7 +137,9 @@ def model_view(pdb_path_or_frames: Any, frames_xyz: np.ndarray | None = None, re
     if not 0 <= start < traj.n_frames:
         raise ConfigError(f"model_view: frame {start} is outside 0..{traj.n_frames - 1}")
     traj.initial_frame = start
-    view = _model_view_class()()
+    import nglview
+
+    view = nglview.NGLWidget()
     view.add_trajectory(traj)
     view.clear_representations()
     view.add_representation("cartoon", selection="protein", color_scheme=color_scheme)
@@ -171,8 +148,9 @@ def model_view(pdb_path_or_frames: Any, frames_xyz: np.ndarray | None = None, re
     view.layout.width, view.layout.height = "100%", height  # the widget observes its own Layout object
     view.add_class("gmmplat-model")
     # nglview builds its player (Play + IntSlider, linked to `frame` in the browser) with
-    # max 0 before any trajectory exists; left so, the kernel clamps every frame the
-    # browser sets back to 0.  Give the player the real range.
+    # max 0 before any trajectory exists; left so, the kernel clamps the frame the browser
+    # echoes back to 0 and the model stops following `frame` (tests/browser).  Give the
+    # player the real range.
     for control in getattr(view, "_iplayer", None).children if getattr(view, "_iplayer", None) else ():
         control.max = view.max_frame
         control.value = start

@@ -319,6 +319,7 @@ def move_slider_and_compare(page, notebook: str, shot_dir: Path, timeout_s: floa
                 n = changed_pixels(before[name], el.screenshot())
                 if n >= MIN_CHANGED_PIXELS:
                     changed[name] = n
+        (shot_dir / f"{Path(notebook).stem}__explorer{k + 1}.png").write_bytes(ex.screenshot())
         for name, el in targets:
             after = el.screenshot()
             stem = f"{Path(notebook).stem}__explorer{k + 1}_{name}"
