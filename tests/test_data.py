@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401 (one_thread: autouse fixture)
+from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401
 
 from gmmplat.data import ParticleDataset, batch_order, shard
 from gmmplat.errors import ConfigError, InputError

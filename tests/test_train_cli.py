@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
-from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401 (one_thread: autouse fixture)
+from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401
 
 from gmmplat import cli
 from gmmplat.errors import ConfigError

@@ -64,17 +64,21 @@ def read_losses(path: str | os.PathLike):
 
 
 def plot_losses(path: str | os.PathLike, history: list[dict]) -> None:
-    """``losses.png``: train and validation loss per epoch (matplotlib, Agg backend)."""
-    import matplotlib
+    """``losses.png``: train and validation loss per epoch.
 
-    matplotlib.use("Agg", force=False)
+    Drawn on a bare :class:`matplotlib.figure.Figure` (rendered by Agg), without pyplot, so
+    the backend of an interactive session (a notebook) is left alone.
+    """
     from matplotlib.figure import Figure
 
-    x = [r["global_epoch"] for r in history]
     fig = Figure(figsize=(6, 3.5), dpi=100)
     ax = fig.add_subplot(111)
-    ax.plot(x, [r["train_loss"] for r in history], "o-", ms=3, label="train")
-    ax.plot(x, [r["val_loss"] for r in history], "s-", ms=3, label="validation")
+    rounds = sorted({r["round"] for r in history})
+    for i, k in enumerate(rounds):  # one segment per round: a new band changes the loss scale
+        rows = [r for r in history if r["round"] == k]
+        x = [r["global_epoch"] for r in rows]
+        ax.plot(x, [r["train_loss"] for r in rows], "o-", ms=3, color="C0", label="train" if i == 0 else None)
+        ax.plot(x, [r["val_loss"] for r in rows], "s-", ms=3, color="C1", label="validation" if i == 0 else None)
     starts = [r["global_epoch"] for r in history if r["epoch"] == 1 and r["round"] > 1]
     for s in starts:
         ax.axvline(s - 0.5, color="grey", ls="--", lw=0.8)
