@@ -56,19 +56,22 @@ class HeteroModel(nn.Module):
         """Same as :meth:`params_from_z` (analysis: e.g. GMMs along a latent trajectory)."""
         return self.params_from_z(z)
 
-    def forward(self, batch, training: bool = True,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch, training: bool = True, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``-> (params (B, N, 5), z (B, d))``.
 
-        With ``training=True`` the decoders see ``z + latent_noise_std · ε`` (ε ~ N(0, 1),
-        drawn from ``generator`` when given, which must live on z's device); the returned
-        ``z`` is the encoder's output without noise (what :meth:`latent_penalty_term` takes).
+        With ``training=True`` the decoders see ``z + latent_noise_std · ε`` (ε ~ N(0, 1):
+        ``noise (B, d)`` when given — the trainer draws it per global batch so that
+        distributed and single-process runs agree — else drawn from ``generator``, which
+        must live on z's device); the returned ``z`` is the encoder's output without noise
+        (what :meth:`latent_penalty_term` takes).
         """
         z = self.encoder(batch)
         z_dec = z
         if training and self.latent_noise_std > 0:
-            noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-            z_dec = z + self.latent_noise_std * noise
+            if noise is None:
+                noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            z_dec = z + self.latent_noise_std * noise.to(z.dtype)
         return self.params_from_z(z_dec), z
 
     def latent_penalty_term(self, z: torch.Tensor) -> torch.Tensor:

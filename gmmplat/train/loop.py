@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..ctf import ctf_rfft
 from ..errors import ConfigError, GmmplatError
@@ -48,25 +47,6 @@ class TrainingDiverged(GmmplatError):
 class TrainResult:
     out_dir: str
     history: list = field(default_factory=list)
-
-
-class _NoisyForward(nn.Module):
-    """``(batch, ε) -> (params, z)``: HeteroModel's training forward with the noise supplied.
-
-    Same arithmetic as ``HeteroModel.forward(batch, training=True)`` (decoders see
-    ``z + latent_noise_std · ε``, the returned z has no noise); ε comes from the
-    trainer so that it depends only on ``(seed, round, epoch, batch)`` and on the
-    item's place in the global batch.  This is the module DDP wraps.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch, eps: torch.Tensor | None):
-        z = self.model.encoder(batch)
-        z_dec = z if eps is None else z + self.model.latent_noise_std * eps.to(z.dtype)
-        return self.model.params_from_z(z_dec), z
 
 
 def _first_difference(a, b, path: str = "") -> str:
@@ -237,7 +217,7 @@ class Trainer:
                 optimizer.load_state_dict(ckpt["optimizer"])
                 set_rng_state(ckpt["rng"])
                 first_epoch = start_epoch
-            forward = self.dist.wrap(_NoisyForward(model), self.device)
+            forward = self.dist.wrap(model, self.device)  # DDP where distributed
             for e in range(first_epoch, rc.epochs):
                 row = self._epoch(r, e, model, forward, optimizer, steps, last_good)
                 self.history.append(row)
@@ -317,7 +297,7 @@ class Trainer:
     def _losses(self, batch, model, forward, steps: RoundSteps, eps):
         observed = steps.band.images_to_band(batch.images)
         ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
-        params, z = forward(batch, eps)
+        params, z = forward(batch, training=True, noise=eps)
         predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
         data = steps.loss(predicted, observed).mean()
         total = data + model.latent_penalty_term(z)
