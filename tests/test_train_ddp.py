@@ -29,10 +29,15 @@ class FlatImageEncoder(Encoder):
         return self.net(batch.images.flatten(1) / self.scale)
 
 
-def config_dict(star, gmm) -> dict:
+STAND_IN = {"kind": "test_flat_image", "options": {"scale": 30.0}}
+# the real image encoder: its running input scale is a batch statistic, gathered over processes
+IMAGE = {"kind": "image", "options": {"hidden": [16]}}
+
+
+def config_dict(star, gmm, encoder=STAND_IN) -> dict:
     return {
         "latent_dim": 2, "latent_noise_std": 0.1, "latent_penalty": 0.01,
-        "encoder": {"kind": "test_flat_image", "options": {"scale": 30.0}},
+        "encoder": encoder,
         "decoders": {"dom": {"kind": "rigid", "options": {"domains": ["domain"], "hidden": [16]}},
                      "core": {"kind": "free", "subset": "!domain", "options": {"hidden": [16]}}},
         "rounds": [
@@ -61,10 +66,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_gloo_matches_single_process(tmp_path):
+@pytest.mark.parametrize("encoder", [STAND_IN, IMAGE], ids=["stand_in", "image"])
+def test_two_process_gloo_matches_single_process(tmp_path, encoder):
     # 37 particles: 33 train items -> global batches 10, 10, 10, 3 (uneven shards 2 + 1 in the last)
     star, gmm, _ = make_dataset(tmp_path / "data", n=37, snr=2.0)
-    cfg = config_dict(star, gmm)
+    cfg = config_dict(star, gmm, encoder)
     Trainer(RunConfig.from_dict(cfg), tmp_path / "single", progress=False).run()
     mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path / "ddp")), nprocs=2, join=True)
 

@@ -70,6 +70,21 @@ def make_mlp(
     return nn.Sequential(*layers)
 
 
+def _global_batch(x: torch.Tensor) -> torch.Tensor:
+    """``x (b, C)`` of this process -> the rows of every process of a data-parallel run.
+
+    Under ``torch.distributed`` (e.g. torchrun + DDP) each process holds a shard of the
+    global batch; gathering the rows makes a batch statistic the same as in one process.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, x.cpu())
+    return torch.cat(parts).to(x.device)
+
+
 class RunningScale(nn.Module):
     """Divides inputs ``(B, ..., C)`` by a running root-mean-square per channel ``C``.
 
@@ -79,7 +94,9 @@ class RunningScale(nn.Module):
     depend on the other particles of its batch once training is over, and the
     scale follows the input when it drifts (e.g. a new band between rounds).
     The per-batch statistic is robust: the median over particles of each
-    particle's RMS, so a few outlier particles do not set the scale.
+    particle's RMS, so a few outlier particles do not set the scale.  In data-parallel
+    training the median is taken over the global batch (all processes), so the scale is
+    the one a single process would compute.
     """
 
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-12):
@@ -92,7 +109,7 @@ class RunningScale(nn.Module):
         if self.training:
             with torch.no_grad():
                 per_particle = x.detach().reshape(x.shape[0], -1, x.shape[-1]).pow(2).mean(1).sqrt()  # (B, C)
-                stat = per_particle.median(dim=0).values.clamp_min(self.eps)
+                stat = _global_batch(per_particle).median(dim=0).values.clamp_min(self.eps)
                 if bool(self.initialised):
                     self.scale.mul_(1 - self.momentum).add_(self.momentum * stat)
                 else:
