@@ -43,19 +43,9 @@ def write_model(path, model: AtomicModel, keep: np.ndarray | None = None, shift=
     xyz = model.xyz + CENTRE_WORLD + np.asarray(shift)
     st = model.to_structure(xyz)
     if keep is not None:
-        index = 0
-        for chain in st[0]:
-            for residue in chain:
-                doomed = []
-                for i in range(len(residue)):
-                    if not keep[index]:
-                        doomed.append(i)
-                    index += 1
-                for i in reversed(doomed):
-                    del residue[i]
-            for r in reversed(range(len(chain))):
-                if len(chain[r]) == 0:
-                    del chain[r]
+        from gmmplat.io.models import _keep_only
+
+        _keep_only(st, set(np.flatnonzero(keep).tolist()))
     st.write_pdb(str(path))
 
 
