@@ -1,7 +1,8 @@
 """The ``gmmplat`` command line: one module per verb in ``gmmplat.commands``.
 
 Each verb module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``.  Only the invoked verb's module is imported, so
+``run(args) -> int``.  Every verb takes ``--plugin FILE.py|MODULE`` (repeatable): the
+module is imported before the verb runs, so steps it registers are known.  Only the invoked verb's module is imported, so
 ``gmmplat --help`` is instant and one verb's dependencies never break another.
 Errors raised on purpose (:class:`GmmplatError`) are printed as one line and
 give exit code 2; no traceback reaches the user.
@@ -26,11 +27,11 @@ VERBS = {
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmmplat", description="Cryo-EM heterogeneity analysis with deep GMMs.")
-    parser.add_argument("--plugin", action="append", default=[], dest="global_plugins", metavar="FILE_OR_MODULE",
-                        help="import a file or module that registers new steps (repeatable)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     for name, help_text in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+                       help="import a file or module that registers new steps (e.g. a decoder); repeatable")
         if name == verb:
             module = importlib.import_module(f"gmmplat.commands.{name}")
             module.add_arguments(p)
@@ -43,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     verb = next((a for a in argv if a in VERBS), None)
     args = build_parser(verb).parse_args(argv)
     try:
-        if args.global_plugins:
+        if args.plugin:
             from .plugins import import_plugins
 
-            import_plugins(args.global_plugins)
+            import_plugins(args.plugin)
         return int(args._run(args) or 0)
     except GmmplatError as exc:
         print(f"gmmplat {args.verb}: error: {exc}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """User plugins: Python files or modules that register new steps (decoders, losses, ...).
 
-``gmmplat --plugin my_decoder.py train ...`` imports the file before the verb
+``gmmplat train --plugin my_decoder.py ...`` (any verb) imports the file before the verb
 runs, so its ``@DECODERS.register("name")`` is known to configs and saved runs.
 """
 from __future__ import annotations

@@ -10,3 +10,12 @@ def random_gmm(n, box, apix, seed=0, sigma_px=(1.5, 2.5), extent=0.25):
     amp = 0.5 + torch.rand(n, generator=g)
     sig = (sigma_px[0] + (sigma_px[1] - sigma_px[0]) * torch.rand(n, generator=g)) * apix
     return torch.cat([xyz, amp[:, None], sig[:, None]], dim=1)
+
+
+def assert_one_line_error(excinfo, path, *words):
+    """The raised error is one line naming ``path`` and containing every word (case-insensitive)."""
+    msg = str(excinfo.value)
+    assert "\n" not in msg
+    assert str(path) in msg
+    for w in words:
+        assert w.lower() in msg.lower(), msg

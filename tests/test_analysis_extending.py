@@ -65,7 +65,6 @@ def test_doc_check_snippet_runs(plugin, capsys):
 
 def test_run_with_the_doc_decoder_loads_with_plugin(plugin, tmp_path):
     """A saved run whose decoder is the doc's loads through `gmmplat morph --plugin` and decodes."""
-    from gmmplat.commands import morph
     from gmmplat.gmm import GMM
     from gmmplat.synthetic.motions import get_motion
     from gmmplat.train.builder import build_model_for_round
@@ -91,13 +90,10 @@ def test_run_with_the_doc_decoder_loads_with_plugin(plugin, tmp_path):
     run.mkdir()
     save_model(run / "model.pt", config, model, neutral, str(tmp_path / "gmm.npz"), 0)
     np.save(run / "latent.npy", np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32))
-    import argparse
+    from gmmplat.cli import main
 
-    p = argparse.ArgumentParser()
-    morph.add_arguments(p)
-    args = p.parse_args(["--run", str(run), "--model", str(tmp_path / "model.pdb"), "--out", str(tmp_path / "m.pdb"),
-                         "--z", "0,0; 1,0", "--plugin", str(path)])
-    assert morph.run(args) == 0
+    assert main(["morph", "--run", str(run), "--model", str(tmp_path / "model.pdb"), "--out", str(tmp_path / "m.pdb"),
+                 "--z", "0,0; 1,0", "--plugin", str(path)]) == 0
     from gmmplat.analysis.evaluate import read_model_frames
 
     frames = read_model_frames(tmp_path / "m.pdb")

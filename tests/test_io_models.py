@@ -9,6 +9,7 @@ import pytest
 
 from gmmplat.errors import InputError
 from gmmplat.io import read_model, select_atoms, write_models
+from factories import assert_one_line_error
 
 # Two models; chain A residues 10-11 (with H and an alternate location), chain B residue 1 and a water.
 PDB = """\
@@ -37,14 +38,6 @@ ENDMDL
 END
 """
 N_ALL = 16
-
-
-def assert_one_line_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert "\n" not in msg
-    assert str(path) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
 
 
 @pytest.fixture

@@ -10,14 +10,7 @@ import pytest
 
 from gmmplat.errors import InputError
 from gmmplat.io import MapData, atomic_write_path, box_centre_world_angstrom, read_map, write_map
-
-
-def assert_one_line_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert "\n" not in msg
-    assert str(path) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
+from factories import assert_one_line_error
 
 
 def _raw_mrc(path, data, voxel=1.0, origin=(0, 0, 0), start=(0, 0, 0)):

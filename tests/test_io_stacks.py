@@ -12,14 +12,7 @@ import pytest
 from gmmplat.errors import InputError
 from gmmplat.io import StackReader, read_particle_star
 from gmmplat.io.star import TABLE_COLUMNS
-
-
-def assert_one_line_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert "\n" not in msg
-    assert str(path) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
+from factories import assert_one_line_error
 
 
 def _stack(path, n, m=8, voxel=1.5, offset=0.0, ny=None):

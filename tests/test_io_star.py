@@ -9,6 +9,7 @@ import pytest
 
 from gmmplat.errors import InputError
 from gmmplat.io import TABLE_COLUMNS, read_particle_star, write_particle_star
+from factories import assert_one_line_error
 
 STAR_31 = """
 # version 30001
@@ -81,14 +82,6 @@ _rlnGroupNumber #17
 2@stacks/s1.mrcs mic1.mrc  11.0 21.0 31.0  0.0  0.5 15100.0 14600.0 46.0 300.0 2.7 0.1 100000.0 14.0 0.0 1
 1@stacks/s2.mrcs mic2.mrc  12.0 22.0 32.0  2.0  1.0 15200.0 14700.0 47.0 200.0 2.0 0.07 100000.0 14.0 0.0 2
 """
-
-
-def assert_one_line_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert "\n" not in msg
-    assert str(path) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
 
 
 def _write(tmp_path, text, name="particles.star"):

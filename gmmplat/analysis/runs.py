@@ -12,7 +12,7 @@ import torch
 from ..errors import InputError
 from .evaluate import check_rows
 from .latent import flatten_latent
-from ..plugins import import_plugins  # noqa: F401  (re-exported for the analysis verbs)
+from ..plugins import import_plugins  # noqa: F401  (re-exported: analysis code in notebooks uses it)
 
 
 @dataclass

@@ -27,8 +27,6 @@ HELP = "analyse a trained run: latent PCA, trajectories, maps and morphed models
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by gmmplat train")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                   help="import a module that registers steps the run uses (e.g. a new decoder); repeatable")
     p.add_argument("--out", help="output folder (default RUN/analysis)")
     p.add_argument("--pcs", type=int, default=None,
                    help="trajectories along the first N principal components (default 3, or d if the latent has fewer)")
@@ -69,10 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.latent import check_pcs, fit_pca, flatten_latent, kmeans_states, pc_trajectories
     from ..analysis.maps import decoded_maps, reconstruct_near, write_volume
     from ..analysis.rigid_report import rigid_motion
-    from ..analysis.runs import domain_masks, import_plugins, load_analysis_run
+    from ..analysis.runs import domain_masks, load_analysis_run
     from ..io.atomic import atomic_write_path
 
-    import_plugins(args.plugin)
     ar = load_analysis_run(args.run, args.latent)
     if args.pcs is None:
         args.pcs = min(3, ar.latent_dim)

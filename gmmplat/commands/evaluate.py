@@ -22,8 +22,6 @@ HELP = "score a run's latent space against ground truth (Spearman, kNN R², neig
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by gmmplat train")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                   help="import a module that registers steps the run uses (e.g. a new decoder); repeatable")
     p.add_argument("--truth", required=True, help="truth.csv (particle_index, t[, frame])")
     p.add_argument("--truth-frames", help="multi-model PDB of the true frames (with --model)")
     p.add_argument("--model", help="neutral atomic model, the template of the truth frames (with --truth-frames)")
@@ -35,13 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.runs import import_plugins, load_analysis_run, score_run
+    from ..analysis.runs import load_analysis_run, score_run
     from ..errors import ConfigError
     from ..io.atomic import atomic_write_path
 
     if bool(args.truth_frames) != bool(args.model):
         raise ConfigError("--truth-frames and --model go together")
-    import_plugins(args.plugin)
     ar = load_analysis_run(args.run, args.latent)
     scores = score_run(ar, args.truth, args.truth_frames or None, args.model or None, k=args.k, seed=args.seed,
                        s_angstrom=args.s_angstrom)

@@ -21,8 +21,6 @@ HELP = "morph an atomic model along a latent PC trajectory or to given latent po
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by gmmplat train")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py|MODULE",
-                   help="import a module that registers steps the run uses (e.g. a new decoder); repeatable")
     p.add_argument("--model", required=True, help="atomic model fitted in the consensus map (PDB/mmCIF)")
     p.add_argument("--out", required=True, help="output .pdb or .cif (the other format is written beside it)")
     where = p.add_mutually_exclusive_group()
@@ -54,10 +52,9 @@ def parse_points(text: str, latent_dim: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from ..analysis.latent import check_pcs, fit_pca, pc_trajectories
     from ..analysis.morph import ModelMorpher, displacement, write_morphed_models
-    from ..analysis.runs import import_plugins, load_analysis_run
+    from ..analysis.runs import load_analysis_run
     from ..io.models import read_model
 
-    import_plugins(args.plugin)
     ar = load_analysis_run(args.run, args.latent)
     if args.z:
         z = parse_points(args.z, ar.latent_dim)
