@@ -4,7 +4,7 @@ Images are formed independently of any GMM projector: every atom is a 3D
 Gaussian of peak height = its electron count and width ``sigma_angstrom``; its
 line integral along the viewing direction is the 2D Gaussian
 ``a·√(2π)·σ·exp(−d²/(2σ²))`` summed at pixel centres (docs/conventions.md).
-Atom centres ``r`` (Å from the box centre) project to ``(A r)[:2] + origin``
+Atom centres ``r`` (Å from the box centre) project to ``(A r)[:2] − origin``
 with RELION's ``A = euler_to_matrix(rot, tilt, psi)``; pixel ``j`` sits at
 ``(j − M//2)·apix``.  The CTF multiplies the centred transform.
 
@@ -40,11 +40,11 @@ def project_atoms(
         rotations: ``(B, 3, 3)`` RELION matrices ``A``; ``shifts_angstrom``: ``(B, 2)`` origin (x, y), Å.
 
     Each image is ``Σ_n a_n √(2π) σ exp(−|q − p_n|²/(2σ²))`` at pixel centres ``q``, with
-    ``p_n = (A r_n)[:2] + origin``, computed as a product of x and y factors.
+    ``p_n = (A r_n)[:2] − origin`` (RELION: the particle sits at the image centre minus rlnOrigin), computed as a product of x and y factors.
     """
     A = np.asarray(rotations, dtype=np.float64)
     xyz = np.broadcast_to(np.asarray(xyz_angstrom, dtype=np.float64), (A.shape[0],) + np.shape(xyz_angstrom)[-2:])
-    p = xyz @ np.swapaxes(A[:, :2, :], 1, 2) + np.asarray(shifts_angstrom, dtype=np.float64)[:, None, :]
+    p = xyz @ np.swapaxes(A[:, :2, :], 1, 2) - np.asarray(shifts_angstrom, dtype=np.float64)[:, None, :]
     grid = (np.arange(box, dtype=np.float64) - box // 2) * pixel_size_angstrom  # (M,)
 
     def factor(coord):  # (B, N) -> (B, N, M), in place for speed

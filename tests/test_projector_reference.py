@@ -26,7 +26,7 @@ EULERS = [(30.0, 60.0, -20.0), (-110.0, 130.0, 75.0), (200.0, 15.0, 10.0)]
 def realspace_projection(params, A, shift, box, apix):
     """Sum of analytic projected Gaussians a √(2π) σ exp(-d²/2σ²) at pixel centres. (M, M) [y, x]."""
     p = params.double().numpy()
-    xy = (np.asarray(A) @ p[:, :3].T).T[:, :2] + np.asarray(shift)
+    xy = (np.asarray(A) @ p[:, :3].T).T[:, :2] - np.asarray(shift)
     grid = (np.arange(box) - box // 2) * apix
     img = np.zeros((box, box))
     for (px, py), a, s in zip(xy, p[:, 3], p[:, 4]):
@@ -41,7 +41,7 @@ def rotate_and_sum(volume, A, shift, box, apix):
     c = box // 2
     g = (np.arange(box) - c) * apix
     zz, yy, xx = np.meshgrid(g, g, g, indexing="ij")
-    rp = np.stack([xx - shift[0], yy - shift[1], zz], axis=-1)  # image frame, shift undone
+    rp = np.stack([xx + shift[0], yy + shift[1], zz], axis=-1)  # image frame, shift undone
     r = rp @ np.asarray(A)  # row-vector form of Aᵀ r'
     coords = np.stack([r[..., 2], r[..., 1], r[..., 0]]) / apix + c  # [z, y, x] voxel indices
     sampled = map_coordinates(volume, coords.reshape(3, -1), order=3, mode="constant").reshape(box, box, box)
@@ -96,13 +96,14 @@ def test_projector_equals_realspace_rotation_of_rendered_map(rendered, euler):
     assert cc(projector_image(params, A, (-shift[0], -shift[1]), box, apix), ref) < 0.9
 
 
-def test_shift_sign_moves_image_by_plus_origin():
-    """One Gaussian at the centre, origin (+6 Å, −4 Å): the peak moves to pixel c + (3, −2) at 2 Å/px."""
+def test_shift_sign_moves_image_by_minus_origin():
+    """One Gaussian at the centre, origin (+6 Å, −4 Å): RELION puts the particle at centre − origin,
+    i.e. pixel c + (−3, +2) at 2 Å/px (x = column, y = row)."""
     box, apix = 32, 2.0
     params = torch.tensor([[0.0, 0.0, 0.0, 1.0, 3.0]])
     img = projector_image(params, np.eye(3), (6.0, -4.0), box, apix)
     iy, ix = np.unravel_index(np.argmax(img), img.shape)
-    assert (ix, iy) == (box // 2 + 3, box // 2 - 2)
+    assert (ix, iy) == (box // 2 - 3, box // 2 + 2)
 
 
 def test_projector_matches_torch_fourier_slice(rendered):

@@ -42,13 +42,13 @@ def truth_map(xyz, amp, sig, box=BOX, apix=APIX):
 
 
 def simulate(xyz, amp, sig, A, shifts, ctf, box=BOX, apix=APIX):
-    """Line integrals ∫ρ dz of the Gaussians, image = projection moved by +shift, CTF applied."""
+    """Line integrals ∫ρ dz of the Gaussians, image = projection translated by -origin (RELION), CTF applied."""
     big = 2 * box
     c = (np.arange(big) - big // 2) * apix
     Y, X = np.meshgrid(c, c, indexing="ij")
     images = np.zeros((len(A), big, big))
     for b in range(len(A)):
-        p = (A[b].numpy() @ xyz.T).T[:, :2] + shifts[b].numpy()
+        p = (A[b].numpy() @ xyz.T).T[:, :2] - shifts[b].numpy()
         for (px, py), a, s in zip(p, amp, sig):
             images[b] += a * math.sqrt(2 * math.pi) * s * np.exp(-((X - px) ** 2 + (Y - py) ** 2) / (2 * s * s))
     img = torch.as_tensor(images, dtype=torch.float32)

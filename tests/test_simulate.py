@@ -53,10 +53,10 @@ def _images(folder):
 
 def test_single_atom_lands_on_the_hand_computed_pixel():
     # rot=90, tilt=psi=0: A = Rz(90) passive = [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], so (10, 0, 0) -> (0, -10);
-    # the image is the projection translated by +origin (4, -2): centre (4, -12) Å -> pixel x = 16 + 2, y = 16 - 6.
+    # RELION: the image is the projection translated by -origin (4, -2): centre (-4, -8) Å -> pixel x = 16 - 2, y = 16 - 4.
     A = euler_to_matrix(torch.tensor([90.0]), torch.tensor([0.0]), torch.tensor([0.0])).numpy()
     img = project_atoms(np.array([[10.0, 0.0, 0.0]]), np.array([6.0]), A, np.array([[4.0, -2.0]]), 32, 2.0, 2.0)[0]
-    assert np.unravel_index(np.argmax(img), img.shape) == (10, 18)
+    assert np.unravel_index(np.argmax(img), img.shape) == (12, 14)
     assert img.max() == pytest.approx(6.0 * math.sqrt(2 * math.pi) * 2.0)  # line integral of the 3D Gaussian
     assert img.sum() * 2.0**2 == pytest.approx(6.0 * (2 * math.pi) ** 1.5 * 2.0**3, rel=1e-6)  # total mass
 

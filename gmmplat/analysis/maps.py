@@ -82,8 +82,9 @@ def reconstruct(
     Args:
         images: ``(B, M, M)`` particle images (line integrals, not phase-flipped).
         rotations: ``(B, 3, 3)`` RELION matrices A (a map point r lands at ``(A r)[:2]``).
-        shifts_angstrom: ``(B, 2)`` rlnOriginX/YAngst (image = projection moved by +origin);
-            undone by multiplying each transform by ``exp(+2πi k·origin)``.
+        shifts_angstrom: ``(B, 2)`` rlnOriginX/YAngst (image = projection translated by −origin, RELION);
+            undone, as ``relion_reconstruct`` does, by translating each image by +origin:
+            its transform times ``exp(−2πi k·origin)``.
         ctf: per-particle CTF parameters, or None for images without CTF.
         pixel_size_angstrom: Å per pixel.
         snr: the Wiener term is ``1/snr``: ``V = Σ CTF·F / (Σ CTF² + 1/snr)``, sums over the
@@ -115,7 +116,7 @@ def reconstruct(
             img = F.pad(img, [p] * 4)
         Fi = _centred_rfft_shifted(img)
         sh = shifts_angstrom[sl].to(torch.float64)
-        phase = 2 * math.pi * (kx[None, None, :] * sh[:, 0, None, None] + ky[None, :, None] * sh[:, 1, None, None])
+        phase = -2 * math.pi * (kx[None, None, :] * sh[:, 0, None, None] + ky[None, :, None] * sh[:, 1, None, None])
         Fi = Fi * torch.polar(torch.ones_like(phase), phase).to(torch.complex64)
         if ctf is None:
             c = torch.ones(Fi.shape, dtype=torch.float32)

@@ -19,7 +19,7 @@ class Projector(ABC, torch.nn.Module):
 
     * ``params`` ``(B, N, 5)`` or ``(N, 5)`` (shared): x, y, z [Å], amplitude, sigma [Å]
     * ``rotations`` ``(B, 3, 3)``: RELION matrices A (map point r lands at ``(A r)[:2]``)
-    * ``shifts_angstrom`` ``(B, 2)``: rlnOriginX/YAngst (image = projection moved by +shift)
+    * ``shifts_angstrom`` ``(B, 2)``: rlnOriginX/YAngst (image = projection translated by -origin, as RELION)
     * ``ctf`` ``(B, Ky, Kx)`` on the band grid, or None
     * returns complex64 ``(B, Ky, Kx)`` (``band.band_to_images`` gives real images)
     """
@@ -43,7 +43,7 @@ class Projector(ABC, torch.nn.Module):
         params = params.to(torch.float32)
         R = rotations.to(params.dtype)
         centres = torch.einsum("bij,bnj->bni", R[:, :2, :], params[..., :3])
-        centres = centres + shifts_angstrom.to(params.dtype)[:, None, :]
+        centres = centres - shifts_angstrom.to(params.dtype)[:, None, :]  # RELION: particle at centre - origin
         sigma = params[..., 4]
         apix = float(self.band.pixel_size_angstrom)
         weight = params[..., 3] * (2 * math.pi * sigma**2) ** 1.5 / apix**2
