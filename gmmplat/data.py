@@ -1,6 +1,7 @@
 """Particles for training: a lazy, symmetry-expanded dataset and deterministic batches.
 
-:class:`ParticleDataset` reads a RELION particle STAR file (:mod:`gmmplat.io.star`)
+:class:`ParticleDataset` reads a RELION particle STAR file (:mod:`gmmplat.io.star`) or
+a cryoSPARC ``.cs`` file (:mod:`gmmplat.io.cryosparc`)
 and streams images from the memory-mapped stacks (:class:`gmmplat.io.StackReader`).
 Only the per-particle metadata (poses, shifts, CTF, the STAR table: under 1 kB a
 particle) is held in memory; images are read when a batch asks for them and kept in a
@@ -121,7 +122,9 @@ class ParticleDataset:
     """Particles of a STAR file, streamed from their stacks, optionally symmetry-expanded.
 
     Args:
-        star_path: RELION 3.0/3.1 particle STAR file with poses and CTF.
+        star_path: RELION 3.0/3.1 particle STAR file or cryoSPARC ``.cs`` file with
+            poses and CTF, or a :class:`gmmplat.io.particles.ParticleSource` (the file
+            with its passthrough, data folder and CTF values it lacks).
         invert_contrast: multiply every image by -1 (stacks with dark protein;
             declared by the user, never guessed).
         symmetry: point group for symmetry expansion ("C1", "Cn", "Dn").
@@ -129,17 +132,20 @@ class ParticleDataset:
         release_mb: unmap the stacks after this much reading (MB); 0: after every read.
 
     Attributes: ``n_particles``, ``n_sym`` (K), ``box`` (M), ``pixel_size_angstrom``,
-    ``operators`` (K, 3, 3) float64, ``table`` (the normalized STAR table).
+    ``operators`` (K, 3, 3) float64, ``table`` (the normalized particle table),
+    ``notes`` (values the reader took from options, one line each).
     """
 
     def __init__(self, star_path: str | os.PathLike, invert_contrast: bool = False, symmetry: str = "C1",
                  cache_mb: float = 256.0, release_mb: float = 0.0):
+        from .io.particles import ParticleSource
         from .io.stacks import StackReader
-        from .io.star import read_particle_star
 
-        self.star_path = os.fspath(star_path)
-        star = read_particle_star(self.star_path, require_poses=True, require_ctf=True)
+        source = star_path if isinstance(star_path, ParticleSource) else ParticleSource(os.fspath(star_path))
+        self.star_path = os.fspath(source.path)
+        star = source.read(require_poses=True, require_ctf=True)
         self.table = star.table
+        self.notes = list(star.notes)
         self.invert_contrast = bool(invert_contrast)
         self.symmetry = symmetry.strip().upper()
         self.operators = symmetry_operators(self.symmetry)  # (K, 3, 3) float64, ConfigError if unknown

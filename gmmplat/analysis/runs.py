@@ -24,7 +24,7 @@ class AnalysisRun:
         latent: ``(n, d)`` or ``(n, K, d)``; latent_path: where it was read.
         decode_fn: ``z (B, d) -> params (B, N, 5)`` (no gradients).
         neutral: the neutral GMM.
-        star_path: the run's particle STAR file (None when it no longer exists).
+        star_path: the run's particle file, STAR or .cs (None when it no longer exists).
     """
 
     run: object
@@ -39,11 +39,11 @@ class AnalysisRun:
         return int(self.latent.shape[-1])
 
 
-def count_star_particles(path: str | os.PathLike) -> int:
-    """Number of particles in a STAR file (poses and CTF not required)."""
-    from ..io.star import read_particle_star
-
-    return len(read_particle_star(path, require_poses=False, require_ctf=False).table)
+def run_particles(ar: AnalysisRun, require_poses: bool = True, require_ctf: bool = True):
+    """The run's particles (STAR or cryoSPARC .cs, with the reader options it was trained with)."""
+    if ar.star_path is None:
+        raise InputError(ar.run.config.data.star or None, "the run's particle file is not found")
+    return ar.run.config.data.source().read(require_poses=require_poses, require_ctf=require_ctf)
 
 
 def make_decode_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -87,7 +87,8 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
     star = getattr(getattr(run.config, "data", None), "star", "") or ""
     star_path = Path(star) if star and Path(star).is_file() else None
     if check_star and star_path is not None:
-        check_rows(latent, count_star_particles(star_path), lpath, star_path)
+        n = len(run.config.data.source().read(require_poses=False, require_ctf=False).table)
+        check_rows(latent, n, lpath, star_path)
     return AnalysisRun(run, latent, lpath, make_decode_fn(run.model), run.neutral, star_path)
 
 

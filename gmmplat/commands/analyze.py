@@ -157,11 +157,11 @@ def _particles(ar):
     from ..errors import InputError
     from ..geometry import symmetry_operators
     from ..io.stacks import StackReader
-    from ..io.star import read_particle_star
+    from ..analysis.runs import run_particles
 
     if ar.star_path is None:
         raise InputError(ar.run.config.data.star or None, "the run's STAR file is not found; cannot reconstruct")
-    star = read_particle_star(ar.star_path)
+    star = run_particles(ar)
     ops = symmetry_operators(ar.run.config.data.symmetry) if ar.latent.ndim == 3 else None
     return StackReader(star), star.table, ops
 

@@ -4,6 +4,8 @@ Examples::
 
     gmmplat train --star particles.star --gmm gmm.npz --config run.json --out runs/a
     gmmplat train --star particles.star --gmm gmm.npz --preset rigid --domain hinge --out runs/b
+    gmmplat train --cs J42_particles.cs --passthrough J42_passthrough_particles.cs --datadir /data/P7 \
+        --gmm gmm.npz --preset rigid --domain hinge --out runs/c
     gmmplat train ... --out runs/a --resume          # continue an interrupted run
     torchrun --nproc_per_node=2 -- "$(which gmmplat)" train ...   # data-parallel (gloo on CPU, nccl on GPU)
 
@@ -16,12 +18,13 @@ import os
 import sys
 
 from ..errors import ConfigError
+from .particle_args import add_particle_arguments, particle_source, print_notes
 
 HELP = "train an encoder and decoders on particles (rounds from --config JSON or a --preset)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--star", required=True, help="RELION particle STAR file with poses and CTF")
+    add_particle_arguments(p)
     p.add_argument("--gmm", required=True, help="neutral GMM (.npz from gmmplat build)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="run configuration JSON (see docs/training.md)")
@@ -61,6 +64,7 @@ def build_config(args: argparse.Namespace):
     from ..train.config import DataConfig, load_config
     from ..train.presets import preset
 
+    source = particle_source(args)
     if args.config:
         for opt in ("epochs", "batch_size", "latent_dim", "domain"):
             if getattr(args, opt, None) is not None:
@@ -74,13 +78,14 @@ def build_config(args: argparse.Namespace):
         config = preset(args.preset, neutral, domain=args.domain, epochs=epochs,
                         seed=0 if args.seed is None else args.seed, latent_dim=args.latent_dim,
                         batch_size=args.batch_size)
-    for name in ("star", "gmm"):
-        if not os.path.isfile(getattr(args, name)):
+    for path in (source.path, args.gmm):
+        if not os.path.isfile(path):
             from ..errors import InputError
 
-            raise InputError(getattr(args, name), "file not found")
-    config.data = DataConfig(os.path.abspath(args.star), os.path.abspath(args.gmm), args.symmetry.strip().upper(),
-                             bool(args.invert_contrast))
+            raise InputError(path, "file not found")
+    options = {k: v for k, v in source.to_dict().items() if k != "path"}
+    config.data = DataConfig(source.path, os.path.abspath(args.gmm), args.symmetry.strip().upper(),
+                             bool(args.invert_contrast), options)
     return config
 
 
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                           progress=not args.no_progress, num_workers=args.workers,
                           command_line=["gmmplat", *sys.argv[1:]], dist=ctx, cache_mb=args.cache_mb,
                           check_images=args.check_images)
+        if ctx.is_main:
+            print_notes(trainer.dataset.notes)
         result = trainer.run()
     finally:
         shutdown(ctx)

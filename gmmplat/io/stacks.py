@@ -190,7 +190,8 @@ class StackReader:
         rows = self._rows_by_code[code]
         wanted = self._image_index[rows]
         if wanted.size and wanted.max() >= n_images:
-            raise InputError(path, f"image {int(wanted.max()) + 1} requested (1-based, as in rlnImageName) "
+            raise InputError(path, f"image {int(wanted.max()) + 1} requested (1-based, as in rlnImageName; "
+                                   f"blob/idx {int(wanted.max())} in a .cs file) "
                                    f"but the stack holds {n_images} image(s)")
         if self._box_size is None:
             self._box_size, self._box_source = nx, path

@@ -40,6 +40,8 @@ CTF_COLUMNS = ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnVoltage",
 _POSE_NAMES = dict(zip(POSE_COLUMNS, ["rot_deg", "tilt_deg", "psi_deg"]))
 _CTF_NAMES = dict(zip(CTF_COLUMNS, ["defocus_u_angstrom", "defocus_v_angstrom", "defocus_angle_deg",
                                     "voltage_kv", "cs_mm", "amplitude_contrast"]))
+#: Options that supply a CTF value a file lacks (RELION 3.0 files converted from cryoSPARC).
+CTF_OPTIONS = {"voltage_kv": "--voltage", "cs_mm": "--cs-mm", "amplitude_contrast": "--amplitude-contrast"}
 _ANCESTOR_LEVELS = 3  # RELION paths are relative to the project folder, e.g. Refine3D/job012/
 
 
@@ -52,8 +54,13 @@ class ParticleStar:
         table: normalized DataFrame, columns :data:`TABLE_COLUMNS`, one row per
             particle (index ``0..N-1`` in file order).
         raw: every data block as read by ``starfile`` (block name -> DataFrame).
-        version: ``"3.0"`` (no optics block) or ``"3.1"``.
+        version: ``"3.0"`` (no optics block), ``"3.1"``, or ``"cs"`` (a cryoSPARC
+            file read by :func:`gmmplat.io.cryosparc.read_particle_cs`).
         particles_block: name of the particles block in ``raw``.
+        notes: one line per value the reader supplied from an option (e.g. an
+            amplitude contrast the file lacks), for the command line to print.
+        records: cryoSPARC only: the structured array, passthrough fields joined
+            by ``uid`` (same row order as ``table``); None for STAR files.
     """
 
     path: Path
@@ -61,6 +68,8 @@ class ParticleStar:
     raw: dict[str, pd.DataFrame] = field(repr=False)
     version: str
     particles_block: str
+    notes: list[str] = field(default_factory=list)
+    records: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def raw_particles(self) -> pd.DataFrame:
@@ -73,6 +82,7 @@ def read_particle_star(
     require_poses: bool = True,
     require_ctf: bool = True,
     project_dir: str | os.PathLike | None = None,
+    ctf_defaults: dict[str, float] | None = None,
 ) -> ParticleStar:
     """Read a RELION 3.0 or 3.1+ particle STAR file.
 
@@ -86,6 +96,9 @@ def read_particle_star(
         project_dir: folder that relative ``rlnImageName`` paths start from.
             Default: the STAR file's folder, or else the nearest of its
             3 parent folders where the stack exists (a RELION project folder).
+        ctf_defaults: values for ``voltage_kv``, ``cs_mm``, ``amplitude_contrast``
+            used only where the file has no such column (:data:`CTF_OPTIONS`);
+            each use is recorded in ``notes``, never silent.
 
     Raises:
         InputError: missing or unparseable file, no particles block, missing
@@ -105,12 +118,17 @@ def read_particle_star(
     stacks, indices = _parse_image_names(path, particles, project_dir)
     table["stack_path"] = stacks
     table["image_index"] = indices
+    notes: list[str] = []
     for names, required, what in ((_POSE_NAMES, require_poses, "pose"), (_CTF_NAMES, require_ctf, "CTF")):
-        missing = [c for c in names if not look.has(c)]
+        supplied = {c: fill_missing(ctf_defaults, out, c, path, notes) for c, out in names.items() if not look.has(c)}
+        missing = [c for c, v in supplied.items() if v is None]
         if missing and required:
-            raise InputError(path, f"missing {what} column(s): {', '.join(missing)}")
+            raise InputError(path, f"missing {what} column(s): {', '.join(missing)}{option_hint(missing, names)}")
         for col, out in names.items():
-            table[out] = look.numeric(col) if look.has(col) else np.nan
+            table[out] = look.numeric(col) if look.has(col) else (np.nan if supplied[col] is None else supplied[col])
+    for col, out in _CTF_NAMES.items():
+        if look.has(col) and ctf_defaults and ctf_defaults.get(out) is not None:
+            notes.append(f"{path}: has {col}; {CTF_OPTIONS[out]} {float(ctf_defaults[out]):g} not used")
     pixel = _pixel_size(path, look)
     for axis in ("X", "Y"):
         if look.has(f"rlnOrigin{axis}Angst"):
@@ -125,7 +143,24 @@ def read_particle_star(
     table["pixel_size_angstrom"] = pixel
     table["box_size"] = look.numeric("rlnImageSize") if look.has("rlnImageSize") else np.nan
     table["optics_group"] = look.groups if look.groups is not None else _groups_from_values(table)
-    return ParticleStar(path=path, table=table[TABLE_COLUMNS], raw=raw, version=version, particles_block=name)
+    return ParticleStar(path=path, table=table[TABLE_COLUMNS], raw=raw, version=version, particles_block=name,
+                        notes=notes)
+
+
+def fill_missing(defaults: dict[str, float] | None, out: str, field_name: str, path: Path,
+                 notes: list[str]) -> float | None:
+    """The option value standing in for a missing column/field ``field_name`` (table column ``out``), noted."""
+    value = None if defaults is None else defaults.get(out)
+    if value is None:
+        return None
+    notes.append(f"{path}: no {field_name}; using {CTF_OPTIONS[out]} {float(value):g} for every particle")
+    return float(value)
+
+
+def option_hint(missing: list[str], names: dict[str, str]) -> str:
+    """`` (give ... with --option)`` for missing columns an option can supply."""
+    options = [CTF_OPTIONS[names[c]] for c in missing if names.get(c) in CTF_OPTIONS]
+    return f" (give the value with {', '.join(options)})" if options else ""
 
 
 def _read_blocks(path: Path) -> dict[str, pd.DataFrame]:

@@ -216,12 +216,23 @@ class DataConfig:
     gmm: str = ""
     symmetry: str = "C1"
     invert_contrast: bool = False
+    #: options of the particle reader: passthrough, datadir, amplitude_contrast, voltage_kv, cs_mm
+    particle_options: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d, where: str = "data") -> "DataConfig":
         d = _check_keys(d, cls, where)
+        options = d.get("particle_options") or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"{where}.particle_options: expected a JSON object")
         return cls(str(d.get("star", "")), str(d.get("gmm", "")), str(d.get("symmetry", "C1")).upper(),
-                   bool(d.get("invert_contrast", False)))
+                   bool(d.get("invert_contrast", False)), dict(options))
+
+    def source(self):
+        """The particles as a :class:`gmmplat.io.particles.ParticleSource` (STAR or cryoSPARC .cs)."""
+        from ..io.particles import ParticleSource
+
+        return ParticleSource.from_dict({**self.particle_options, "path": self.star})
 
 
 @dataclass

@@ -132,7 +132,7 @@ class Trainer:
         if not data.star or not data.gmm:
             raise ConfigError("the configuration names no particles (data.star) or no neutral GMM (data.gmm)")
         self.neutral = GMM.load(data.gmm)
-        self.dataset = ParticleDataset(data.star, invert_contrast=data.invert_contrast, symmetry=data.symmetry,
+        self.dataset = ParticleDataset(data.source(), invert_contrast=data.invert_contrast, symmetry=data.symmetry,
                                        cache_mb=cache_mb)
         self.dataset.check_gmm(self.neutral, data.gmm)
         validate_config(config, self.neutral)
