@@ -69,16 +69,8 @@ def open_mrc_checked(path: str | os.PathLike, mmap: bool = False) -> mrcfile.mrc
     """
     path = Path(path)
     _check_is_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mrcfile.open(path, mode="r", permissive=False, header_only=True) as hdr:
-                h = hdr.header
-                nx, ny, nz = int(h.nx), int(h.ny), int(h.nz)
-                dtype = mrcfile.utils.data_dtype_from_header(h)
-                expected = 1024 + int(h.nsymbt) + nx * ny * nz * dtype.itemsize
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(path, f"not a valid MRC file ({_one_line(exc)})") from None
+    h, expected = _checked_header(path)
+    nx, ny, nz = int(h.nx), int(h.ny), int(h.nz)
     size = path.stat().st_size
     compressed = _looks_compressed(path)
     if not compressed and size < expected:
@@ -89,10 +81,45 @@ def open_mrc_checked(path: str | os.PathLike, mmap: bool = False) -> mrcfile.mrc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if mmap and not compressed:
-                return mrcfile.mmap(path, mode="r", permissive=False)
-            return mrcfile.open(path, mode="r", permissive=False)
+                return mrcfile.mmap(path, mode="r", permissive=True)
+            return mrcfile.open(path, mode="r", permissive=True)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(path, f"not a valid MRC file ({_one_line(exc)})") from None
+
+
+def _checked_header(path: Path):
+    """Header and expected file size (bytes) of an MRC file, read permissively.
+
+    Files without the ``MAP `` ID string or with machine stamp 0 (RELION 3.1 stacks,
+    older CCP4 tools) are accepted when what matters is sound: a known data mode and
+    positive dimensions.  Anything else is "not a valid MRC file", with mrcfile's
+    strict complaint as the reason.
+    """
+    strict_problem = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, mode="r", permissive=False, header_only=True) as hdr:
+                h = hdr.header.copy()
+    except (ValueError, OSError, EOFError) as exc:
+        strict_problem = _one_line(exc)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with mrcfile.open(path, mode="r", permissive=True, header_only=True) as hdr:
+                    h = hdr.header.copy()
+        except (ValueError, OSError, EOFError):
+            raise InputError(path, f"not a valid MRC file ({strict_problem})") from None
+    try:
+        dtype = mrcfile.utils.data_dtype_from_header(h)
+    except ValueError as exc:
+        raise InputError(path, f"not a valid MRC file ({strict_problem or _one_line(exc)}; "
+                               f"data mode {int(h.mode)} unknown)") from None
+    nx, ny, nz = int(h.nx), int(h.ny), int(h.nz)
+    if min(nx, ny, nz) < 1 or int(h.nsymbt) < 0:
+        raise InputError(path, f"not a valid MRC file ({strict_problem + '; ' if strict_problem else ''}"
+                               f"dimensions {nx}x{ny}x{nz})")
+    return h, 1024 + int(h.nsymbt) + nx * ny * nz * dtype.itemsize
 
 
 def _looks_compressed(path: Path) -> bool:
