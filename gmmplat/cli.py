@@ -22,6 +22,7 @@ VERBS = {
     "analyze": "Latent PCA trajectories, maps and morphed models from a training run.",
     "morph": "Morph the fitted atomic model to latent points or along a PC.",
     "evaluate": "Score a run's latent space against a synthetic dataset's ground truth.",
+    "select": "Write the particles of a latent-space selection as STAR or .cs, for re-refinement.",
 }
 
 

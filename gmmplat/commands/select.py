@@ -1,0 +1,125 @@
+"""``gmmplat select``: write the particles behind a latent-space selection, for re-refinement.
+
+Examples::
+
+    gmmplat select --run runs/a --state 2 --out state2.star          # k-means labels of analyze --states
+    gmmplat select --run runs/a --pc 1 --range -1.5,-0.5 --out low_pc1.star
+    gmmplat select --run runs/a --ellipse 0.8,0.2,0.5,0.3,30 --out blob.cs
+    gmmplat select --run runs/a --indices sel.npy --out chosen.star
+
+The run's particle file (STAR or cryoSPARC .cs, with the reader options it was trained
+with; or the one given with --star/--cs) is written back in its own format: a STAR subset
+keeps every column, the optics block and the order; a .cs subset keeps uid and all fields.
+Symmetry-expanded runs combine a particle's copies by --rule (default majority).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from .particle_args import add_particle_arguments, open_particles
+
+HELP = "write the particles of a latent-space selection (state, PC range, ellipse, indices) as STAR or .cs"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run folder written by gmmplat train")
+    p.add_argument("--out", required=True, help="subset file to write: .star or .cs")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--state", type=_ints, metavar="K[,K...]",
+                     help="k-means state(s), 0-based, from kmeans.npz of gmmplat analyze --states")
+    how.add_argument("--pc", type=int, metavar="P", help="principal component (1-based); goes with --range")
+    how.add_argument("--ellipse", type=_floats, metavar="CX,CY,RX,RY[,DEG]",
+                     help="ellipse on the PC1/PC2 plane: centre, semi-axes, rotation (degrees)")
+    how.add_argument("--indices", metavar="SEL.npy",
+                     help="particle rows (0-based integers) or a boolean mask over particles")
+    p.add_argument("--range", type=_floats, metavar="LO,HI", help="with --pc: score range (inclusive)")
+    p.add_argument("--rule", choices=["any", "majority", "all"], default="majority",
+                   help="symmetry-expanded runs: select a particle when any / a majority / all of its copies "
+                        "fall in the selection (default majority)")
+    p.add_argument("--analysis", help="folder of gmmplat analyze's outputs (default RUN/analysis)")
+    p.add_argument("--latent", help="latent .npy to select from instead of RUN/latent.npy")
+    add_particle_arguments(p, required=False)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.latent import fit_pca, flatten_latent
+    from ..analysis.runs import load_analysis_run, run_particles
+    from ..analysis.select import (Selection, ellipse_rows, particles_from_rows, pc_range_rows, state_rows,
+                                   write_subset)
+
+    if (args.pc is None) != (args.range is None):
+        raise ConfigError("--pc and --range go together")
+    if args.range is not None and len(args.range) != 2:
+        raise ConfigError("--range takes two numbers: LO,HI")
+    if args.ellipse is not None and len(args.ellipse) not in (4, 5):
+        raise ConfigError("--ellipse takes CX,CY,RX,RY or CX,CY,RX,RY,DEG")
+    given = args.star is not None or args.cs is not None
+    ar = load_analysis_run(args.run, args.latent, check_star=not given)
+    particles = open_particles(args, require_poses=False, require_ctf=False) if given else \
+        run_particles(ar, require_poses=False, require_ctf=False)
+    if len(particles.table) != ar.latent.shape[0]:
+        raise InputError(particles.path, f"has {len(particles.table)} particles but the latent "
+                                         f"{ar.latent_path} has {ar.latent.shape[0]} rows")
+    n_rows = flatten_latent(ar.latent).shape[0]
+    if args.state is not None:
+        labels_path = Path(args.analysis) if args.analysis else Path(args.run) / "analysis"
+        labels_path = labels_path / "kmeans.npz"
+        if not labels_path.is_file():
+            raise InputError(labels_path, "k-means labels not found; run gmmplat analyze --states K first")
+        labels = np.load(labels_path)["labels"]
+        if labels.size != n_rows:
+            raise InputError(labels_path, f"has {labels.size} labels but the latent has {n_rows} rows")
+        mask, what = state_rows(labels, args.state), f"state {','.join(map(str, args.state))}"
+    elif args.pc is not None:
+        scores = fit_pca(ar.latent).scores
+        mask, what = pc_range_rows(scores, args.pc, *args.range), f"PC{args.pc} in [{args.range[0]:g}, {args.range[1]:g}]"
+    elif args.ellipse is not None:
+        scores = fit_pca(ar.latent).scores
+        mask, what = ellipse_rows(scores, *args.ellipse), "ellipse " + ",".join(f"{v:g}" for v in args.ellipse)
+    else:
+        sel_rows = _read_indices(args.indices, len(particles.table))
+        sel = Selection(sel_rows, len(particles.table), 1, "indices")
+        mask = None
+        what = f"indices of {args.indices}"
+    if mask is not None:
+        sel = particles_from_rows(mask, ar.latent.shape, args.rule)
+    if sel.particles.size == 0:
+        raise ConfigError(f"{what}: no particle selected; nothing written")
+    kind = write_subset(particles, sel.particles, args.out)
+    print(f"select: {what}: {sel.describe()}; written to {args.out} ({kind})")
+    return 0
+
+
+def _read_indices(path: str, n: int) -> np.ndarray:
+    try:
+        sel = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(path, f"not a readable .npy file ({type(exc).__name__})") from None
+    sel = np.asarray(sel).reshape(-1)
+    if sel.dtype == bool:
+        if sel.size != n:
+            raise InputError(path, f"boolean mask has {sel.size} entries but there are {n} particles")
+        return np.flatnonzero(sel)
+    if not np.issubdtype(sel.dtype, np.integer):
+        raise InputError(path, f"expected particle rows (integers) or a boolean mask, got {sel.dtype}")
+    if sel.size and (sel.min() < 0 or sel.max() >= n):
+        raise InputError(path, f"particle rows must lie in 0..{n - 1} (found {sel.min()}..{sel.max()})")
+    return np.unique(sel).astype(np.int64)
