@@ -12,7 +12,8 @@ Writes into ``--out`` (default ``RUN/analysis``): ``pca.json``, ``latent_pca.png
 ``--reconstruct K``), ``models/pcP.pdb`` + ``.cif`` with ``pcP_displacement.csv``,
 ``pcP_per_residue.csv``, ``displacement_pcP.png``, ``per_residue_pcP.png`` (with
 ``--model``), ``rigid_pcP_<domain>.csv`` + ``.png`` (GMMs with domain masks) and
-``kmeans.npz`` (with ``--states``).  See docs/analysis.md.
+``kmeans.npz`` (with ``--states``), and ``chimerax.cxc`` (+ ``domains.cmm``) that shows it
+all in ChimeraX (``chimerax RUN/analysis/chimerax.cxc``).  See docs/analysis.md.
 """
 from __future__ import annotations
 
@@ -146,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
             rep.insert(1, "score", traj.scores[i])
             _write_csv(out / f"rigid_pc{p}_{name}.csv", rep)
             plots.rigid_motion_png(out / f"rigid_pc{p}_{name}.png", rep, title=f"domain {name}, PC {p}")
+    from ..analysis.chimerax import write_analysis_cxc
+
+    write_analysis_cxc(out, list(traj.pcs), args.frames, neutral, origin, masks, args.map, atom_model)
     print(f"analyze: PCA of {rows.shape[0]} latent rows (d={ar.latent_dim}); explained variance "
           + ", ".join(f"PC{k + 1} {100 * r:.0f}%" for k, r in enumerate(pca.explained_variance_ratio[: args.pcs]))
           + f"; {len(traj.pcs)} trajectories x {args.frames} frames written to {out}")
