@@ -121,3 +121,19 @@ def test_rules_and_errors(run_dir, states, tmp_path, capsys):  # noqa: F811
     code, printed, err = gm(["select", "--run", run_dir / "run", "--state", "0", "--out", tmp_path / "x.cs"], capsys)
     assert code == 2 and "written as .star, not .cs" in err
     assert not (tmp_path / "x.star").exists() and not (tmp_path / "x.cs").exists()
+
+
+def test_notebook_selector_writes_through_the_same_function(run_dir, tmp_path):  # noqa: F811
+    from gmmplat.viewers import latent_selector
+
+    particles = read_particle_star(run_dir / "particles.star")
+    latent = np.load(run_dir / "run" / "latent.npy")
+    out = run_dir / "lasso.star"
+    box = latent_selector(latent, particles, out)
+    box.figure.selected = [5, 2, 9]  # what the front end sends after a lasso
+    assert box.status.value == f"3 of {N_PARTICLES} particles written to {out}"
+    original = starfile.read(run_dir / "particles.star", always_dict=True)["particles"]
+    pd.testing.assert_frame_equal(starfile.read(out, always_dict=True)["particles"].reset_index(drop=True),
+                                  original.iloc[[2, 5, 9]].reset_index(drop=True))
+    box.select([])
+    assert box.status.value.startswith("not written: the selection holds no particle")

@@ -10,7 +10,7 @@ Voila), the model view an ``NGLWidget``.  Call :func:`setup_notebook` once at th
 
 Each viewer's DOM element carries a CSS class (``gmmplat-gmm``, ``gmmplat-masks``,
 ``gmmplat-latent``, ``gmmplat-model``, ``gmmplat-latent-explorer``,
-``gmmplat-latent-slider``) so the browser tests can name the viewer that failed.
+``gmmplat-latent-slider``, ``gmmplat-latent-select``) so the browser tests can name the viewer that failed.
 """
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ from .gmm3d import gmm_figure, mask_figure, update_gmm_figure
 from .live import LiveFigure
 from .latent import LatentExplorer, latent_explorer, latent_figure, latent_trajectory
 from .molecule import FramesTrajectory, model_view, ngl_selection
+from .select import latent_selector
 from .plots import fsc_figure, histogram_figure, image_grid_figure, loss_figure, map_slices_figure
 
 __all__ = [
     "setup_notebook", "ensure_plotly_js", "LiveFigure",
     "gmm_figure", "mask_figure", "update_gmm_figure",
-    "latent_figure", "latent_explorer", "latent_trajectory", "LatentExplorer",
+    "latent_figure", "latent_explorer", "latent_selector", "latent_trajectory", "LatentExplorer",
     "model_view", "FramesTrajectory", "ngl_selection",
     "loss_figure", "fsc_figure", "histogram_figure", "image_grid_figure", "map_slices_figure",
 ]

@@ -55,6 +55,14 @@ export default {
       });
     };
     draw();
+    drawn.then(() => {  // box/lasso selections of trace 0 go back to the kernel as point indices
+      if (!div.on) return;
+      div.on("plotly_selected", (ev) => {
+        const pts = ev && ev.points ? ev.points.filter((p) => p.curveNumber === 0).map((p) => p.pointIndex) : [];
+        model.set("selected", pts);
+        model.save_changes();
+      });
+    });
     model.on("change:figure", draw);
     model.on("change:update", update);
     return () => { try { window.Plotly && window.Plotly.purge(div); } catch (e) {} };
@@ -81,12 +89,14 @@ class LiveFigure(anywidget.AnyWidget):
 
     ``restyle(trace, props)`` and ``relayout(props)`` take plotly property paths, e.g.
     ``restyle(0, {"x": xs, "marker.size": s})``; the calls inside ``with fig.batch_update():``
-    go to the front end as one message.
+    go to the front end as one message.  ``selected`` holds the indices of trace 0's points
+    in the last box/lasso selection (observe it with ``fig.observe(fn, names="selected")``).
     """
 
     _esm = _ESM
     figure = traitlets.Dict().tag(sync=True)
     update = traitlets.Dict().tag(sync=True)
+    selected = traitlets.List(traitlets.Int()).tag(sync=True)
 
     def __init__(self, fig, dom_class: str | None = None, **kwargs):
         import plotly.graph_objects as go
