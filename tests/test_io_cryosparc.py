@@ -193,3 +193,13 @@ def test_train_cli_takes_cs(tmp_path, capsys):
     add_particle_arguments(p)
     with pytest.raises(ConfigError, match="--amplitude-contrast 2 is outside"):
         particle_source(p.parse_args(["--cs", "x.cs", "--amplitude-contrast", "2"]))
+
+
+def test_run_config_keeps_the_reader_options(tmp_path):
+    from gmmplat.train.config import DataConfig
+
+    make_cs(tmp_path / "particles.cs")
+    data = DataConfig.from_dict({"star": str(tmp_path / "particles.cs"), "particle_options": {"datadir": str(FIXTURE)}})
+    assert data.source().read().version == "cs"
+    with pytest.raises(ConfigError, match="particle_options: expected an object with keys among"):
+        DataConfig.from_dict({"star": "x.cs", "particle_options": {"data_dir": "."}})

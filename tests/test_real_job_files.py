@@ -108,3 +108,10 @@ def test_relion30_star_moved_from_its_project(moved_project, tmp_path, capsys):
                  "no rlnSphericalAberration; using --cs-mm 2.7 for every particle"):
         assert line in out, out
     assert "done:" in out
+    # the run remembers how its particles were read (analyze/select read them the same way)
+    from gmmplat.train import load_run
+
+    data = load_run(tmp_path / "run").config.data
+    assert data.particle_options == {"datadir": str(root / "project"), "amplitude_contrast": 0.1,
+                                     "voltage_kv": 300.0, "cs_mm": 2.7}
+    assert len(data.source().read().table) == 16

@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--states", type=int, default=0, help="k-means states of the latent (default 0: off)")
     p.add_argument("--s-angstrom", type=float, help="width of the GMM→atom transition (default: Gaussian spacing)")
     p.add_argument("--seed", type=int, default=0, help="seed of k-means (default 0)")
+    from .particle_args import add_particle_arguments
+
+    add_particle_arguments(p, required=False)  # --reconstruct: the run's particles, unless named here
 
 
 def _map_frame(args, neutral):
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         morpher = ModelMorpher(neutral, atom_model, s_angstrom=args.s_angstrom)
     reader = table_star = sym_ops = None
     if args.reconstruct > 0:
-        reader, table_star, sym_ops = _particles(ar)
+        reader, table_star, sym_ops = _particles(ar, args)
     masks = domain_masks(ar.run.model, neutral)
 
     for i, p in enumerate(traj.pcs):
@@ -156,16 +159,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _particles(ar):
+def _particles(ar, args):
     """Stack reader, particle table and symmetry operators for reconstructions."""
     from ..errors import InputError
     from ..geometry import symmetry_operators
     from ..io.stacks import StackReader
     from ..analysis.runs import run_particles
+    from .particle_args import open_particles
 
-    if ar.star_path is None:
-        raise InputError(ar.run.config.data.star or None, "the run's STAR file is not found; cannot reconstruct")
-    star = run_particles(ar)
+    if args.star is not None or args.cs is not None:
+        star = open_particles(args)
+        if len(star.table) != ar.latent.shape[0]:
+            raise InputError(star.path, f"has {len(star.table)} particles but the latent has {ar.latent.shape[0]} rows")
+    elif ar.star_path is None:
+        raise InputError(ar.run.config.data.star or None, "the run's STAR file is not found; cannot reconstruct "
+                                                          "(name it with --star or --cs)")
+    else:
+        star = run_particles(ar)
     ops = symmetry_operators(ar.run.config.data.symmetry) if ar.latent.ndim == 3 else None
     return StackReader(star), star.table, ops
 

@@ -223,8 +223,9 @@ class DataConfig:
     def from_dict(cls, d, where: str = "data") -> "DataConfig":
         d = _check_keys(d, cls, where)
         options = d.get("particle_options") or {}
-        if not isinstance(options, dict):
-            raise ConfigError(f"{where}.particle_options: expected a JSON object")
+        known = {"passthrough", "datadir", "amplitude_contrast", "voltage_kv", "cs_mm"}
+        if not isinstance(options, dict) or set(options) - known:
+            raise ConfigError(f"{where}.particle_options: expected an object with keys among {', '.join(sorted(known))}")
         return cls(str(d.get("star", "")), str(d.get("gmm", "")), str(d.get("symmetry", "C1")).upper(),
                    bool(d.get("invert_contrast", False)), dict(options))
 
