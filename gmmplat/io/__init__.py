@@ -1,4 +1,4 @@
-"""File input/output: MRC maps, RELION particle STAR files, particle stacks, atomic models.
+"""File input/output: MRC maps, RELION STAR and cryoSPARC .cs particle files, particle stacks, atomic models.
 
 Every problem with a user's file raises :class:`gmmplat.errors.InputError`
 (one line naming the file and the problem); every file is written atomically
@@ -11,11 +11,14 @@ from gmmplat.io.models import SELECTION_KINDS, AtomModel, read_model, select_ato
 from gmmplat.io.mrc import MapData, box_centre_world_angstrom, open_mrc_checked, read_map, write_map
 from gmmplat.io.stacks import ParticleStack, StackInfo, StackReader
 from gmmplat.io.star import TABLE_COLUMNS, ParticleStar, read_particle_star, write_particle_star
+from gmmplat.io.cryosparc import read_particle_cs
+from gmmplat.io.particles import ParticleSource, read_particles
 
 __all__ = [
     "atomic_write_path",
     "MapData", "read_map", "write_map", "box_centre_world_angstrom", "open_mrc_checked",
     "ParticleStar", "TABLE_COLUMNS", "read_particle_star", "write_particle_star",
+    "read_particle_cs", "read_particles", "ParticleSource",
     "StackReader", "ParticleStack", "StackInfo",
     "AtomModel", "SELECTION_KINDS", "read_model", "select_atoms", "write_models",
 ]
