@@ -103,6 +103,9 @@ MISTAKES = {
                           "transposed"),
     "phase-flipped stack": (dict(change_images=phase_flip), "phase-flipped", "without phase flipping"),
     "shuffled rows": (dict(change_table=shuffle_rows), "no better than other rows", "rlnImageName"),
+    "inverted images and negated origins": (dict(change_images=lambda d, t: -d, change_table=negate_origins),
+                                            "origin sign is flipped and the images are dark-protein",
+                                            "negate rlnOriginXAngst", "pass --invert-contrast"),
 }
 
 
@@ -181,3 +184,19 @@ def test_pretrain_check_passes_on_correct_data(train_data):
     star, _, gmm = train_data
     result = check_before_training(ParticleDataset(star), GMM.load(gmm))
     assert result.passed and not result.mistake, result.report()
+
+
+def test_rows_the_data_cannot_tell_apart_are_left_out(tmp_path):
+    """With every origin at zero, the origin rows predict the stated images: they are marked
+    untestable and do not make the check fail."""
+    from gmmplat.check import GMMReference, run_check
+    from gmmplat.data import ParticleDataset
+    from gmmplat.gmm import GMM
+
+    star, gmm, _ = make_dataset(tmp_path, n=64, snr=1.0, origin_sd_angstrom=0.0)
+    result = run_check(ParticleDataset(star), GMMReference(GMM.load(gmm).params), n=64)
+    table = result.table()
+    assert not table.loc["origin_flipped", "testable"] and not table.loc["origin_swapped", "testable"]
+    assert table.loc["origin_flipped", "similarity"] > 0.999
+    assert table.loc["rotation_transposed", "testable"] and table.loc["polarity", "testable"]
+    assert result.passed, result.report()

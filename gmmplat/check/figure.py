@@ -1,7 +1,10 @@
 """Figure of the data check: a few low-passed particle images beside their predicted projections."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+
+from .conventions import ROW_LABELS
 
 ROW_TITLES = {"image": "image (low-pass)", "stated": "stated conventions", "mistake": "best mistake"}
 
@@ -20,10 +23,10 @@ def examples_figure(result):
             ax.imshow(result.examples[key][j], cmap="gray", origin="lower")  # y up, x right
             ax.set_xticks([])
             ax.set_yticks([])
-        title = ROW_TITLES[key] if key != "mistake" else " + ".join(result.mistake)
+        title = ROW_TITLES[key] if key != "mistake" else " +\n".join(ROW_LABELS[m] for m in result.mistake)
         axes[i, 0].set_ylabel(title, fontsize=8)
     verdict = "PASS" if result.passed else "FAIL"
-    fig.suptitle(f"{verdict}: {result.verdict}"[:110], fontsize=8)
+    fig.suptitle(textwrap.fill(f"{verdict}: {result.verdict}", width=int(22 * k)), fontsize=8)
     return fig
 
 
