@@ -124,6 +124,9 @@ def test_invert_contrast_on_white_data_says_remove_it(tmp_path, capsys):
     code, out, _ = run_check(capsys, FIXTURE / "particles.star", "--invert-contrast", out=tmp_path / "c.png")
     assert code == 1 and "remove --invert-contrast" in out
     assert (tmp_path / "c.png").exists() and (tmp_path / "c.csv").exists()
+    dark = copy_fixture(tmp_path, change_images=lambda d, t: -d)
+    code, out, _ = run_check(capsys, dark, "--invert-contrast")
+    assert code == 0 and "verdict: PASS" in out, out
 
 
 def test_check_passes_on_simulated_sample_data(tmp_path, capsys):
