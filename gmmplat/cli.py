@@ -18,6 +18,7 @@ from .errors import GmmplatError
 VERBS = {
     "simulate": "Simulate the synthetic sample datasets (particles, STAR, map, model, truth).",
     "build": "Build and refine a neutral GMM from an atomic model and/or a consensus map.",
+    "check": "Check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order.",
     "train": "Train encoder and decoders on particles (rounds, checkpoints, --resume, DDP).",
     "analyze": "Latent PCA trajectories, maps and morphed models from a training run.",
     "morph": "Morph the fitted atomic model to latent points or along a PC.",

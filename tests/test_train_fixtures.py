@@ -51,15 +51,17 @@ def moved_params(neutral: GMM, t: np.ndarray, shift_angstrom: float = 5.0) -> to
 
 
 def make_dataset(folder, n: int = 48, box: int = 24, apix: float = 4.0, snr: float | None = 1.0, seed: int = 0,
-                 n_gaussians: int = 24, shift_angstrom: float = 5.0):
-    """Write ``folder/particles.star``, ``folder/stack.mrcs``, ``folder/gmm.npz``; return (star, gmm, t)."""
+                 n_gaussians: int = 24, shift_angstrom: float = 5.0, origin_sd_angstrom: float = 1.0):
+    """Write ``folder/particles.star``, ``folder/stack.mrcs``, ``folder/gmm.npz``; return (star, gmm, t).
+
+    Origins (rlnOriginX/YAngst) are drawn from N(0, ``origin_sd_angstrom``) per axis."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     g = np.random.default_rng(seed)
     neutral = make_neutral(box, apix, n_gaussians, seed)
     t = g.uniform(-1, 1, n)
     angles = np.stack([g.uniform(-180, 180, n), np.degrees(np.arccos(g.uniform(-1, 1, n))), g.uniform(-180, 180, n)], 1)
-    shifts = g.normal(0, 1.0, size=(n, 2))
+    shifts = g.normal(0, origin_sd_angstrom, size=(n, 2))
     defocus = g.uniform(8000, 15000, n)
     ctf = CTFParams.from_values(n, defocus_u_angstrom=defocus, defocus_v_angstrom=defocus - 100,
                                 defocus_angle_deg=30.0, voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.1)

@@ -9,6 +9,11 @@ Examples::
     gmmplat train ... --out runs/a --resume          # continue an interrupted run
     torchrun --nproc_per_node=2 -- "$(which gmmplat)" train ...   # data-parallel (gloo on CPU, nccl on GPU)
 
+Before the first epoch of a new run, 200 particles are checked against the neutral GMM
+(``gmmplat check``, docs/check.md); when they clearly fit a convention mistake (origin sign,
+x/y, rotation, polarity, phase-flipped stack) the run stops with one line naming the fix
+(exit 2).  ``--skip-data-check`` trains anyway.
+
 (The ``--`` keeps torchrun from reading ``--star`` as an abbreviation of its ``--start-method``.)
 """
 from __future__ import annotations
@@ -44,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
     p.add_argument("--cache-mb", type=float, default=256.0, help="in-memory image cache, MB (default 256)")
     p.add_argument("--check-images", action="store_true", help="scan every image for NaN/constant before training")
+    p.add_argument("--skip-data-check", action="store_true",
+                   help="train even if the particles fit a convention mistake better (see gmmplat check)")
     p.add_argument("--print-config", action="store_true", help="print the configuration JSON and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -113,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
                           check_images=args.check_images)
         if ctx.is_main:
             print_notes(trainer.dataset.notes)
+        if not (args.resume or args.skip_data_check):
+            _data_check(trainer, ctx.is_main)
         result = trainer.run()
     finally:
         shutdown(ctx)
@@ -121,3 +130,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"done: {result.out_dir} (final train loss {last['train_loss']:.5f}, "
               f"validation {last['val_loss']:.5f}); latent.npy and model.pt written")
     return 0
+
+
+def _data_check(trainer, is_main: bool) -> None:
+    """``gmmplat check`` of a few particles against the neutral GMM before the first epoch: stops
+    (DataCheckFailed, exit 2) only when a convention mistake clearly fits better."""
+    from ..check.api import check_before_training
+
+    result = check_before_training(trainer.dataset, trainer.neutral, seed=trainer.config.seed)
+    if is_main:
+        stated = result.rows[0]
+        state = "passed" if result.passed else "inconclusive, training anyway"
+        print(f"data check {state}: {result.n_particles} particles, CC {stated.mean:.3f} ± {stated.se:.3f} "
+              f"with the stated conventions; {result.verdict}", flush=True)
