@@ -203,3 +203,25 @@ def test_rows_the_data_cannot_tell_apart_are_left_out(tmp_path):
     assert table.loc["origin_flipped", "similarity"] > 0.999
     assert table.loc["rotation_transposed", "testable"] and table.loc["polarity", "testable"]
     assert result.passed, result.report()
+
+
+@pytest.mark.parametrize("change, fix", [(None, None), ("negated shifts", "origin sign is flipped"),
+                                         ("transposed poses", "rotations are transposed")])
+def test_check_takes_cryosparc_files(tmp_path, capsys, change, fix):
+    """A .cs made from the fixture by cryoDRGN's mapping passes; negated shifts or transposed poses fail."""
+    import shutil
+
+    from test_io_cryosparc import make_cs
+
+    shutil.copy(FIXTURE / "particles.mrcs", tmp_path / "particles.mrcs")
+    cs = tmp_path / "particles.cs"
+    make_cs(cs, shift_sign=-1.0 if change == "negated shifts" else 1.0, transpose=change == "transposed poses")
+    code = cli.main(["check", "--cs", str(cs), "--map", str(FIXTURE / "consensus.mrc"), "--out",
+                     str(tmp_path / "out"), "--no-progress"])
+    out = capsys.readouterr().out
+    if change is None:
+        assert code == 0, out
+    else:
+        assert code == 1, out
+        verdict = next(line for line in out.splitlines() if line.startswith("verdict:")).lower()
+        assert verdict.startswith("verdict: fail") and fix in verdict, verdict

@@ -14,18 +14,22 @@ class DataCheckFailed(GmmplatError):
     """The particles clearly fit a known mistake better than their stated conventions."""
 
 
-def check_files(star, map_path, model_path=None, n: int = 500, lowpass_angstrom: float = 12.0,
+def check_files(particles, map_path, model_path=None, n: int = 500, lowpass_angstrom: float = 12.0,
                 invert_contrast: bool = False, seed: int = 0, progress: bool = False) -> CheckResult:
-    """:func:`run_check` of a RELION STAR file against a consensus map (or, given ``model_path``,
-    the heavy atoms of the fitted model in the map's frame)."""
+    """:func:`run_check` of a particle file against a consensus map (or, given ``model_path``,
+    the heavy atoms of the fitted model in the map's frame).
+
+    ``particles``: a RELION STAR path, or a :class:`~gmmplat.io.particles.ParticleSource`
+    (STAR or cryoSPARC ``.cs`` with its options)."""
     from ..data import ParticleDataset
     from ..io.mrc import read_map
     from .references import MapReference, model_reference
 
+    star = particles if isinstance(particles, (str, os.PathLike)) else None
     for path in (star, map_path, model_path):
         if path is not None and not os.path.isfile(path):
             raise InputError(path, "file not found")
-    dataset = ParticleDataset(star, invert_contrast=invert_contrast, cache_mb=0)
+    dataset = ParticleDataset(particles, invert_contrast=invert_contrast, cache_mb=0)
     try:
         map_data = read_map(map_path)
         reference = (MapReference.from_map(map_data, os.fspath(map_path)) if model_path is None

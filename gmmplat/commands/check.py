@@ -4,6 +4,7 @@ Examples::
 
     gmmplat check --star particles.star --map consensus.mrc
     gmmplat check --star particles.star --map consensus.mrc --model fitted.pdb --n 1000 --out check/
+    gmmplat check --cs J12_particles.cs --passthrough J12_passthrough_particles.cs --map consensus.mrc
 
 Exit code 0 when the stated conventions beat every alternative by >= 5 standard
 errors, 1 otherwise (the verdict line says why), 2 for unusable input.
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 
+from .particle_args import add_particle_arguments, particle_source
+
 HELP = "check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--star", required=True, help="RELION particle STAR file with poses and CTF")
+    add_particle_arguments(p)
     p.add_argument("--map", required=True, help="consensus map (MRC) of these particles")
     p.add_argument("--model", help="atomic model fitted in the map: project its heavy atoms instead of the map")
     p.add_argument("--n", type=int, default=500, help="particles drawn at random (default %(default)s)")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 3:
         raise ConfigError(f"--n must be at least 3, got {args.n}")
-    result = check_files(args.star, args.map, args.model, n=args.n, lowpass_angstrom=args.lowpass_angstrom,
+    result = check_files(particle_source(args), args.map, args.model, n=args.n, lowpass_angstrom=args.lowpass_angstrom,
                          invert_contrast=args.invert_contrast, seed=args.seed, progress=not args.no_progress)
     png, csv = save_outputs(result, args.out)
     print(result.report())
