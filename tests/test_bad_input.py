@@ -226,7 +226,8 @@ CASES = {
         {"latent_dim": 2, "decoders": {"d": {"kind": "rigid", "options": {"domains": ["domain"]}}},
          "rounds": [{"decoders": ["d"], "epochs": 1, "high_res_angstrom": 3.0}]}))), "beyond Nyquist")),
     "train-nan-images-checked": ("train", lambda c: (
-        _train(c, *TRAIN_FAST, "--check-images", star=c.nan_images()), "STAR row(s) 3")),
+        _train(c, *TRAIN_FAST, "--check-images", star=c.nan_images(constant=11)),
+        "NaN/inf values at STAR row(s) 3; 1 constant image(s) at STAR row(s) 12 (particle rows counted from 1)")),
     "train-nan-images-while-training": ("train", lambda c: (_train(c, star=c.nan_images()), "NaN/inf values")),
     "train-missing-stack": ("train", lambda c: (_train(c, star=c.star_without_stack()), "stack.mrcs")),
     "train-resume-star-fewer-particles": ("train", lambda c: c.resume_after_edit(drop=4)),
@@ -323,9 +324,9 @@ class Ctx:
         make_neutral(box=32, apix=4.0).save(self.tmp / "other.npz")
         return self.tmp / "other.npz"
 
-    def nan_images(self):
+    def nan_images(self, constant=None):
         p = copy_particles(self.data, self.tmp)
-        overwrite_images(p / "stack.mrcs", {2: np.nan})
+        overwrite_images(p / "stack.mrcs", {2: np.nan, **({} if constant is None else {constant: 0.0})})
         return p / "particles.star"
 
     def star_without_stack(self):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import nonnegative_float, positive_float, positive_int
+from ._common import positive_float, positive_int
 
 HELP = "Simulate a synthetic particle dataset with a known motion (hinge, bend, coupled or all)."
 
