@@ -40,12 +40,15 @@ _NEGATIVE_VALUE = re.compile(r"^-\.?\d[0-9eE.,;:+\-\s]*$")
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``gmmplat VERB: error: MESSAGE`` and exit code 2."""
 
+    verb_prog: str | None = None  # "gmmplat VERB" on the top parser: its errors name the verb too
+
     def error(self, message):  # noqa: D401 (argparse API)
-        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
+        self.exit(2, f"{self.verb_prog or self.prog}: error: {' '.join(str(message).split())}\n")
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="gmmplat", description="Cryo-EM heterogeneity analysis with deep GMMs.")
+    parser.verb_prog = f"gmmplat {verb}" if verb else None
     sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, help_text in VERBS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

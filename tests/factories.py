@@ -27,7 +27,7 @@ def assert_cli_error(code, err, verb, *words):
     lines = err.strip().splitlines()
     assert code == 2, (code, err)
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"gmmplat {verb}: error: ") or lines[0].startswith("gmmplat: error: "), err
+    assert lines[0].startswith(f"gmmplat {verb}: error: "), err
     assert "Traceback" not in err
     for w in words:
         assert w in lines[0], lines[0]
