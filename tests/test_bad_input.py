@@ -25,6 +25,8 @@ from test_train_fixtures import make_dataset, one_thread, overwrite_images  # no
 
 from gmmplat import cli
 
+pytestmark = pytest.mark.filterwarnings("ignore:Data array contains NaN:RuntimeWarning")  # writing the test stacks
+
 TRAIN_FAST = ["--preset", "rigid", "--domain", "domain", "--epochs", "1", "--batch-size", "8", "--no-progress"]
 
 
