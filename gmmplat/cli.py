@@ -89,19 +89,23 @@ def _log_folder(args: argparse.Namespace) -> Path | None:
     return None
 
 
-def _write_error_log(args: argparse.Namespace, argv: list[str]) -> Path:
+def _write_error_log(args: argparse.Namespace, argv: list[str]) -> Path | None:
+    """The traceback of the exception being handled, in ``error.log`` of the output (or run)
+    folder, else ``gmmplat-error.log`` in the temporary folder or the working folder."""
     text = "gmmplat " + shlex.join(argv) + "\n\n" + traceback.format_exc()
     folder = _log_folder(args)
-    for path in ([folder / "error.log"] if folder else []) + [Path(tempfile.gettempdir()) / "gmmplat-error.log"]:
+    candidates = ([folder / "error.log"] if folder else []) + [
+        Path(tempfile.gettempdir()) / "gmmplat-error.log", Path.cwd() / "gmmplat-error.log"]
+    for path in candidates:
         try:
             path.write_text(text)
             return path
         except OSError:
             continue
-    return Path("error.log")
+    return None
 
 
-def resume_command(args: argparse.Namespace, argv: list[str]) -> str:
+def resume_command(argv: list[str]) -> str:
     """The command line that continues an interrupted run (``--resume`` added once)."""
     words = [a for a in argv if a != "--resume"] + ["--resume"]
     return "gmmplat " + shlex.join(words)
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         if hasattr(args, "resume") and getattr(args, "out", None):
-            print(f"gmmplat {args.verb}: interrupted; continue with: {resume_command(args, argv)}", file=sys.stderr)
+            print(f"gmmplat {args.verb}: interrupted; continue with: {resume_command(argv)}", file=sys.stderr)
         else:
             print(f"gmmplat {args.verb}: interrupted", file=sys.stderr)
         return 130
@@ -143,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 def _internal_error(args, argv, exc) -> int:
     log = _write_error_log(args, argv)
     msg = " ".join(f"{type(exc).__name__}: {exc}".split())
-    print(f"gmmplat {args.verb}: internal error: {msg} (please report; full traceback in {log})", file=sys.stderr)
+    where = f"full traceback in {log}" if log else "no folder was writable for error.log"
+    print(f"gmmplat {args.verb}: internal error: {msg} (please report; {where})", file=sys.stderr)
     return 3
 
 
