@@ -24,8 +24,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# containers run as root, where jupyter refuses to start without --allow-root
 lab: install
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: install
 	$(PY) benchmarks/bench_projector.py

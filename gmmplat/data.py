@@ -113,7 +113,8 @@ def _bad_images(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rows_text(rows: Sequence[int], limit: int = 10) -> str:
-    rows = [int(r) for r in rows]
+    """0-based table rows as the 1-based particle rows of the STAR file (as STAR parse errors count)."""
+    rows = [int(r) + 1 for r in rows]
     text = ", ".join(str(r) for r in rows[:limit])
     return text + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
@@ -220,7 +221,7 @@ class ParticleDataset:
         if constant.size:
             problems.append(f"constant image(s) at STAR row(s) {_rows_text(rows[constant])}")
         if problems:
-            raise InputError(self.star_path, "; ".join(problems) + " (rows 0-based)")
+            raise InputError(self.star_path, "; ".join(problems) + " (particle rows counted from 1)")
 
     def check_images(self, chunk: int = 1024) -> None:
         """Scan every image once; raise one InputError listing all NaN/inf and constant images."""
@@ -237,7 +238,7 @@ class ParticleDataset:
         if constant:
             problems.append(f"{len(constant)} constant image(s) at STAR row(s) {_rows_text(constant)}")
         if problems:
-            raise InputError(self.star_path, "; ".join(problems) + " (rows 0-based)")
+            raise InputError(self.star_path, "; ".join(problems) + " (particle rows counted from 1)")
 
     def check_gmm(self, gmm, gmm_path: str | os.PathLike | None = None) -> None:
         """Refuse a GMM whose box or pixel size differs from the particles'."""

@@ -95,21 +95,46 @@ class GMM:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GMM":
+        """Read a ``.npz`` written by :meth:`save`; a one-line :class:`InputError` for anything
+        that is not a finite gmmplat GMM (missing entries, wrong shapes, NaN/inf)."""
+        if os.path.isdir(path):
+            raise InputError(path, "is a folder, not a GMM file (.npz)")
         if not os.path.exists(path):
             raise InputError(path, "GMM file does not exist")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
-        except Exception as exc:  # zip / npy errors
+        except (ValueError, OSError, EOFError) as exc:  # not a zip / not an .npz at all
+            if isinstance(exc, OSError) and exc.filename:
+                raise
+            raise InputError(path, "not a GMM file (not a readable .npz archive)") from None
+        except Exception as exc:  # a damaged archive
             raise InputError(path, f"not a readable GMM file ({type(exc).__name__}: {exc})") from None
-        if str(data.get("format", "")) != FORMAT_NAME:
+        if not isinstance(data, dict) or str(data.get("format", "")) != FORMAT_NAME:
             raise InputError(path, "not a gmmplat GMM file (no 'format' = 'gmmplat-gmm' entry)")
         core = {"format", "format_version", "params", "box", "pixel_size_angstrom", "box_centre_world_angstrom"}
+        missing = sorted(k for k in core - {"format_version"} if k not in data)
+        if missing:
+            raise InputError(path, f"GMM file lacks {', '.join(missing)}")
+        params = data["params"]
+        if params.ndim != 2 or params.shape[1] != 5 or params.shape[0] < 1 or params.dtype.kind not in "fiu":
+            raise InputError(path, f"GMM params have shape {params.shape} ({params.dtype}); expected (N, 5) numbers")
+        if not np.all(np.isfinite(params)):
+            rows = np.flatnonzero(~np.isfinite(params).all(1))
+            raise InputError(path, f"GMM params hold NaN/inf in {rows.size} Gaussian(s) (first: row {rows[0]}, "
+                                   "counted from 0); rebuild the GMM")
+        try:
+            box, apix = int(data["box"]), float(data["pixel_size_angstrom"])
+            centre = np.asarray(data["box_centre_world_angstrom"], dtype=np.float64).reshape(3)
+        except (TypeError, ValueError):
+            raise InputError(path, "GMM box, pixel_size_angstrom or box_centre_world_angstrom malformed") from None
+        if box < 2 or not apix > 0 or not np.all(np.isfinite(centre)):
+            raise InputError(path, f"GMM box {box} / pixel size {apix} / centre {centre.tolist()} not valid")
         return cls(
-            torch.from_numpy(data["params"].astype(np.float32)),
-            int(data["box"]),
-            float(data["pixel_size_angstrom"]),
-            data["box_centre_world_angstrom"],
+            torch.from_numpy(params.astype(np.float32)),
+            box,
+            apix,
+            centre,
             {k: v for k, v in data.items() if k not in core},
         )
 

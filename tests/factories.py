@@ -19,3 +19,15 @@ def assert_one_line_error(excinfo, path, *words):
     assert str(path) in msg
     for w in words:
         assert w.lower() in msg.lower(), msg
+
+
+def assert_cli_error(code, err, verb, *words):
+    """A command-line failure: exit code 2 and exactly one stderr line ``gmmplat VERB: error: ...``
+    containing every word (the file or option at fault), no traceback."""
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"gmmplat {verb}: error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], lines[0]

@@ -123,17 +123,6 @@ def test_analyze_writes_everything(run_dir, capsys):
     assert disp["displacement_angstrom"].max() > 5.0
 
 
-def test_analyze_bad_inputs(run_dir, tmp_path):
-    from gmmplat.commands import analyze
-
-    base = ["--run", str(run_dir / "run"), "--out", str(tmp_path / "a")]
-    with pytest.raises(ConfigError, match="asked for 3 principal components but the latent space has only 2"):
-        analyze.run(_args(analyze, base + ["--pcs", "3"]))
-    write_map(tmp_path / "small.mrc", np.zeros((32,) * 3, np.float32), APIX)
-    with pytest.raises(InputError, match="small.mrc: map is .* the run's GMM box is 64"):
-        analyze.run(_args(analyze, base + ["--map", str(tmp_path / "small.mrc"), "--frames", "2"]))
-
-
 def test_morph_command(run_dir, tmp_path, capsys):
     from gmmplat.analysis.evaluate import read_model_frames
     from gmmplat.commands import morph

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from gmmplat.commands import build as build_cmd
-from gmmplat.errors import ConfigError, InputError
+from gmmplat.errors import InputError
 from gmmplat.gmm import GMM
 from gmmplat.io import read_map, write_map
 from test_build_helpers import (APIX, BOX, HELIX_RESIDUES, ORIGIN, bundle, third_helix_residues, write_model,
@@ -49,6 +49,11 @@ def test_combined_build_writes_everything(files, tmp_path):
     assert report["ca_bonds"] > 0 and report["masks"] == {"first": 10, "few": 3}
     assert gmm.extras["small_params"].shape == (6, 5) and gmm.extras["transition"].shape == (6, gmm.n)
     assert set(gmm.masks()) == {"first", "few"}
+    # the GMM names the model it was built from (checked when a model is morphed by it)
+    partial = gemmi.read_structure(str(files / "partial.pdb"))
+    numbers = [r.seqid.num for ch in partial[0] for r in ch for _ in r]
+    assert str(gmm.extras["model_selection"]) == "ca"
+    assert gmm.extras["model_residue_number"].tolist() == numbers
     # the rendered map lies on the consensus map's grid
     rendered, consensus = read_map(out / "gmm_map.mrc"), read_map(files / "map.mrc")
     np.testing.assert_allclose(rendered.origin_angstrom, consensus.origin_angstrom)
@@ -91,24 +96,7 @@ def test_map_without_density_above_threshold(files, tmp_path):
     _one_line(e, "no voxels above threshold", str(files / "map.mrc"))
     write_map(tmp_path / "flat.mrc", np.zeros((BOX,) * 3, np.float32), APIX, ORIGIN)
     with pytest.raises(InputError) as e:
-        run_build("--map", tmp_path / "flat.mrc", "--out", tmp_path)
+        run_build("--map", tmp_path / "flat.mrc", "--out", tmp_path / "o")
     _one_line(e, "no voxels above threshold")
 
 
-def test_selection_matching_no_atoms(files, tmp_path):
-    with pytest.raises(InputError) as e:
-        run_build("--map", files / "map.mrc", "--model", files / "partial.pdb", "--chains", "Q", "--out", tmp_path)
-    _one_line(e, "matches no atoms")
-
-
-def test_mask_of_another_box(files, tmp_path):
-    write_map(tmp_path / "mask.mrc", np.ones((BOX + 4,) * 3, np.float32), APIX, ORIGIN)
-    with pytest.raises(InputError) as e:
-        run_build("--map", files / "map.mrc", "--model", files / "partial.pdb", "--refine-steps", 0,
-                  "--mask", f"dom=map:{tmp_path / 'mask.mrc'}", "--out", tmp_path / "o")
-    _one_line(e, "differs from the GMM's box", str(tmp_path / "mask.mrc"))
-
-
-def test_combine_needs_model(files, tmp_path):
-    with pytest.raises(ConfigError, match="--combine needs --model"):
-        run_build("--map", files / "map.mrc", "--combine", "--out", tmp_path)

@@ -45,3 +45,21 @@ def test_truncated_map_is_one_line_error(tmp_path):
     out = run_cli("build", "--map", path, "--out", tmp_path / "o")
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "map.mrc" in out.stderr
+
+
+def test_make_lab_starts_as_root(tmp_path):
+    """Containers run as root, where jupyter refuses to start without --allow-root."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    stamp = tmp_path / "stamp"
+    stamp.touch()
+    out = subprocess.run(["make", "-n", "-C", str(root), "lab", f"STAMP={stamp}", f"VENV={tmp_path}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = [ln for ln in out.stdout.splitlines() if "jupyter lab" in ln][0]
+    assert ("--allow-root" in line) == (os.getuid() == 0), line

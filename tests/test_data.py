@@ -116,11 +116,13 @@ def test_nan_and_constant_images_reported(tmp_path):
         ds.check_images()
     msg = str(e.value)
     assert "\n" not in msg and str(star) in msg
-    assert "NaN/inf values at STAR row(s) 3" in msg and "2 constant image(s) at STAR row(s) 7, 9" in msg
+    # rows counted from 1, as STAR parse errors count them: images 3, 7, 9 (0-based) are rows 4, 8, 10
+    assert "NaN/inf values at STAR row(s) 4" in msg and "2 constant image(s) at STAR row(s) 8, 10" in msg
+    assert "counted from 1" in msg
     ds.get_batch([0, 1, 2])  # good images read fine
-    with pytest.raises(InputError, match=r"constant image\(s\) at STAR row\(s\) 7"):
+    with pytest.raises(InputError, match=r"constant image\(s\) at STAR row\(s\) 8"):
         ds.get_batch([6, 7])
-    with pytest.raises(InputError, match=r"STAR row\(s\) 3 "):
+    with pytest.raises(InputError, match=r"STAR row\(s\) 4 "):
         ds.get_batch([3])
 
 

@@ -180,5 +180,6 @@ def test_cli(tmp_path, capsys):
                    "--pixel-size", "4", "--images-per-stack", "4", "--quiet", "--seed", "2"])
     assert rc == 0 and (tmp_path / "bend" / "metadata.json").is_file()
     assert "bend: 6 particles in 2 stack(s)" in capsys.readouterr().out
-    assert cli.main(["simulate", "bend", "--out", str(tmp_path), "--box", "30"]) == 2
+    assert cli.main(["simulate", "bend", "--out", str(tmp_path), "--box", "30", "--overwrite"]) == 2
     assert "--box" in capsys.readouterr().err
+    assert (tmp_path / "bend" / "metadata.json").is_file()  # the refused run left the dataset as it was

@@ -95,20 +95,37 @@ def test_resume_after_interruptions_matches_uninterrupted(dataset, tmp_path, mon
 def test_resume_refuses_other_configuration_and_existing_folder(dataset, tmp_path, monkeypatch):
     star, gmm, _ = dataset
     cfg = two_round_config(star, gmm)
-    interrupt_after(monkeypatch, 2)
+    interrupt_after(monkeypatch, 2)  # before the first checkpoint: config.json only, not a run yet
     with pytest.raises(Interrupt):
         Trainer(cfg, tmp_path / "r", progress=False).run()
+    assert (tmp_path / "r" / "config.json").is_file() and not (tmp_path / "r" / "checkpoint.pt").exists()
+    other_seed = two_round_config(star, gmm)
+    other_seed.seed = 5
+    interrupt_after(monkeypatch, 5)  # a corrected start in the same folder is accepted; stop after epoch 1
+    with pytest.raises(Interrupt):
+        Trainer(other_seed, tmp_path / "r", progress=False).run()
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["config"]["seed"] == 5
     monkeypatch.undo()
     with pytest.raises(ConfigError, match="already holds a run"):
-        Trainer(cfg, tmp_path / "r", progress=False).run()
+        Trainer(other_seed, tmp_path / "r", progress=False).run()
+    interrupt_after(monkeypatch, 1)
+    with pytest.raises(Interrupt):
+        Trainer(cfg, tmp_path / "s", progress=False).run()
+    interrupt_after(monkeypatch, 4)
+    with pytest.raises(Interrupt):
+        Trainer(cfg, tmp_path / "s", resume=True, progress=False).run()  # --resume with no checkpoint: a fresh start
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "s" / "checkpoint.pt")["epoch"] == 1
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(cfg, tmp_path / "s", progress=False).run()
     other = two_round_config(star, gmm)
     other.rounds[1].learning_rate = 5e-4
     with pytest.raises(ConfigError) as e:
-        Trainer(other, tmp_path / "r", resume=True, progress=False).run()
+        Trainer(other, tmp_path / "s", resume=True, progress=False).run()
     assert "\n" not in str(e.value) and "rounds[1].learning_rate was 0.001, now 0.0005" in str(e.value)
     sym = two_round_config(star, gmm, symmetry="C2")
     with pytest.raises(ConfigError, match="data.symmetry"):
-        Trainer(sym, tmp_path / "r", resume=True, progress=False).run()
+        Trainer(sym, tmp_path / "s", resume=True, progress=False).run()
 
 
 def test_hierarchical_transition_frozen_then_trained(dataset, tmp_path, monkeypatch):

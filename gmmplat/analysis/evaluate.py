@@ -49,6 +49,14 @@ def load_truth(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(path, f"not a readable CSV file ({type(exc).__name__}: {exc})") from None
     if "t" not in df.columns:
         raise InputError(path, f"truth file needs a column 't' (has: {', '.join(map(str, df.columns))})")
+    for column in ("t", "particle_index", "frame"):
+        if column in df.columns:
+            values = pd.to_numeric(df[column], errors="coerce")
+            bad = np.flatnonzero((values.isna() & df[column].notna()).to_numpy())
+            if bad.size:
+                raise InputError(path, f"column {column!r} holds a non-numeric value {str(df[column].iloc[bad[0]])!r} "
+                                       f"at data row {bad[0] + 1} (rows counted from 1 after the header)")
+            df[column] = values
     if "particle_index" in df.columns:
         df = df.sort_values("particle_index").reset_index(drop=True)
         if not np.array_equal(df["particle_index"].to_numpy(), np.arange(len(df))):

@@ -76,6 +76,32 @@ def check_overlap(model: AtomModel, gmm: GMM, atom_xyz_box: np.ndarray, reach_an
         )
 
 
+def check_model_matches(model: AtomModel, gmm: GMM) -> None:
+    """One-line :class:`InputError` when ``model`` is not the model ``gmm`` was built from.
+
+    A GMM built from a model records the model's atom count (``atom_to_gaussian``,
+    ``(n_atoms_total,)``) and per-atom residue numbers (``model_residue_number``); a model
+    with another atom count or another residue numbering is refused (GMMs built from a
+    map alone record neither and accept any model).
+    """
+    a2g = gmm.extras.get("atom_to_gaussian")
+    where = model.path or None
+    if a2g is not None and np.asarray(a2g).shape[0] != model.n_atoms_total:
+        selection = str(gmm.extras.get("model_selection", "")) or "?"
+        raise InputError(where, f"model has {model.n_atoms_total} atoms but the GMM was built from a model of "
+                                f"{np.asarray(a2g).shape[0]} atoms (selection {selection}): not the model the GMM "
+                                "was built from")
+    numbers = gmm.extras.get("model_residue_number")
+    if numbers is not None and np.asarray(numbers).shape[0] == model.n_atoms_total:
+        expected = np.asarray(numbers)[model.atom_index]
+        bad = np.flatnonzero(expected != model.residue_number)
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(where, f"residue numbering differs from the model the GMM was built from (atom "
+                                    f"{int(model.atom_index[i]) + 1}: residue {int(model.residue_number[i])}, "
+                                    f"expected {int(expected[i])}; {bad.size} atoms differ)")
+
+
 class ModelMorpher:
     """Carries GMM offsets onto the atoms of a model.
 
@@ -107,6 +133,7 @@ class ModelMorpher:
         self.atom_xyz_box = np.asarray(model.xyz_angstrom, dtype=np.float64) - neutral.box_centre_world_angstrom
         self.s_angstrom = float(default_s_angstrom(gmm_xyz.numpy()) if s_angstrom is None else s_angstrom)
         sigma = float(neutral.params[:, 4].abs().mean())
+        check_model_matches(model, neutral)
         check_overlap(model, neutral, self.atom_xyz_box, max(3 * self.s_angstrom, 3 * sigma), min_overlap)
         N, n_atoms = gmm_xyz.shape[0], self.atom_xyz_box.shape[0]
         k = min(int(top_k), N)

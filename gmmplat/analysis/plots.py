@@ -48,8 +48,8 @@ def latent_scatter_png(
     if s.shape[1] == 1:
         s = np.concatenate([s, np.zeros_like(s)], axis=1)
     fig, (ax,) = _figure()
-    sc = ax.scatter(s[:, 0], s[:, 1], c=None if values is None else np.asarray(values, dtype=np.float64),
-                    s=4, alpha=0.6, cmap="viridis", linewidths=0)
+    colour = {} if values is None else {"c": np.asarray(values, dtype=np.float64), "cmap": "viridis"}
+    sc = ax.scatter(s[:, 0], s[:, 1], s=4, alpha=0.6, linewidths=0, **colour)
     if values is not None:
         fig.colorbar(sc, ax=ax, label=value_label)
     if trajectory is not None:

@@ -74,12 +74,18 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
     if latent_path is None and run.latent is not None:
         latent = np.asarray(run.latent)
     else:
+        if lpath.is_dir():
+            raise InputError(lpath, "is a folder, not a latent array (.npy)")
         if not lpath.is_file():
             raise InputError(lpath, "latent file not found (the run wrote no latent.npy)")
         try:
             latent = np.load(lpath, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(lpath, f"not a readable .npy file ({type(exc).__name__}: {exc})") from None
+        except (ValueError, EOFError):  # text, pickles, truncated headers
+            raise InputError(lpath, "not a latent array (not a readable .npy file)") from None
+        if not isinstance(latent, np.ndarray) or latent.dtype.kind not in "fiu":
+            raise InputError(lpath, "not a latent array (.npy of numbers)")
+        if not np.all(np.isfinite(latent)):
+            raise InputError(lpath, "latent array holds NaN/inf values")
     flatten_latent(latent, path=lpath)
     d_model = int(getattr(run.model, "latent_dim", latent.shape[-1]))
     if latent.shape[-1] != d_model:

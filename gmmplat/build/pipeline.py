@@ -60,8 +60,12 @@ class BuildOptions:
     threads: int | None = 1
 
 
-def build_neutral_gmm(opts: BuildOptions, log=print) -> tuple[GMM, dict]:
-    """Run the build; returns the GMM and the report written to ``build.json``."""
+def build_neutral_gmm(opts: BuildOptions, log=print, write_dir: str | os.PathLike | None = None) -> tuple[GMM, dict]:
+    """Run the build; returns the GMM and the report written to ``build.json``.
+
+    Files go to ``write_dir`` when given (a temporary folder renamed onto ``opts.out_dir``
+    by the caller), else to ``opts.out_dir``.
+    """
     from ..hierarchy import add_hierarchy, small_gmm_from_map, small_gmm_kmeans
     from ..masks import apply_mask_spec
     from ..regularizers import REGULARIZERS
@@ -76,7 +80,7 @@ def build_neutral_gmm(opts: BuildOptions, log=print) -> tuple[GMM, dict]:
         raise ConfigError("--combine needs --model")
     if opts.small_from not in ("kmeans", "map"):
         raise ConfigError(f"--small-from must be kmeans or map, got {opts.small_from!r}")
-    out = Path(opts.out_dir)
+    out = Path(write_dir if write_dir is not None else opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     mp = read_map(opts.map_path)
@@ -129,6 +133,8 @@ def build_neutral_gmm(opts: BuildOptions, log=print) -> tuple[GMM, dict]:
     lap("hierarchy_and_masks", t0)
 
     t0 = time.perf_counter()
+    if model is not None:
+        gmm.extras.update(model_record(opts.model_path, opts.selection))
     gmm.save(out / "gmm.npz")
     write_centres_pdb(out / "gmm_centres.pdb", gmm)
     write_gmm_map(out / "gmm_map.mrc", gmm, mp.origin_angstrom)
@@ -162,8 +168,17 @@ def build_neutral_gmm(opts: BuildOptions, log=print) -> tuple[GMM, dict]:
     }
     with atomic_write_path(out / "build.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, default=_json_default))
-    log(f"wrote {', '.join(OUTPUT_FILES)} to {out} ({report['seconds_total']:.1f} s)")
+    log(f"wrote {', '.join(OUTPUT_FILES)} to {opts.out_dir} ({report['seconds_total']:.1f} s)")
     return gmm, report
+
+
+def model_record(model_path, selection: str) -> dict:
+    """GMM extras naming the model it was built from: ``model_selection`` and
+    ``model_residue_number`` ``(n_atoms_total,)`` (checked when a model is morphed)."""
+    full = read_model(model_path)
+    numbers = np.full(full.n_atoms_total, np.iinfo(np.int64).min, dtype=np.int64)
+    numbers[full.atom_index] = full.residue_number
+    return {"model_selection": np.asarray(str(selection)), "model_residue_number": numbers}
 
 
 def _mean_to(freq: np.ndarray, curve: np.ndarray, resolution_angstrom: float) -> float:

@@ -23,24 +23,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import nonnegative_int, positive_float, positive_int
+
 HELP = "analyse a trained run: latent PCA, trajectories, maps and morphed models per frame"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by gmmplat train")
-    p.add_argument("--out", help="output folder (default RUN/analysis)")
-    p.add_argument("--pcs", type=int, default=None,
+    p.add_argument("--out", help="output folder (default RUN/analysis), written whole on success")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (refused otherwise)")
+    p.add_argument("--pcs", type=positive_int, default=None,
                    help="trajectories along the first N principal components (default 3, or d if the latent has fewer)")
-    p.add_argument("--frames", type=int, default=10, help="frames per trajectory (default 10)")
+    p.add_argument("--frames", type=positive_int, default=10, help="frames per trajectory (default 10)")
     p.add_argument("--model", help="atomic model fitted in the consensus map (PDB/mmCIF) to morph")
     p.add_argument("--map", help="consensus map: maps are written with its voxel size and origin")
     p.add_argument("--latent", help="latent .npy to analyse instead of RUN/latent.npy")
     p.add_argument("--truth", help="truth.csv of a simulated dataset: colours the latent plot by t")
-    p.add_argument("--reconstruct", type=int, default=0, metavar="K",
+    p.add_argument("--reconstruct", type=nonnegative_int, default=0, metavar="K",
                    help="also reconstruct each frame from its K nearest particles (default 0: off)")
-    p.add_argument("--snr", type=float, default=1.0, help="Wiener term 1/SNR of the reconstructions (default 1)")
-    p.add_argument("--states", type=int, default=0, help="k-means states of the latent (default 0: off)")
-    p.add_argument("--s-angstrom", type=float, help="width of the GMM→atom transition (default: Gaussian spacing)")
+    p.add_argument("--snr", type=positive_float, default=1.0, help="Wiener term 1/SNR of the reconstructions (default 1)")
+    p.add_argument("--states", type=nonnegative_int, default=0, help="k-means states of the latent (default 0: off)")
+    p.add_argument("--s-angstrom", type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)")
     p.add_argument("--seed", type=int, default=0, help="seed of k-means (default 0)")
     from .particle_args import add_particle_arguments
 
@@ -64,22 +67,33 @@ def _map_frame(args, neutral):
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from ..analysis import plots
-    from ..analysis.evaluate import check_rows, load_truth
-    from ..analysis.latent import check_pcs, fit_pca, flatten_latent, kmeans_states, pc_trajectories
-    from ..analysis.maps import decoded_maps, reconstruct_near, write_volume
-    from ..analysis.rigid_report import rigid_motion
-    from ..analysis.runs import domain_masks, load_analysis_run
-    from ..io.atomic import atomic_write_path
+    from ..analysis.latent import check_pcs
+    from ..analysis.runs import load_analysis_run
+    from ..io.atomic import staged_folder
 
     ar = load_analysis_run(args.run, args.latent)
     if args.pcs is None:
         args.pcs = min(3, ar.latent_dim)
     check_pcs(args.pcs, ar.latent_dim)
-    out = Path(args.out) if args.out else Path(args.run) / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(args.out) if args.out else Path(args.run) / "analysis"
+    with staged_folder(final, overwrite=args.overwrite) as out:
+        summary = _analyze(args, ar, out)
+    print(f"{summary} written to {final}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace, ar, out: Path) -> str:
+    """Write every output into ``out``; return the summary line."""
+    import pandas as pd
+
+    from ..analysis import plots
+    from ..analysis.evaluate import check_rows, load_truth
+    from ..analysis.latent import fit_pca, flatten_latent, kmeans_states, pc_trajectories
+    from ..analysis.maps import decoded_maps, reconstruct_near, write_volume
+    from ..analysis.rigid_report import rigid_motion
+    from ..analysis.runs import domain_masks
+    from ..io.atomic import atomic_write_path
+
     neutral, decode_fn = ar.neutral, ar.decode_fn
     apix, origin = _map_frame(args, neutral)
 
@@ -153,10 +167,9 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.chimerax import write_analysis_cxc
 
     write_analysis_cxc(out, list(traj.pcs), args.frames, neutral, origin, masks, args.map, atom_model)
-    print(f"analyze: PCA of {rows.shape[0]} latent rows (d={ar.latent_dim}); explained variance "
-          + ", ".join(f"PC{k + 1} {100 * r:.0f}%" for k, r in enumerate(pca.explained_variance_ratio[: args.pcs]))
-          + f"; {len(traj.pcs)} trajectories x {args.frames} frames written to {out}")
-    return 0
+    return (f"analyze: PCA of {rows.shape[0]} latent rows (d={ar.latent_dim}); explained variance "
+            + ", ".join(f"PC{k + 1} {100 * r:.0f}%" for k, r in enumerate(pca.explained_variance_ratio[: args.pcs]))
+            + f"; {len(traj.pcs)} trajectories x {args.frames} frames")
 
 
 def _particles(ar, args):

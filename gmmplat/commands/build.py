@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..build.pipeline import BuildOptions, build_neutral_gmm
+from ._common import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 HELP = "build the neutral GMM from a consensus map and/or an atomic model, refine it against the map"
 
@@ -16,38 +17,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="atoms that become Gaussians (default %(default)s)")
     parser.add_argument("--chains", help="only these chains, e.g. A,B")
     parser.add_argument("--residues", help="only these residues, e.g. A:10-50,B:1-20")
-    parser.add_argument("--n-gaussians", type=int, help="k-means centres for the model (default: one per atom), "
+    parser.add_argument("--n-gaussians", type=positive_int, help="k-means centres for the model (default: one per atom), "
                         "or pseudoatoms for a map-only build (default: from the volume above threshold)")
-    parser.add_argument("--n-pseudoatoms", type=int, help="pseudoatoms on unmodelled density with --combine "
+    parser.add_argument("--n-pseudoatoms", type=nonnegative_int, help="pseudoatoms on unmodelled density with --combine "
                         "(default: from the remaining volume)")
     parser.add_argument("--threshold", type=float, help="density threshold (default: median + max(3 robust σ, "
                         "10%% of max - median))")
-    parser.add_argument("--resolution", type=float, default=d.resolution_angstrom,
+    parser.add_argument("--resolution", type=positive_float, default=d.resolution_angstrom,
                         help="target resolution in Å: Gaussian widths and refinement limit (default %(default)s)")
     parser.add_argument("--combine", action="store_true", help="add pseudoatoms on density the model leaves unexplained")
-    parser.add_argument("--mask-radius", type=float, help="Å around model atoms removed before seeding pseudoatoms "
+    parser.add_argument("--mask-radius", type=nonnegative_float, help="Å around model atoms removed before seeding pseudoatoms "
                         "(default max(3, resolution/2))")
-    parser.add_argument("--refine-steps", type=int, default=d.refine_steps, help="refinement steps (0: none; default %(default)s)")
-    parser.add_argument("--bond-weight", type=float, default=d.bond_weight,
+    parser.add_argument("--refine-steps", type=nonnegative_int, default=d.refine_steps, help="refinement steps (0: none; default %(default)s)")
+    parser.add_argument("--bond-weight", type=nonnegative_float, default=d.bond_weight,
                         help="weight of the Cα bond/angle regularizer during refinement (default %(default)s)")
-    parser.add_argument("--angle-weight", type=float, default=d.angle_weight,
+    parser.add_argument("--angle-weight", type=nonnegative_float, default=d.angle_weight,
                         help="weight of angles (rad²) relative to bond lengths (Å²) (default %(default)s)")
     parser.add_argument("--weighting", choices=["projection", "uniform"], default=d.weighting,
                         help="Fourier weighting of the refinement (default %(default)s: equivalent to all projections)")
-    parser.add_argument("--small-gmm", type=int, default=d.small_gmm,
+    parser.add_argument("--small-gmm", type=nonnegative_int, default=d.small_gmm,
                         help="also build a small GMM of this many Gaussians (< 100) and the transition matrix")
     parser.add_argument("--small-from", choices=["kmeans", "map"], default=d.small_from,
                         help="small GMM by k-means of the GMM or fitted to the map (default %(default)s)")
-    parser.add_argument("--small-resolution", type=float, default=d.small_resolution_angstrom,
+    parser.add_argument("--small-resolution", type=positive_float, default=d.small_resolution_angstrom,
                         help="resolution in Å of a small GMM fitted to the map (default %(default)s)")
-    parser.add_argument("--transition-s", type=float, help="transition kernel width s in Å (default 0.1 × box length)")
+    parser.add_argument("--transition-s", type=positive_float, help="transition kernel width s in Å (default 0.1 × box length)")
     parser.add_argument("--mask", action="append", default=[], metavar="NAME=SPEC",
                         help="domain mask: NAME=chain:A:120-200, NAME=residues:A:1-50,B:3-9, NAME=index:0-99, "
                         "NAME=map:mask.mrc[@threshold]; repeatable")
     parser.add_argument("--seed", type=int, default=d.seed, help="k-means seed (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=d.threads,
+    parser.add_argument("--threads", type=positive_int, default=d.threads,
                         help="torch CPU threads during refinement (default %(default)s: its products are small)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", required=True, help="output folder (written whole on success)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,5 +62,8 @@ def run(args: argparse.Namespace) -> int:
         small_from=args.small_from, small_resolution_angstrom=args.small_resolution,
         transition_s_angstrom=args.transition_s, masks=list(args.mask), seed=args.seed, threads=args.threads,
     )
-    build_neutral_gmm(opts)
+    from ..io.atomic import staged_folder
+
+    with staged_folder(args.out, overwrite=args.overwrite) as tmp:
+        build_neutral_gmm(opts, write_dir=tmp)
     return 0

@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._common import positive_float, positive_int
+
 HELP = "score a run's latent space against ground truth (Spearman, kNN R², neighbours, Cα RMSD)"
 
 
@@ -27,22 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="neutral atomic model, the template of the truth frames (with --truth-frames)")
     p.add_argument("--out", help="scores JSON (default RUN/scores.json)")
     p.add_argument("--latent", help="latent .npy to score instead of RUN/latent.npy")
-    p.add_argument("--k", type=int, default=10, help="neighbours for kNN R² and overlap (default 10)")
-    p.add_argument("--s-angstrom", type=float, help="width of the GMM→atom transition (default: Gaussian spacing)")
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours for kNN R² and overlap (default 10)")
+    p.add_argument("--s-angstrom", type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.runs import load_analysis_run, score_run
     from ..errors import ConfigError
-    from ..io.atomic import atomic_write_path
+    from ..io.atomic import atomic_write_path, check_output_path
 
     if bool(args.truth_frames) != bool(args.model):
         raise ConfigError("--truth-frames and --model go together")
+    if args.out:
+        check_output_path(args.out, "--out", folder=False, create_parents=False)
+    out = Path(args.out) if args.out else Path(args.run) / "scores.json"
     ar = load_analysis_run(args.run, args.latent)
     scores = score_run(ar, args.truth, args.truth_frames or None, args.model or None, k=args.k, seed=args.seed,
                        s_angstrom=args.s_angstrom)
-    out = Path(args.out) if args.out else Path(args.run) / "scores.json"
     with atomic_write_path(out) as tmp:
         Path(tmp).write_text(json.dumps(scores, indent=2) + "\n")
     line = (f"evaluate: |Spearman| {scores['spearman_abs']:.3f} (PC {scores['spearman_pc']}), "

@@ -16,6 +16,8 @@ import argparse
 
 import numpy as np
 
+from ._common import positive_float, positive_int
+
 HELP = "morph an atomic model along a latent PC trajectory or to given latent points"
 
 
@@ -24,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="atomic model fitted in the consensus map (PDB/mmCIF)")
     p.add_argument("--out", required=True, help="output .pdb or .cif (the other format is written beside it)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--pc", type=int, default=None, help="principal component to follow (default 1)")
+    where.add_argument("--pc", type=positive_int, default=None, help="principal component to follow (default 1)")
     where.add_argument("--z", help="latent point(s): comma-separated values, points separated by ';'")
-    p.add_argument("--frames", type=int, default=10, help="frames along the PC (default 10)")
+    p.add_argument("--frames", type=positive_int, default=10, help="frames along the PC (default 10)")
     p.add_argument("--latent", help="latent .npy instead of RUN/latent.npy (for the PCA)")
-    p.add_argument("--s-angstrom", type=float, help="width of the GMM→atom transition (default: Gaussian spacing)")
+    p.add_argument("--s-angstrom", type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)")
 
 
 def parse_points(text: str, latent_dim: int) -> np.ndarray:
@@ -53,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.latent import check_pcs, fit_pca, pc_trajectories
     from ..analysis.morph import ModelMorpher, displacement, write_morphed_models
     from ..analysis.runs import load_analysis_run
+    from ..io.atomic import check_output_path
     from ..io.models import read_model
 
+    check_output_path(args.out, "--out", folder=False, create_parents=False)
     ar = load_analysis_run(args.run, args.latent)
     if args.z:
         z = parse_points(args.z, ar.latent_dim)

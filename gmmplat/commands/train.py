@@ -22,7 +22,8 @@ import argparse
 import os
 import sys
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from ._common import nonnegative_float, nonnegative_int, positive_int
 from .particle_args import add_particle_arguments, particle_source, print_notes
 
 HELP = "train an encoder and decoders on particles (rounds from --config JSON or a --preset)"
@@ -37,17 +38,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="a ready-made configuration instead of --config")
     p.add_argument("--domain", help="mask name of the moving domain (presets rigid and multi; free: its subset)")
     p.add_argument("--epochs", type=_epochs, help="with --preset: epochs of every round (N) or of each round (N,M)")
-    p.add_argument("--batch-size", type=int, help="with --preset: batch size of every round")
-    p.add_argument("--latent-dim", type=int, help="with --preset: latent dimension")
-    p.add_argument("--out", required=True, help="run folder (created)")
+    p.add_argument("--batch-size", type=positive_int, help="with --preset: batch size of every round")
+    p.add_argument("--latent-dim", type=positive_int, help="with --preset: latent dimension")
+    p.add_argument("--out", help="run folder (created; required unless --print-config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--invert-contrast", action="store_true", help="particles have dark protein: multiply by -1")
     p.add_argument("--symmetry", default="C1", help="symmetry-expand the particles (e.g. C4, D2); default C1")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--workers", type=int, default=0, help="image read-ahead processes (default 0)")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
-    p.add_argument("--cache-mb", type=float, default=256.0, help="in-memory image cache, MB (default 256)")
+    p.add_argument("--workers", type=nonnegative_int, default=0, help="image read-ahead processes (default 0)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads per process (default: torch's choice)")
+    p.add_argument("--cache-mb", type=nonnegative_float, default=256.0, help="in-memory image cache, MB (default 256)")
     p.add_argument("--check-images", action="store_true", help="scan every image for NaN/constant before training")
     p.add_argument("--skip-data-check", action="store_true",
                    help="train even if the particles fit a convention mistake better (see gmmplat check)")
@@ -63,6 +64,14 @@ def _epochs(text: str) -> list[int]:
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError("epoch counts must be >= 1")
     return values
+
+
+def check_device(text: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N``; anything else is a one-line ConfigError."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text.strip()):
+        raise ConfigError(f"--device {text!r}: expected cpu, cuda or cuda:N")
 
 
 def build_config(args: argparse.Namespace):
@@ -85,10 +94,10 @@ def build_config(args: argparse.Namespace):
         config = preset(args.preset, neutral, domain=args.domain, epochs=epochs,
                         seed=0 if args.seed is None else args.seed, latent_dim=args.latent_dim,
                         batch_size=args.batch_size)
-    for path in (source.path, args.gmm):
+    for name, path in (("star" if args.cs is None else "cs", source.path), ("gmm", args.gmm)):
+        if os.path.isdir(path):
+            raise InputError(path, f"--{name} is a folder; give the {'GMM' if name == 'gmm' else 'particle'} file")
         if not os.path.isfile(path):
-            from ..errors import InputError
-
             raise InputError(path, "file not found")
     options = {k: v for k, v in source.to_dict().items() if k != "path"}
     config.data = DataConfig(source.path, os.path.abspath(args.gmm), args.symmetry.strip().upper(),
@@ -102,15 +111,19 @@ def run(args: argparse.Namespace) -> int:
     from ..train.distributed import init_distributed, shutdown
     from ..train.loop import Trainer
 
+    from ..io.atomic import check_output_path
+
+    check_device(args.device)
     config = build_config(args)
     if args.print_config:
         print(config.to_json())
         return 0
+    if not args.out:
+        raise ConfigError("--out is required (the run folder)")
+    check_output_path(args.out, "--out")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked but no CUDA device is available")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     ctx = init_distributed(args.device)
     try:

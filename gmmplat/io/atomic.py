@@ -39,3 +39,67 @@ def atomic_write_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def check_output_path(path: str | os.PathLike, option: str = "--out", *, folder: bool = True,
+                      create_parents: bool = True) -> Path:
+    """Refuse an output path that cannot be written, before any work (one-line InputError).
+
+    ``folder``: the path is a folder to be created (else a file).  Refused: a file where a
+    folder is wanted (or a folder where a file is), a parent that is a file, a missing
+    parent folder when ``create_parents`` is False, an existing ancestor without write
+    permission.
+    """
+    from ..errors import InputError
+
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise InputError(p, f"{option} is an existing file, not a folder")
+    if not folder and p.is_dir():
+        raise InputError(p, f"{option} is an existing folder, not a file")
+    parent = p.absolute().parent
+    if not create_parents and not parent.is_dir():
+        raise InputError(p, f"{option}: folder {parent} does not exist")
+    anc = parent
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(p, f"{option}: {anc} is a file, not a folder")
+    target = p if p.is_dir() else anc
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InputError(p, f"{option}: no permission to write in {target}")
+    return p
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces ``path`` whole (rename).
+
+    A non-empty ``path`` is refused (InputError) unless ``overwrite``; then the old
+    folder is removed only after the new one is complete.  On any exception the
+    temporary folder is deleted and ``path`` is left as it was, so an error never leaves
+    partial results, and an empty folder is never created.
+    """
+    import shutil
+
+    from ..errors import InputError
+
+    final = check_output_path(path, option)
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise InputError(final, f"{option} is not empty; pass --overwrite to replace it, or choose another folder")
+    final.absolute().parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
+    tmp = final.absolute().parent / f".{final.name}.{tag}.tmp"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = final.absolute().parent / f".{final.name}.{tag}.old"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

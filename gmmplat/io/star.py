@@ -230,14 +230,14 @@ class _Lookup:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise InputError(self.path, f"column {col} has {bad.size} missing or non-numeric value(s) "
-                                        f"(first at row {bad[0] + 1}: {series.iloc[bad[0]]!r})")
+                                        f"(first at particle row {bad[0] + 1}, counted from 1: {series.iloc[bad[0]]!r})")
         return values
 
     def _ints(self, series: pd.Series, col: str) -> np.ndarray:
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
             first = int(np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))[0])
-            raise InputError(self.path, f"column {col} must hold integers (row {first + 1}: {series.iloc[first]!r})")
+            raise InputError(self.path, f"column {col} must hold integers (particle row {first + 1}, counted from 1: {series.iloc[first]!r})")
         return values.astype(np.int64)
 
 
@@ -249,8 +249,8 @@ def _parse_image_names(path: Path, particles: pd.DataFrame, project_dir) -> tupl
     files = parts[2].where(has_at, names)
     bad = np.flatnonzero(~np.isfinite(number.to_numpy(dtype=np.float64)) | (number.to_numpy() < 1) | (files == ""))
     if bad.size:
-        raise InputError(path, f"bad rlnImageName {names.iloc[bad[0]]!r} at row {bad[0] + 1} "
-                               "(expected N@stack.mrcs with N >= 1)")
+        raise InputError(path, f"bad rlnImageName {names.iloc[bad[0]]!r} at particle row {bad[0] + 1} "
+                               "(counted from 1; expected N@stack.mrcs with N >= 1)")
     resolved = {f: _resolve_stack(path, f, project_dir) for f in files.unique()}
     return files.map(resolved).to_numpy(dtype=object), number.to_numpy().astype(np.int64) - 1
 

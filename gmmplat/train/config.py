@@ -332,7 +332,13 @@ def config_hash(d: dict) -> str:
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read a run configuration JSON file (InputError naming the file on any problem)."""
+    """Read a run configuration JSON file (InputError naming the file on any problem).
+
+    A run folder's ``config.json`` (``{"hash", "config", ...}``) is accepted too: its
+    ``config`` is the configuration the run was started with.
+    """
+    if os.path.isdir(path):
+        raise InputError(path, "is a folder, not a configuration file (.json)")
     if not os.path.isfile(path):
         raise InputError(path, "configuration file not found")
     try:
@@ -340,6 +346,8 @@ def load_config(path: str | os.PathLike) -> RunConfig:
             d = json.load(fh)
     except (OSError, ValueError) as exc:
         raise InputError(path, f"not valid JSON ({exc})") from None
+    if isinstance(d, dict) and "config" in d and "hash" in d:  # a run folder's config.json
+        d = d["config"]
     try:
         return RunConfig.from_dict(d)
     except ConfigError as exc:

@@ -150,12 +150,20 @@ class Trainer:
         return self.out / "checkpoint.pt"
 
     def _prepare_folder(self) -> dict | None:
-        """Check the folder against resume/config; return the checkpoint to continue from."""
+        """Check the folder against resume/config; return the checkpoint to continue from.
+
+        A folder is a run only once it holds ``checkpoint.pt``: the ``config.json`` and
+        ``environment.json`` of a run that failed before its first epoch do not block a
+        new start (with or without ``--resume``).
+        """
+        from .fingerprint import compare_fingerprint, data_fingerprint
+
         cfg_path = self.out / "config.json"
         ckpt = None
-        if cfg_path.exists():
+        fingerprint = data_fingerprint(self.dataset)
+        if cfg_path.exists() and self.checkpoint_path.exists():
             if not self.resume:
-                raise ConfigError(f"{self.out} already holds a run (config.json); pass --resume to continue it "
+                raise ConfigError(f"{self.out} already holds a run (checkpoint.pt); pass --resume to continue it "
                                   "or choose another output folder")
             try:
                 old = json.loads(cfg_path.read_text())
@@ -165,10 +173,10 @@ class Trainer:
                 diff = _first_difference(old.get("config", {}), self.config.to_dict()) or "hash differs"
                 raise ConfigError(f"cannot resume {self.out}: it was started with a different configuration "
                                   f"({diff}); use another output folder")
-            if self.checkpoint_path.exists():
-                ckpt = load_checkpoint(self.checkpoint_path)
-                if ckpt["config_hash"] != self.hash:
-                    raise ConfigError(f"cannot resume: {self.checkpoint_path} belongs to another configuration")
+            compare_fingerprint(old.get("data_fingerprint"), fingerprint, self.out)
+            ckpt = load_checkpoint(self.checkpoint_path)
+            if ckpt["config_hash"] != self.hash:
+                raise ConfigError(f"cannot resume: {self.checkpoint_path} belongs to another configuration")
         self.dist.barrier()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -176,10 +184,14 @@ class Trainer:
             env = environment(self.config.seed, self.command_line, str(self.device), self.dist.world_size)
             if ckpt is not None and env_path.exists():
                 first = json.loads(env_path.read_text())
+                before = first.get("torch_threads")
+                if before is not None and before != env["torch_threads"]:
+                    print(f"note: resuming with {env['torch_threads']} torch thread(s); the run started with "
+                          f"{before}: results may differ in the last digits (~1e-6) from an uninterrupted run")
                 first.setdefault("resumed", []).append(env)
                 env = first
             write_json(env_path, env)
-            write_json(cfg_path, {"hash": self.hash, "config": self.config.to_dict()})
+            write_json(cfg_path, {"hash": self.hash, "config": self.config.to_dict(), "data_fingerprint": fingerprint})
         self.dist.barrier()
         return ckpt
 

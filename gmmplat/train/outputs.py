@@ -110,6 +110,7 @@ def environment(seed: int, command_line: list[str] | None, device: str, world_si
         "command_line": list(sys.argv if command_line is None else command_line),
         "device": str(device),
         "world_size": int(world_size),
+        "torch_threads": int(torch.get_num_threads()),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 
@@ -176,5 +177,8 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
     latent_path = os.path.join(run_dir, "latent.npy")
-    latent = np.load(latent_path) if os.path.isfile(latent_path) else None
+    try:
+        latent = np.load(latent_path, allow_pickle=False) if os.path.isfile(latent_path) else None
+    except (ValueError, EOFError):
+        latent = None  # unreadable: callers that need it report the file (gmmplat.analysis.runs)
     return TrainedRun(model, neutral, config, latent, os.fspath(run_dir), steps)

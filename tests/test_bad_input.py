@@ -1,0 +1,515 @@
+"""Hostile input through the real command line (``gmmplat.cli.main``, in process).
+
+Every case asserts: exit code 2; exactly one stderr line ``gmmplat VERB: error: ...``
+naming the file or option, no traceback; no output that blocks the corrected rerun
+(nothing new in the output places, or for ``train`` a folder without ``checkpoint.pt``);
+no stale or partial results (files that existed before are unchanged, no temporary
+folders left).  Below the table: the corrected reruns themselves, the internal-error
+path (exit 3 + error.log), negative values, ``--print-config`` without ``--out``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import assert_cli_error
+from test_analysis_cli import CENTRE, run_dir  # noqa: F401 (module fixture: a finished run, box 64)
+from test_build_cli import files  # noqa: F401 (module fixture: bundle map + models, box 32)
+from test_train_fixtures import make_dataset, one_thread, overwrite_images  # noqa: F401
+
+from gmmplat import cli
+
+pytestmark = pytest.mark.filterwarnings("ignore:Data array contains NaN:RuntimeWarning")  # writing the test stacks
+
+TRAIN_FAST = ["--preset", "rigid", "--domain", "domain", "--epochs", "1", "--batch-size", "8", "--no-progress"]
+
+
+# ------------------------------------------------------------------ shared inputs
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Particles (24, box 24 at 4 Å/px) + GMM for train; a run whose GMM records its model."""
+    folder = tmp_path_factory.mktemp("bad_input")
+    make_dataset(folder / "particles", n=24)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rec_run(run_dir):  # noqa: F811
+    """The analysis run, its neutral GMM marked as built from ``neutral_model.pdb`` (selection ca)."""
+    import torch
+
+    from gmmplat.build.pipeline import model_record
+    from gmmplat.io.models import read_model
+
+    model_path = run_dir / "neutral_model.pdb"
+    rec = run_dir / "run_rec"
+    if not rec.exists():
+        rec.mkdir()
+        payload = torch.load(run_dir / "run" / "model.pt", weights_only=False)
+        extras = payload["neutral"]["extras"]
+        extras.update(model_record(model_path, "ca"))
+        extras["atom_to_gaussian"] = np.full(read_model(model_path).n_atoms_total, -1, np.int64)
+        torch.save(payload, rec / "model.pt")
+        shutil.copy(run_dir / "run" / "latent.npy", rec / "latent.npy")
+    return rec
+
+
+def other_protein(path: Path) -> Path:
+    """The bend sample's molecule, placed like the hinge model: another protein, same place."""
+    from gmmplat.synthetic.motions import get_motion
+
+    m = get_motion("bend").model
+    m.to_structure(m.xyz + CENTRE, name="bend").write_pdb(str(path))
+    return path
+
+
+def renumbered(src: Path, path: Path) -> Path:
+    """The same model with every residue number shifted by 100."""
+    import gemmi
+
+    st = gemmi.read_structure(str(src))
+    for ch in st[0]:
+        for res in ch:
+            res.seqid.num += 100
+    st.write_pdb(str(path))
+    return path
+
+
+def text_file(path: Path) -> Path:
+    path.write_text("x y z\n1 2 3\n")
+    return path
+
+
+def gmm_variant(src: Path, path: Path, **change) -> Path:
+    with np.load(src) as z:
+        d = {k: z[k] for k in z.files}
+    for k, v in change.items():
+        if v is None:
+            d.pop(k)
+        else:
+            d[k] = v
+    with open(path, "wb") as fh:
+        np.savez(fh, **d)
+    return path
+
+
+def nan_gmm(src: Path, path: Path) -> Path:
+    with np.load(src) as z:
+        p = z["params"].copy()
+    p[3, 0] = np.nan
+    return gmm_variant(src, path, params=p)
+
+
+def copy_particles(data, tmp) -> Path:
+    shutil.copytree(data / "particles", tmp / "p")
+    return tmp / "p"
+
+
+def truth_with(run_dir, tmp, t0):  # noqa: F811
+    df = pd.read_csv(run_dir / "truth.csv").astype({"t": object})
+    df.loc[5, "t"] = t0
+    df.to_csv(tmp / "truth_bad.csv", index=False)
+    return tmp / "truth_bad.csv"
+
+
+def read_only(tmp, monkeypatch):
+    """Everything under ``tmp`` reports no write permission (root may write anyway)."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: (real(p, mode, **k) and not str(p).startswith(str(tmp))))
+
+
+# ------------------------------------------------------------------ the cases
+# each: (verb, builder(ctx) -> (argv after the verb, needle in the error line))
+def _train(ctx, *extra, star=None, gmm=None, out=None):
+    d = ctx.data / "particles"
+    return ["--star", star or d / "particles.star", "--gmm", gmm or d / "gmm.npz",
+            *(extra or TRAIN_FAST), "--out", out or ctx.tmp / "run"]
+
+
+def _analyze(ctx, *extra, run=None, out=None):
+    return ["--run", run or ctx.run_dir / "run", "--out", out or ctx.tmp / "analysis", "--frames", "2", *extra]
+
+
+def _morph(ctx, *extra, run=None, model=None, out=None):
+    return ["--run", run or ctx.run_dir / "run", "--model", model or ctx.run_dir / "neutral_model.pdb",
+            "--out", out or ctx.tmp / "m.pdb", "--frames", "2", *extra]
+
+
+def _evaluate(ctx, *extra, out=None, truth=None):
+    return ["--run", ctx.run_dir / "run", "--truth", truth or ctx.run_dir / "truth.csv",
+            "--out", out or ctx.tmp / "scores.json", *extra]
+
+
+def _build(ctx, *extra, out=None, map_=None):
+    return ["--map", map_ or ctx.files / "map.mrc", "--refine-steps", "0", *extra, "--out", out or ctx.tmp / "gmm"]
+
+
+def _sim(ctx, *extra, out=None):
+    return ["hinge", "--out", out or ctx.tmp / "data", "--n-particles", "4", "--box", "32", "--pixel-size", "4",
+            "--quiet", *extra]
+
+
+def _file(p, text="x"):
+    p.write_text(text)
+    return p
+
+
+CASES = {
+    # ---------------------------------------------------------------- simulate
+    "simulate-out-is-file": ("simulate", lambda c: (_sim(c, out=_file(c.tmp / "f")), "--out is an existing file")),
+    "simulate-parent-is-file": ("simulate", lambda c: (_sim(c, out=_file(c.tmp / "f") / "d"), "is a file")),
+    "simulate-read-only-out": ("simulate", lambda c: (c.read_only() or _sim(c), "no permission")),
+    "simulate-existing-dataset": ("simulate", lambda c: (
+        _file((c.tmp / "data" / "hinge").mkdir(parents=True) or c.tmp / "data" / "hinge" / "particles.star")
+        and _sim(c), "--overwrite")),
+    "simulate-zero-particles": ("simulate", lambda c: (_sim(c, "--n-particles", "0"), "--n-particles")),
+    "simulate-negative-box": ("simulate", lambda c: (_sim(c, "--box", "-4"), "--box")),
+    "simulate-negative-snr": ("simulate", lambda c: (_sim(c, "--snr", "-1"), "--snr")),
+    "simulate-pixel-size-text": ("simulate", lambda c: (_sim(c, "--pixel-size", "abc"), "--pixel-size")),
+    "simulate-unknown-dataset": ("simulate", lambda c: (["hing", "--out", c.tmp / "d"], "invalid choice")),
+    # ---------------------------------------------------------------- build
+    "build-out-is-file": ("build", lambda c: (_build(c, out=_file(c.tmp / "f")), "--out is an existing file")),
+    "build-parent-is-file": ("build", lambda c: (_build(c, out=_file(c.tmp / "f") / "g"), "is a file")),
+    "build-read-only-out": ("build", lambda c: (c.read_only() or _build(c), "no permission")),
+    "build-out-not-empty": ("build", lambda c: (
+        _file((c.tmp / "gmm").mkdir() or c.tmp / "gmm" / "old.txt") and _build(c), "--overwrite")),
+    "build-negative-resolution": ("build", lambda c: (_build(c, "--resolution", "-6"), "--resolution")),
+    "build-zero-gaussians": ("build", lambda c: (_build(c, "--n-gaussians", "0"), "--n-gaussians")),
+    "build-negative-refine-steps": ("build", lambda c: (_build(c, "--refine-steps", "-1"), "--refine-steps")),
+    "build-missing-map": ("build", lambda c: (_build(c, map_=c.tmp / "missing.mrc"), "missing.mrc")),
+    "build-truncated-map": ("build", lambda c: (_build(c, map_=c.truncated_map()), "cut.mrc")),
+    "build-map-is-text": ("build", lambda c: (_build(c, map_=text_file(c.tmp / "t.mrc")), "t.mrc")),
+    "build-missing-model": ("build", lambda c: (_build(c, "--model", c.tmp / "none.pdb"), "none.pdb")),
+    "build-model-far-from-map": ("build", lambda c: (_build(c, "--model", c.files / "far.pdb"), "far.pdb")),
+    "build-no-density-above-threshold": ("build", lambda c: (_build(c, "--threshold", "1e6"), "map.mrc")),
+    "build-chain-matches-nothing": ("build", lambda c: (
+        _build(c, "--model", c.files / "partial.pdb", "--chains", "Q"), "matches no atoms")),
+    "build-combine-without-model": ("build", lambda c: (_build(c, "--combine"), "--combine needs --model")),
+    "build-mask-of-another-box": ("build", lambda c: (
+        _build(c, "--model", c.files / "partial.pdb", "--mask", f"dom=map:{c.big_mask()}"), "mask.mrc")),
+    "build-bad-selection": ("build", lambda c: (_build(c, "--selection", "sidechain"), "--selection")),
+    # ---------------------------------------------------------------- train
+    "train-out-is-file": ("train", lambda c: (_train(c, out=_file(c.tmp / "f")), "--out is an existing file")),
+    "train-parent-is-file": ("train", lambda c: (_train(c, out=_file(c.tmp / "f") / "r"), "is a file")),
+    "train-read-only-out": ("train", lambda c: (c.read_only() or _train(c), "no permission")),
+    "train-no-out": ("train", lambda c: (_train(c)[:-2], "--out is required")),
+    "train-device-tpu": ("train", lambda c: (_train(c, *TRAIN_FAST, "--device", "tpu"), "--device 'tpu'")),
+    "train-negative-cache": ("train", lambda c: (_train(c, *TRAIN_FAST, "--cache-mb", "-5"), "--cache-mb")),
+    "train-negative-workers": ("train", lambda c: (_train(c, *TRAIN_FAST, "--workers", "-1"), "--workers")),
+    "train-zero-threads": ("train", lambda c: (_train(c, *TRAIN_FAST, "--threads", "0"), "--threads")),
+    "train-zero-epochs": ("train", lambda c: (_train(c, "--preset", "rigid", "--domain", "domain", "--epochs", "0"),
+                                              "--epochs")),
+    "train-zero-batch": ("train", lambda c: (_train(c, "--preset", "free", "--batch-size", "0"), "--batch-size")),
+    "train-zero-latent-dim": ("train", lambda c: (_train(c, "--preset", "free", "--latent-dim", "0"), "--latent-dim")),
+    "train-star-is-folder": ("train", lambda c: (_train(c, star=c.data / "particles"), "--star is a folder")),
+    "train-missing-star": ("train", lambda c: (_train(c, star=c.tmp / "none.star"), "none.star")),
+    "train-missing-gmm": ("train", lambda c: (_train(c, gmm=c.tmp / "none.npz"), "none.npz")),
+    "train-gmm-is-text": ("train", lambda c: (_train(c, gmm=text_file(c.tmp / "t.npz")), "t.npz: not a GMM file")),
+    "train-gmm-without-params": ("train", lambda c: (
+        _train(c, gmm=gmm_variant(c.gmm, c.tmp / "g.npz", params=None)), "g.npz: GMM file lacks params")),
+    "train-gmm-params-wrong-shape": ("train", lambda c: (
+        _train(c, gmm=gmm_variant(c.gmm, c.tmp / "g.npz", params=np.zeros((4, 3), np.float32))), "g.npz")),
+    "train-gmm-nan": ("train", lambda c: (_train(c, gmm=nan_gmm(c.gmm, c.tmp / "g.npz")), "g.npz: GMM params hold NaN")),
+    "train-gmm-other-box": ("train", lambda c: (_train(c, gmm=c.other_box_gmm()), "disagrees with the particles")),
+    "train-rigid-without-domain": ("train", lambda c: (_train(c, "--preset", "rigid"), "--domain")),
+    "train-unknown-symmetry": ("train", lambda c: (_train(c, *TRAIN_FAST, "--symmetry", "X9"), "X9")),
+    "train-config-not-json": ("train", lambda c: (_train(c, "--config", _file(c.tmp / "bad.json", "{not")),
+                                                  "bad.json: not valid JSON")),
+    "train-config-unknown-key": ("train", lambda c: (_train(c, "--config", _file(c.tmp / "k.json", json.dumps(
+        {"rounds": [{"epochs": 1, "decoders": ["a"]}], "decoders": {}, "learning_rate": 1}))), "learning_rate")),
+    "train-config-is-folder": ("train", lambda c: (_train(c, "--config", c.tmp), "is a folder")),
+    "train-config-beyond-nyquist": ("train", lambda c: (_train(c, "--config", _file(c.tmp / "n.json", json.dumps(
+        {"latent_dim": 2, "decoders": {"d": {"kind": "rigid", "options": {"domains": ["domain"]}}},
+         "rounds": [{"decoders": ["d"], "epochs": 1, "high_res_angstrom": 3.0}]}))), "beyond Nyquist")),
+    "train-nan-images-checked": ("train", lambda c: (
+        _train(c, *TRAIN_FAST, "--check-images", star=c.nan_images(constant=11)),
+        "NaN/inf values at STAR row(s) 3; 1 constant image(s) at STAR row(s) 12 (particle rows counted from 1)")),
+    "train-nan-images-while-training": ("train", lambda c: (_train(c, star=c.nan_images()), "NaN/inf values")),
+    "train-missing-stack": ("train", lambda c: (_train(c, star=c.star_without_stack()), "stack.mrcs")),
+    "train-resume-star-fewer-particles": ("train", lambda c: c.resume_after_edit(drop=4)),
+    "train-resume-star-edited": ("train", lambda c: c.resume_after_edit(drop=0)),
+    # ---------------------------------------------------------------- analyze
+    "analyze-out-is-file": ("analyze", lambda c: (_analyze(c, out=_file(c.tmp / "f")), "--out is an existing file")),
+    "analyze-parent-is-file": ("analyze", lambda c: (_analyze(c, out=_file(c.tmp / "f") / "a"), "is a file")),
+    "analyze-read-only-out": ("analyze", lambda c: (c.read_only() or _analyze(c), "no permission")),
+    "analyze-out-not-empty": ("analyze", lambda c: (
+        _file((c.tmp / "analysis").mkdir() or c.tmp / "analysis" / "pca.json") and _analyze(c), "--overwrite")),
+    "analyze-missing-run": ("analyze", lambda c: (_analyze(c, run=c.tmp / "norun"), "norun")),
+    "analyze-truth-not-numeric": ("analyze", lambda c: (
+        _analyze(c, "--truth", truth_with(c.run_dir, c.tmp, "abc")), "truth_bad.csv")),
+    "analyze-too-many-pcs": ("analyze", lambda c: (_analyze(c, "--pcs", "3"), "3 principal components")),
+    "analyze-zero-frames": ("analyze", lambda c: (_analyze(c, "--frames", "0"), "--frames")),
+    "analyze-negative-states": ("analyze", lambda c: (_analyze(c, "--states", "-1"), "--states")),
+    "analyze-map-other-box": ("analyze", lambda c: (_analyze(c, "--map", c.small_map()), "small.mrc")),
+    "analyze-model-other-protein": ("analyze", lambda c: (
+        _analyze(c, "--model", other_protein(c.tmp / "bend.pdb"), run=c.rec_run), "bend.pdb")),
+    "analyze-latent-is-text": ("analyze", lambda c: (
+        _analyze(c, "--latent", text_file(c.tmp / "z.npy")), "z.npy: not a latent array")),
+    "analyze-latent-is-folder": ("analyze", lambda c: (_analyze(c, "--latent", c.tmp), "not a latent array")),
+    "analyze-latent-short": ("analyze", lambda c: (_analyze(c, "--latent", c.short_latent()), "short.npy")),
+    "analyze-fails-late": ("analyze", lambda c: (
+        _analyze(c, "--states", "3", "--model", other_protein(c.tmp / "bend.pdb"), run=c.rec_run),
+        "not the model the GMM was built from")),
+    # ---------------------------------------------------------------- morph
+    "morph-out-folder-missing": ("morph", lambda c: (_morph(c, out=c.tmp / "nowhere" / "m.pdb"), "does not exist")),
+    "morph-out-is-folder": ("morph", lambda c: (_morph(c, out=c.tmp), "is an existing folder")),
+    "morph-read-only-out": ("morph", lambda c: (c.read_only() or _morph(c), "no permission")),
+    "morph-model-other-protein": ("morph", lambda c: (
+        _morph(c, run=c.rec_run, model=other_protein(c.tmp / "bend.pdb")), "bend.pdb")),
+    "morph-model-renumbered": ("morph", lambda c: (
+        _morph(c, run=c.rec_run, model=renumbered(c.run_dir / "neutral_model.pdb", c.tmp / "renum.pdb")),
+        "residue numbering differs")),
+    "morph-z-wrong-length": ("morph", lambda c: (_morph(c, "--z", "-1,-2,-3"), "--z")),
+    "morph-z-not-numbers": ("morph", lambda c: (_morph(c, "--z", "a,b"), "--z")),
+    "morph-zero-pc": ("morph", lambda c: (_morph(c, "--pc", "0"), "--pc")),
+    "morph-pc-beyond-latent": ("morph", lambda c: (_morph(c, "--pc", "5"), "principal component")),
+    "morph-model-missing": ("morph", lambda c: (_morph(c, model=c.tmp / "none.pdb"), "none.pdb")),
+    # ---------------------------------------------------------------- evaluate
+    "evaluate-out-folder-missing": ("evaluate", lambda c: (_evaluate(c, out=c.tmp / "no" / "s.json"), "does not exist")),
+    "evaluate-read-only-out": ("evaluate", lambda c: (c.read_only() or _evaluate(c), "no permission")),
+    "evaluate-truth-not-numeric": ("evaluate", lambda c: (
+        _evaluate(c, truth=truth_with(c.run_dir, c.tmp, "0.3x")), "column 't' holds a non-numeric value")),
+    "evaluate-truth-missing": ("evaluate", lambda c: (_evaluate(c, truth=c.tmp / "none.csv"), "none.csv")),
+    "evaluate-frames-without-model": ("evaluate", lambda c: (
+        _evaluate(c, "--truth-frames", c.run_dir / "truth_frames.pdb"), "--truth-frames and --model")),
+    "evaluate-zero-k": ("evaluate", lambda c: (_evaluate(c, "--k", "0"), "--k")),
+    "evaluate-latent-short": ("evaluate", lambda c: (_evaluate(c, "--latent", c.short_latent()), "short.npy")),
+    "evaluate-model-other-protein": ("evaluate", lambda c: (
+        ["--run", c.rec_run, "--truth", c.run_dir / "truth.csv", "--out", c.tmp / "s.json",
+         "--truth-frames", c.run_dir / "truth_frames.pdb", "--model", other_protein(c.tmp / "bend.pdb")], "bend.pdb")),
+    # ---------------------------------------------------------------- any verb
+    "missing-required-option": ("analyze", lambda c: (["--out", c.tmp / "a"], "--run")),
+    "unknown-option": ("morph", lambda c: (_morph(c, "--colour", "red"), "--colour")),
+}
+
+
+class Ctx:
+    def __init__(self, tmp, data, run_dir, rec_run, files, monkeypatch):  # noqa: F811
+        self.tmp, self.data, self.run_dir, self.rec_run, self.files = tmp, data, run_dir, rec_run, files
+        self.gmm = data / "particles" / "gmm.npz"
+        self.monkeypatch = monkeypatch
+
+    def read_only(self):
+        read_only(self.tmp, self.monkeypatch)
+
+    def truncated_map(self):
+        raw = (self.files / "map.mrc").read_bytes()
+        (self.tmp / "cut.mrc").write_bytes(raw[: len(raw) // 2])
+        return self.tmp / "cut.mrc"
+
+    def big_mask(self):
+        from gmmplat.io import write_map
+        from test_build_helpers import APIX, BOX, ORIGIN
+
+        write_map(self.tmp / "mask.mrc", np.ones((BOX + 4,) * 3, np.float32), APIX, ORIGIN)
+        return self.tmp / "mask.mrc"
+
+    def small_map(self):
+        from gmmplat.io import write_map
+
+        write_map(self.tmp / "small.mrc", np.zeros((32,) * 3, np.float32), 2.0)
+        return self.tmp / "small.mrc"
+
+    def short_latent(self):
+        np.save(self.tmp / "short.npy", np.load(self.run_dir / "run" / "latent.npy")[:-1])
+        return self.tmp / "short.npy"
+
+    def other_box_gmm(self):
+        from test_train_fixtures import make_neutral
+
+        make_neutral(box=32, apix=4.0).save(self.tmp / "other.npz")
+        return self.tmp / "other.npz"
+
+    def nan_images(self, constant=None):
+        p = copy_particles(self.data, self.tmp)
+        overwrite_images(p / "stack.mrcs", {2: np.nan, **({} if constant is None else {constant: 0.0})})
+        return p / "particles.star"
+
+    def star_without_stack(self):
+        shutil.copy(self.data / "particles" / "particles.star", self.tmp / "particles.star")
+        return self.tmp / "particles.star"
+
+    def resume_after_edit(self, drop: int):
+        """A finished one-epoch run, then its STAR edited in place: --resume is refused."""
+        p = copy_particles(self.data, self.tmp)
+        argv = _train(self, star=p / "particles.star", out=self.tmp / "done")
+        assert cli.main(["train", *map(str, argv)]) == 0
+        from gmmplat.io.star import TABLE_COLUMNS, read_particle_star, write_particle_star
+
+        table = read_particle_star(p / "particles.star").table[TABLE_COLUMNS]
+        if drop:
+            table = table.iloc[:-drop]
+        else:
+            table = table.assign(defocus_u_angstrom=table["defocus_u_angstrom"] + 1.0)
+        write_particle_star(p / "particles.star", table)
+        return [*argv, "--resume"], ("now 20" if drop else "changed since the run started")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_input(case, tmp_path, data, run_dir, rec_run, files, capsys, monkeypatch):  # noqa: F811
+    verb, make = CASES[case]
+    ctx = Ctx(tmp_path, data, run_dir, rec_run, files, monkeypatch)
+    argv, needle = make(ctx)
+    capsys.readouterr()
+    roots = [tmp_path, data, run_dir, files]
+    before = snapshot(roots)
+    code = cli.main([verb, *map(str, argv)])
+    err = capsys.readouterr().err
+    assert_cli_error(code, err, verb, needle)
+    after = snapshot(roots)
+    changed = [p for p in before if p in after and after[p] != before[p]]
+    assert not changed, f"changed by a failed command: {changed}"
+    new = [p for p in after if p not in before]
+    # a train that failed after starting leaves config.json / environment.json, which block nothing:
+    # a folder is a run only once it holds checkpoint.pt
+    new = [p for p in new if not (p.name in ("config.json", "environment.json") or p.is_dir() and
+                                  (p / "config.json").exists() and not (p / "checkpoint.pt").exists())]
+    assert not new, f"left by a failed command: {new}"
+
+
+def snapshot(roots) -> dict:
+    """path -> (size, mtime) of every file and folder under the roots (folders: size None)."""
+    out = {}
+    for root in roots:
+        for p in Path(root).rglob("*"):
+            st = p.stat()
+            out[p] = (None, None) if p.is_dir() else (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_enough_cases():
+    assert len(CASES) >= 60
+    assert {v for v, _ in CASES.values()} == set(cli.VERBS)
+
+
+# ------------------------------------------------------------------ the corrected reruns
+def call(capsys, verb, *argv):
+    code = cli.main([verb, *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_failed_train_does_not_block_the_corrected_rerun(data, tmp_path, capsys):
+    p = copy_particles(data, tmp_path)
+    good = (p / "stack.mrcs").read_bytes()
+    overwrite_images(p / "stack.mrcs", {2: np.nan})
+    argv = _train(Ctx(tmp_path, data, None, None, None, None), star=p / "particles.star", out=tmp_path / "run")
+    code, _, err = call(capsys, "train", *argv)
+    assert_cli_error(code, err, "train", "NaN/inf")
+    (p / "stack.mrcs").write_bytes(good)  # the user fixes the stack and reruns the same command
+    code, out, err = call(capsys, "train", *argv)
+    assert code == 0, err
+    assert (tmp_path / "run" / "model.pt").is_file() and "done:" in out
+    code, _, err = call(capsys, "train", *argv)  # now it is a run: refused without --resume
+    assert_cli_error(code, err, "train", "already holds a run", "--resume")
+
+
+def test_analyze_refuses_a_used_folder_and_overwrite_replaces_it_whole(run_dir, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "analysis"
+    base = ["--run", run_dir / "run", "--out", out, "--frames", "2", "--pcs", "2"]
+    code, _, err = call(capsys, "analyze", *base, "--model", run_dir / "neutral_model.pdb")
+    assert code == 0, err
+    assert (out / "models" / "pc1.pdb").is_file() and (out / "maps" / "pc2_frame01.mrc").is_file()
+    code, _, err = call(capsys, "analyze", *base[:-2], "--pcs", "1")
+    assert_cli_error(code, err, "analyze", str(out), "--overwrite")
+    assert (out / "models" / "pc1.pdb").is_file()  # the refused rerun changed nothing
+    code, _, err = call(capsys, "analyze", *base[:-2], "--pcs", "1", "--overwrite")
+    assert code == 0, err
+    assert not (out / "models").exists() and not (out / "maps" / "pc2_frame00.mrc").exists()
+    assert (out / "maps" / "pc1_frame01.mrc").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_analyze_without_truth_warns_nothing(run_dir, tmp_path, capsys, recwarn):  # noqa: F811
+    code, _, err = call(capsys, "analyze", "--run", run_dir / "run", "--out", tmp_path / "a", "--frames", "2")
+    assert code == 0 and err == ""
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [str(w.message) for w in recwarn]
+
+
+def test_simulate_refuses_an_existing_dataset_and_overwrite_replaces_it(tmp_path, capsys):
+    argv = ["hinge", "--out", tmp_path, "--n-particles", "4", "--box", "32", "--pixel-size", "4", "--quiet"]
+    (tmp_path / "hinge" / "stacks").mkdir(parents=True)
+    (tmp_path / "hinge" / "stacks" / "particles_007.mrcs").write_text("an older, larger dataset")
+    code, _, err = call(capsys, "simulate", *argv)
+    assert_cli_error(code, err, "simulate", "hinge", "--overwrite")
+    assert (tmp_path / "hinge" / "stacks" / "particles_007.mrcs").is_file()
+    code, _, err = call(capsys, "simulate", *argv, "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "hinge" / "stacks").iterdir()) == ["particles_000.mrcs"]
+    assert json.loads((tmp_path / "hinge" / "metadata.json").read_text())["options"]["n_particles"] == 4
+
+
+def test_unwritable_output_while_writing_is_one_line(run_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """An OS error on a user's path found only while writing (full disk, permissions): exit 2, one line."""
+    import gmmplat.io.atomic as atomic
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(atomic, "atomic_write_path", refuse)
+    code, _, err = call(capsys, "evaluate", "--run", run_dir / "run", "--truth", run_dir / "truth.csv",
+                        "--out", tmp_path / "s.json")
+    assert_cli_error(code, err, "evaluate", "s.json", "Permission denied")
+
+
+# ------------------------------------------------------------------ internal errors: exit 3 + error.log
+@pytest.mark.parametrize("with_folder", [True, False])
+def test_internal_error_is_one_line_with_a_log(with_folder, run_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    import gmmplat.commands.morph as morph
+
+    def broken(args):
+        raise RuntimeError("unexpected\nstate")
+
+    monkeypatch.setattr(morph, "run", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    # the log goes to the output folder, else the run folder, else the temporary folder
+    out = tmp_path / "m.pdb" if with_folder else tmp_path / "absent" / "m.pdb"
+    run = run_dir / "run" if with_folder else tmp_path / "absent"
+    code, _, err = call(capsys, "morph", "--run", run, "--model", run_dir / "neutral_model.pdb", "--out", out)
+    lines = err.strip().splitlines()
+    log = (tmp_path if with_folder else tmp_path / "tmp") / ("error.log" if with_folder else "gmmplat-error.log")
+    assert code == 3 and len(lines) == 1 and "Traceback" not in err
+    assert lines[0] == (f"gmmplat morph: internal error: RuntimeError: unexpected state "
+                        f"(please report; full traceback in {log})")
+    text = log.read_text()
+    assert "Traceback" in text and "RuntimeError: unexpected" in text and "gmmplat morph --run" in text
+
+
+# ------------------------------------------------------------------ values and options users write
+def test_negative_latent_coordinates_are_accepted_as_written(run_dir, tmp_path, capsys):  # noqa: F811
+    code, out, err = call(capsys, "morph", "--run", run_dir / "run", "--model", run_dir / "neutral_model.pdb",
+                          "--out", tmp_path / "z.pdb", "--z", "-0.07,-0.70; -1e-1,0.3")
+    assert code == 0, err
+    assert "2 latent point(s)" in out and (tmp_path / "z.cif").is_file()
+
+
+def test_print_config_needs_no_out_and_a_run_config_is_accepted(data, tmp_path, capsys):
+    d = data / "particles"
+    code, out, err = call(capsys, "train", "--star", d / "particles.star", "--gmm", d / "gmm.npz",
+                          "--preset", "rigid", "--domain", "domain", "--epochs", "3", "--print-config")
+    assert code == 0, err
+    printed = json.loads(out)
+    assert printed["rounds"][0]["epochs"] == 3
+    # a run folder's config.json ({"hash", "config"}) given as --config is its configuration
+    (tmp_path / "config.json").write_text(json.dumps({"hash": "0123", "config": printed}))
+    code, out, err = call(capsys, "train", "--star", d / "particles.star", "--gmm", d / "gmm.npz",
+                          "--config", tmp_path / "config.json", "--print-config")
+    assert code == 0, err
+    assert json.loads(out) == printed
+
+
+def test_resume_with_other_threads_says_so_once(data, tmp_path, capsys):
+    argv = _train(Ctx(tmp_path, data, None, None, None, None), out=tmp_path / "run")
+    assert call(capsys, "train", *argv, "--threads", "1")[0] == 0
+    code, out, err = call(capsys, "train", *argv, "--threads", "2", "--resume")
+    assert code == 0, err
+    assert out.count("note: resuming with 2 torch thread(s); the run started with 1") == 1
+    code, out, err = call(capsys, "train", *argv, "--threads", "1", "--resume")
+    assert code == 0 and "note:" not in out
