@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from factories import assert_cli_error
-from test_analysis_cli import CENTRE, run_dir  # noqa: F401 (module fixture: a finished run, box 64)
+from test_analysis_cli import CENTRE, N_PARTICLES, run_dir  # noqa: F401 (module fixture: a finished run, box 64)
 from test_build_cli import files  # noqa: F401 (module fixture: bundle map + models, box 32)
+from test_io_cryosparc import FIXTURE, make_cs
 from test_train_fixtures import make_dataset, one_thread, overwrite_images  # noqa: F401
 
 from gmmplat import cli
@@ -126,10 +127,24 @@ def read_only(tmp, monkeypatch):
 
 # ------------------------------------------------------------------ the cases
 # each: (verb, builder(ctx) -> (argv after the verb, needle in the error line))
-def _train(ctx, *extra, star=None, gmm=None, out=None):
+def _train(ctx, *extra, star=None, gmm=None, out=None, src=None):
     d = ctx.data / "particles"
-    return ["--star", star or d / "particles.star", "--gmm", gmm or d / "gmm.npz",
+    return [*(src or ["--star", star or d / "particles.star"]), "--gmm", gmm or d / "gmm.npz",
             *(extra or TRAIN_FAST), "--out", out or ctx.tmp / "run"]
+
+
+def _cs(path, *extra):
+    """Particle options for a .cs of the RELION-convention fixture (its stack found through --datadir)."""
+    return ["--cs", path, "--datadir", FIXTURE, *extra]
+
+
+def _check(ctx, *extra, src=None, map_=None, out=None):
+    return [*(src or ["--star", FIXTURE / "particles.star"]), "--map", map_ or FIXTURE / "consensus.mrc",
+            "--out", out or ctx.tmp / "check", "--n", "8", "--no-progress", *extra]
+
+
+def _select(ctx, *extra, how=("--pc", "1", "--range", "0,10"), run=None, out=None):
+    return ["--run", run or ctx.run_dir / "run", *how, "--out", out or ctx.tmp / "sub.star", *extra]
 
 
 def _analyze(ctx, *extra, run=None, out=None):
@@ -158,6 +173,13 @@ def _sim(ctx, *extra, out=None):
 def _file(p, text="x"):
     p.write_text(text)
     return p
+
+
+def _save(path, records):
+    """A structured array as a .cs file (np.save with a path would append .npy)."""
+    with open(path, "wb") as fh:
+        np.save(fh, records)
+    return path
 
 
 CASES = {
@@ -234,6 +256,33 @@ CASES = {
     "train-missing-stack": ("train", lambda c: (_train(c, star=c.star_without_stack()), "stack.mrcs")),
     "train-resume-star-fewer-particles": ("train", lambda c: c.resume_after_edit(drop=4)),
     "train-resume-star-edited": ("train", lambda c: c.resume_after_edit(drop=0)),
+    "train-cs-given-star-file": ("train", lambda c: (_train(c, src=_cs(FIXTURE / "particles.star")),
+                                                     "--cs expects a cryoSPARC particle file")),
+    "train-star-given-cs-file": ("train", lambda c: (_train(c, star=c.cs()), "give it with --cs")),
+    "train-passthrough-without-cs": ("train", lambda c: (
+        _train(c, src=["--star", c.data / "particles" / "particles.star", "--passthrough", c.cs()]),
+        "--passthrough goes with --cs")),
+    "train-cs-is-folder": ("train", lambda c: (_train(c, src=_cs(c.tmp)), "--cs is a folder")),
+    "train-cs-missing": ("train", lambda c: (_train(c, src=_cs(c.tmp / "none.cs")), "none.cs: file not found")),
+    "train-cs-is-text": ("train", lambda c: (_train(c, src=_cs(_file(c.tmp / "t.cs"))), "t.cs: not a cryoSPARC")),
+    "train-cs-missing-field": ("train", lambda c: (
+        _train(c, src=_cs(c.cs(drop=("ctf/df1_A",)))), "missing CTF field(s): ctf/df1_A")),
+    "train-cs-missing-pose": ("train", lambda c: (
+        _train(c, src=_cs(c.cs(drop=("alignments3D/pose",)))), "missing pose field(s): alignments3D/pose")),
+    "train-cs-uid-not-in-passthrough": ("train", lambda c: (
+        _train(c, src=_cs(*c.cs_short_passthrough())), "pt.cs: 1 uid(s)")),
+    "train-passthrough-is-folder": ("train", lambda c: (
+        _train(c, src=_cs(c.cs(), "--passthrough", c.tmp)), "--passthrough is a folder")),
+    "train-cs-blob-idx-past-end": ("train", lambda c: (_train(c, src=_cs(c.cs_past_end())), "blob/idx 48")),
+    "train-datadir-missing": ("train", lambda c: (
+        _train(c, src=["--cs", c.cs(), "--datadir", c.tmp / "nodir"]), "nodir: --datadir not found")),
+    "train-datadir-is-file": ("train", lambda c: (
+        _train(c, src=["--cs", c.cs(), "--datadir", _file(c.tmp / "f")]), "--datadir is not a folder")),
+    "train-negative-amplitude-contrast": ("train", lambda c: (
+        _train(c, src=_cs(c.cs(), "--amplitude-contrast", "-0.1")), "--amplitude-contrast")),
+    "train-voltage-out-of-range": ("train", lambda c: (
+        _train(c, src=_cs(c.cs(), "--voltage", "30000")), "--voltage: must lie in 1..5000")),
+    "train-cs-mm-text": ("train", lambda c: (_train(c, src=_cs(c.cs(), "--cs-mm", "2,7")), "--cs-mm")),
     # ---------------------------------------------------------------- analyze
     "analyze-out-is-file": ("analyze", lambda c: (_analyze(c, out=_file(c.tmp / "f")), "--out is an existing file")),
     "analyze-parent-is-file": ("analyze", lambda c: (_analyze(c, out=_file(c.tmp / "f") / "a"), "is a file")),
@@ -283,6 +332,120 @@ CASES = {
     "evaluate-model-other-protein": ("evaluate", lambda c: (
         ["--run", c.rec_run, "--truth", c.run_dir / "truth.csv", "--out", c.tmp / "s.json",
          "--truth-frames", c.run_dir / "truth_frames.pdb", "--model", other_protein(c.tmp / "bend.pdb")], "bend.pdb")),
+    # ---------------------------------------------------------------- check
+    "check-out-is-file": ("check", lambda c: (_check(c, out=_file(c.tmp / "f")), "--out is an existing file")),
+    "check-out-png-is-folder": ("check", lambda c: (
+        _check(c, out=c.tmp / "c.png") if (c.tmp / "c.png").mkdir() is None else None, "is an existing folder")),
+    "check-csv-beside-png-is-folder": ("check", lambda c: (
+        _check(c, out=c.tmp / "c.png") if (c.tmp / "c.csv").mkdir() is None else None, "c.csv")),
+    "check-check-png-is-folder": ("check", lambda c: (
+        _check(c) if (c.tmp / "check" / "check.png").mkdir(parents=True) is None else None, "check.png")),
+    "check-png-folder-missing": ("check", lambda c: (_check(c, out=c.tmp / "no" / "c.png"), "does not exist")),
+    "check-parent-is-file": ("check", lambda c: (_check(c, out=_file(c.tmp / "f") / "c"), "is a file")),
+    "check-read-only-out": ("check", lambda c: (c.read_only() or _check(c), "no permission")),
+    "check-n-too-small": ("check", lambda c: (_check(c, "--n", "2"), "--n: must be >= 3")),
+    "check-n-not-integer": ("check", lambda c: (_check(c, "--n", "1e3"), "--n")),
+    "check-negative-lowpass": ("check", lambda c: (_check(c, "--lowpass-angstrom", "-12"), "--lowpass-angstrom")),
+    "check-lowpass-beyond-nyquist": ("check", lambda c: (
+        _check(c, "--lowpass-angstrom", "2"), "--lowpass-angstrom 2 is beyond Nyquist")),
+    "check-negative-seed": ("check", lambda c: (_check(c, "--seed", "-1"), "--seed")),
+    "check-no-map": ("check", lambda c: (_check(c)[:2] + _check(c)[4:], "required: --map")),
+    "check-missing-map": ("check", lambda c: (_check(c, map_=c.tmp / "none.mrc"), "none.mrc: file not found")),
+    "check-map-is-folder": ("check", lambda c: (_check(c, map_=c.tmp), "--map is a folder")),
+    "check-map-is-text": ("check", lambda c: (_check(c, map_=text_file(c.tmp / "t.mrc")), "t.mrc")),
+    "check-map-other-pixel-size": ("check", lambda c: (_check(c, map_=c.small_map()), "small.mrc")),
+    "check-missing-model": ("check", lambda c: (_check(c, "--model", c.tmp / "none.pdb"), "none.pdb")),
+    "check-model-is-folder": ("check", lambda c: (_check(c, "--model", c.tmp), "--model is a folder")),
+    "check-model-outside-map": ("check", lambda c: (_check(c, "--model", c.far_model()), "far.pdb")),
+    "check-missing-star": ("check", lambda c: (_check(c, src=["--star", c.tmp / "none.star"]), "none.star")),
+    "check-star-is-folder": ("check", lambda c: (_check(c, src=["--star", c.tmp]), "--star is a folder")),
+    "check-star-and-cs": ("check", lambda c: (
+        _check(c, src=["--star", FIXTURE / "particles.star", "--cs", c.cs()]), "not allowed with argument")),
+    "check-cs-given-star-file": ("check", lambda c: (_check(c, src=_cs(FIXTURE / "particles.star")), "--cs expects")),
+    "check-star-given-cs-file": ("check", lambda c: (_check(c, src=["--star", c.cs()]), "give it with --cs")),
+    "check-passthrough-without-cs": ("check", lambda c: (
+        _check(c, src=["--star", FIXTURE / "particles.star", "--passthrough", c.cs()]), "--passthrough goes with --cs")),
+    "check-cs-is-folder": ("check", lambda c: (_check(c, src=_cs(c.tmp)), "--cs is a folder")),
+    "check-cs-missing-pose": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(drop=("alignments3D/pose",)))), "missing pose field(s): alignments3D/pose")),
+    "check-cs-missing-amplitude-contrast": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(drop=("ctf/amp_contrast",)))), "ctf/amp_contrast")),
+    "check-cs-uid-not-in-passthrough": ("check", lambda c: (_check(c, src=_cs(*c.cs_short_passthrough())), "pt.cs")),
+    "check-passthrough-missing": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(), "--passthrough", c.tmp / "none.cs")), "none.cs: file not found")),
+    "check-cs-blob-idx-past-end": ("check", lambda c: (_check(c, src=_cs(c.cs_past_end())), "blob/idx 48")),
+    "check-cs-stack-not-found": ("check", lambda c: (_check(c, src=["--cs", c.cs()]), "particles.mrcs")),
+    "check-datadir-is-file": ("check", lambda c: (
+        _check(c, src=["--cs", c.cs(), "--datadir", _file(c.tmp / "f")]), "--datadir is not a folder")),
+    "check-negative-amplitude-contrast": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(), "--amplitude-contrast", "-0.07")), "--amplitude-contrast")),
+    "check-voltage-zero": ("check", lambda c: (_check(c, src=_cs(c.cs(), "--voltage", "0")), "--voltage")),
+    "check-cs-mm-nan": ("check", lambda c: (_check(c, src=_cs(c.cs(), "--cs-mm", "nan")), "--cs-mm")),
+    # ---------------------------------------------------------------- select
+    "select-out-is-folder": ("select", lambda c: (_select(c, out=c.tmp), "--out must end in .star or .cs")),
+    "select-out-star-is-folder": ("select", lambda c: (
+        _select(c) if (c.tmp / "sub.star").mkdir() is None else None, "--out is an existing folder")),
+    "select-out-folder-missing": ("select", lambda c: (_select(c, out=c.tmp / "no" / "s.star"), "does not exist")),
+    "select-out-parent-is-file": ("select", lambda c: (_select(c, out=_file(c.tmp / "f") / "s.star"), "is a file")),
+    "select-read-only-out": ("select", lambda c: (c.read_only() or _select(c), "no permission")),
+    "select-out-wrong-suffix": ("select", lambda c: (_select(c, out=c.tmp / "sub.txt"), "sub.txt: --out must end")),
+    "select-out-is-the-particle-file": ("select", lambda c: (
+        _select(c, out=c.run_dir / "particles.star"), "--out is the particle file")),
+    "select-star-written-as-cs": ("select", lambda c: (_select(c, out=c.tmp / "sub.cs"), "not .cs")),
+    "select-no-selection": ("select", lambda c: (_select(c, how=()), "one of the arguments")),
+    "select-zero-pc": ("select", lambda c: (_select(c, how=("--pc", "0", "--range", "0,1")), "--pc")),
+    "select-pc-without-range": ("select", lambda c: (_select(c, how=("--pc", "1")), "--pc and --range")),
+    "select-pc-beyond-latent": ("select", lambda c: (
+        _select(c, how=("--pc", "3", "--range", "0,1")), "--pc 3: the latent has 2")),
+    "select-range-one-number": ("select", lambda c: (_select(c, how=("--pc", "1", "--range", "1")), "--range")),
+    "select-range-not-numbers": ("select", lambda c: (_select(c, how=("--pc", "1", "--range", "a,b")), "--range")),
+    "select-range-reversed": ("select", lambda c: (
+        _select(c, how=("--pc", "1", "--range", "-0.5,-1.5")), "--range -0.5,-1.5: LO must be below HI")),
+    "select-range-nan": ("select", lambda c: (_select(c, how=("--pc", "1", "--range", "nan,1")), "--range")),
+    "select-nothing-selected": ("select", lambda c: (
+        _select(c, how=("--pc", "1", "--range", "50,60")), "no particle selected")),
+    "select-ellipse-three-numbers": ("select", lambda c: (_select(c, how=("--ellipse", "0,0,1")), "--ellipse")),
+    "select-ellipse-negative-axis": ("select", lambda c: (
+        _select(c, how=("--ellipse", "0,0,-1,1")), "--ellipse semi-axes")),
+    "select-negative-state": ("select", lambda c: (_select(c, how=("--state", "-1")), "--state")),
+    "select-unknown-state": ("select", lambda c: (
+        _select(c, "--analysis", c.kmeans(labels=np.zeros(N_PARTICLES, int)), how=("--state", "3")), "state(s) [3]")),
+    "select-kmeans-missing": ("select", lambda c: (
+        _select(c, "--analysis", c.tmp, how=("--state", "0")), "run gmmplat analyze --states K first")),
+    "select-kmeans-is-text": ("select", lambda c: (
+        _select(c, "--analysis", c.kmeans(text=True), how=("--state", "0")), "kmeans.npz: not a k-means file")),
+    "select-kmeans-without-labels": ("select", lambda c: (
+        _select(c, "--analysis", c.kmeans(centres=np.zeros((2, 2))), how=("--state", "0")), "holds no labels")),
+    "select-kmeans-wrong-length": ("select", lambda c: (
+        _select(c, "--analysis", c.kmeans(labels=np.zeros(5, int)), how=("--state", "0")), "has 5 labels")),
+    "select-kmeans-float-labels": ("select", lambda c: (
+        _select(c, "--analysis", c.kmeans(labels=np.zeros(N_PARTICLES)), how=("--state", "0")), "labels must be integers")),
+    "select-indices-missing": ("select", lambda c: (
+        _select(c, how=("--indices", c.tmp / "none.npy")), "none.npy: file not found")),
+    "select-indices-is-folder": ("select", lambda c: (_select(c, how=("--indices", c.tmp)), "--indices is a folder")),
+    "select-indices-is-text": ("select", lambda c: (
+        _select(c, how=("--indices", text_file(c.tmp / "s.npy"))), "s.npy: not a readable .npy")),
+    "select-indices-past-end": ("select", lambda c: (
+        _select(c, how=("--indices", c.npy([0, 150]))), "particle rows must lie in 0..149")),
+    "select-indices-floats": ("select", lambda c: (_select(c, how=("--indices", c.npy([0.5]))), "expected particle rows")),
+    "select-indices-mask-wrong-length": ("select", lambda c: (
+        _select(c, how=("--indices", c.npy(np.ones(7, bool)))), "boolean mask has 7 entries")),
+    "select-indices-npz": ("select", lambda c: (
+        _select(c, how=("--indices", c.kmeans(labels=np.zeros(N_PARTICLES, int)) / "kmeans.npz")), "not a .npy array")),
+    "select-missing-run": ("select", lambda c: (_select(c, run=c.tmp / "norun"), "norun")),
+    "select-latent-short": ("select", lambda c: (_select(c, "--latent", c.short_latent()), "short.npy")),
+    "select-latent-is-text": ("select", lambda c: (
+        _select(c, "--latent", text_file(c.tmp / "z.npy")), "z.npy: not a latent array")),
+    "select-cs-of-other-particles": ("select", lambda c: (
+        _select(c, *_cs(c.cs())), "has 48 particles but the latent")),
+    "select-cs-given-star-file": ("select", lambda c: (_select(c, "--cs", c.run_dir / "particles.star"), "--cs expects")),
+    "select-cs-is-folder": ("select", lambda c: (_select(c, "--cs", c.tmp), "--cs is a folder")),
+    "select-passthrough-without-particle-file": ("select", lambda c: (
+        _select(c, "--passthrough", c.cs()), "--passthrough only apply with --star or --cs")),
+    "select-datadir-without-particle-file": ("select", lambda c: (
+        _select(c, "--datadir", FIXTURE, "--voltage", "300"), "--datadir and --voltage only apply")),
+    "select-voltage-out-of-range": ("select", lambda c: (_select(c, "--voltage", "-300"), "--voltage")),
+    "select-unknown-rule": ("select", lambda c: (_select(c, "--rule", "most"), "invalid choice")),
     # ---------------------------------------------------------------- any verb
     "missing-required-option": ("analyze", lambda c: (["--out", c.tmp / "a"], "--run")),
     "unknown-option": ("morph", lambda c: (_morph(c, "--colour", "red"), "--colour")),
@@ -292,7 +455,7 @@ CASES = {
 class Ctx:
     def __init__(self, tmp, data, run_dir, rec_run, files, monkeypatch):  # noqa: F811
         self.tmp, self.data, self.run_dir, self.rec_run, self.files = tmp, data, run_dir, rec_run, files
-        self.gmm = data / "particles" / "gmm.npz"
+        self.gmm = data / "particles" / "gmm.npz" if data is not None else None
         self.monkeypatch = monkeypatch
 
     def read_only(self):
@@ -326,6 +489,51 @@ class Ctx:
         make_neutral(box=32, apix=4.0).save(self.tmp / "other.npz")
         return self.tmp / "other.npz"
 
+    def cs(self, name="particles.cs", **change) -> Path:
+        """A .cs of the RELION-convention fixture (``change``: :func:`make_cs` options)."""
+        make_cs(self.tmp / name, **change)
+        return self.tmp / name
+
+    def cs_short_passthrough(self):
+        """A .cs lacking ctf/df1_A, and ``--passthrough`` pt.cs that holds it for all but the first uid."""
+        full = make_cs(self.tmp / "full.cs")
+        _save(self.tmp / "main.cs", full[[f for f in full.dtype.names if f != "ctf/df1_A"]])
+        _save(self.tmp / "pt.cs", full[["uid", "ctf/df1_A"]][1:])
+        return self.tmp / "main.cs", "--passthrough", self.tmp / "pt.cs"
+
+    def cs_past_end(self):
+        """A .cs whose sixth record points at image 49 of the 48-image stack (blob/idx 48)."""
+        rec = make_cs(self.tmp / "far.cs")
+        rec["blob/idx"][5] = 48
+        return _save(self.tmp / "far.cs", rec)
+
+    def far_model(self):
+        """The fixture's model moved 500 Å away from its map."""
+        import gemmi
+
+        st = gemmi.read_structure(str(FIXTURE / "model.pdb"))
+        st.setup_entities()
+        for ch in st[0]:
+            for res in ch:
+                for atom in res:
+                    atom.pos = gemmi.Position(atom.pos.x + 500, atom.pos.y, atom.pos.z)
+        st.write_pdb(str(self.tmp / "far.pdb"))
+        return self.tmp / "far.pdb"
+
+    def kmeans(self, text=False, **arrays) -> Path:
+        """A folder holding kmeans.npz with ``arrays`` (or text, when ``text``)."""
+        folder = self.tmp / "analysis_k"
+        folder.mkdir(exist_ok=True)
+        if text:
+            _file(folder / "kmeans.npz", "labels 0 1 2\n")
+        else:
+            np.savez(folder / "kmeans.npz", **arrays)
+        return folder
+
+    def npy(self, values) -> Path:
+        np.save(self.tmp / "sel.npy", np.asarray(values))
+        return self.tmp / "sel.npy"
+
     def nan_images(self, constant=None):
         p = copy_particles(self.data, self.tmp)
         overwrite_images(p / "stack.mrcs", {2: np.nan, **({} if constant is None else {constant: 0.0})})
@@ -357,7 +565,7 @@ def test_hostile_input(case, tmp_path, data, run_dir, rec_run, files, capsys, mo
     ctx = Ctx(tmp_path, data, run_dir, rec_run, files, monkeypatch)
     argv, needle = make(ctx)
     capsys.readouterr()
-    roots = [tmp_path, data, run_dir, files]
+    roots = [tmp_path, data, run_dir, files, FIXTURE]
     before = snapshot(roots)
     code = cli.main([verb, *map(str, argv)])
     err = capsys.readouterr().err
@@ -443,6 +651,71 @@ def test_simulate_refuses_an_existing_dataset_and_overwrite_replaces_it(tmp_path
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "hinge" / "stacks").iterdir()) == ["particles_000.mrcs"]
     assert json.loads((tmp_path / "hinge" / "metadata.json").read_text())["options"]["n_particles"] == 4
+
+
+def _disk_full_after(n_bytes: int):
+    """A ``Path.write_text`` that writes ``n_bytes`` then fails as a full disk does."""
+    def write_text(self, text, *a, **k):
+        with open(self, "w") as fh:
+            fh.write(text[:n_bytes])
+        raise OSError(28, "No space left on device", str(self))
+    return write_text
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_check_writes_figure_and_table_together_or_not_at_all(existing, tmp_path, capsys, monkeypatch):
+    """The table fails to write after the figure is done: no figure, no table, no folder left
+    (or the previous run's pair unchanged); the corrected rerun writes both."""
+    import gmmplat.check.report as report
+
+    out = tmp_path / "c"
+    if existing:
+        out.mkdir()
+        _file(out / "check.png", "previous figure")
+        _file(out / "check.csv", "previous table")
+    before = snapshot([tmp_path])
+    argv = _check(Ctx(tmp_path, None, None, None, None, None), out=out)
+    real_table = report.CheckResult.table
+
+    def table_on_a_full_disk(self):
+        t = real_table(self)
+        monkeypatch.setattr(type(t), "to_csv", lambda df, path, **k: _disk_full_after(20)(Path(path), "x" * 99))
+        return t
+
+    monkeypatch.setattr(report.CheckResult, "table", table_on_a_full_disk)
+    code, _, err = call(capsys, "check", *argv)
+    assert_cli_error(code, err, "check", "check.csv", "No space left on device")
+    assert snapshot([tmp_path]) == before  # nothing new, nothing changed, no temporary file
+    monkeypatch.undo()
+    code, out_text, err = call(capsys, "check", *argv)
+    assert code == 0, out_text + err
+    assert (out / "check.png").stat().st_size > 1000 and "origin_flipped" in (out / "check.csv").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["check.csv", "check.png"]
+
+
+@pytest.mark.parametrize("suffix", [".star", ".cs"])
+def test_select_leaves_no_partial_subset(suffix, run_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """A subset whose writing fails midway leaves nothing (a previous subset unchanged)."""
+    (tmp_path / f"old{suffix}").write_text("previous subset")
+    ctx = Ctx(tmp_path, None, run_dir, None, None, None)
+    if suffix == ".star":
+        argv = _select(ctx, out=tmp_path / "old.star")
+    else:  # a .cs of 48 particles, 5 rows chosen
+        make_cs(tmp_path / "p.cs")
+        argv = _select(ctx, *_cs(tmp_path / "p.cs"), "--latent", ctx.npy(np.zeros((48, 2), np.float32)),
+                       how=("--indices", _save(tmp_path / "rows.npy", np.arange(5))), out=tmp_path / "old.cs")
+    before = snapshot([tmp_path])
+    if suffix == ".star":
+        monkeypatch.setattr(Path, "write_text", _disk_full_after(50))
+    else:
+        def save_on_a_full_disk(fh, arr, *a, **k):
+            fh.write(b"\x93NUMPY partial")
+            raise OSError(28, "No space left on device", fh.name)
+
+        monkeypatch.setattr(np, "save", save_on_a_full_disk)
+    code, _, err = call(capsys, "select", *argv)
+    assert_cli_error(code, err, "select", f"old{suffix}", "No space left on device")
+    assert snapshot([tmp_path]) == before
 
 
 def test_unwritable_output_while_writing_is_one_line(run_dir, tmp_path, capsys, monkeypatch):  # noqa: F811

@@ -39,24 +39,41 @@ def check_files(particles, map_path, model_path=None, n: int = 500, lowpass_angs
         dataset.close()
 
 
-def output_paths(out) -> tuple[Path, Path]:
-    """``--out``: a ``.png`` path (the table goes beside it as ``.csv``) or a folder (``check.png``, ``check.csv``)."""
+def output_paths(out, check: bool = False) -> tuple[Path, Path]:
+    """``--out``: a ``.png`` (or ``.csv``) path, the other file beside it, or a folder (``check.png``,
+    ``check.csv``).
+
+    With ``check``, refuse (one-line InputError, before any work) an ``--out`` that cannot take
+    them: a file where the folder is wanted, a folder where a file is, a parent that is a file,
+    a missing folder for a file path, no write permission.
+    """
+    from ..io.atomic import check_output_path
+
     out = Path(out)
-    if out.suffix.lower() == ".png":
-        return out, out.with_suffix(".csv")
-    return out / "check.png", out / "check.csv"
+    if out.suffix.lower() in (".png", ".csv"):
+        png, csv = out.with_suffix(".png"), out.with_suffix(".csv")
+        if check:
+            for path in (out, png, csv):
+                check_output_path(path, "--out", folder=False, create_parents=False)
+        return png, csv
+    png, csv = out / "check.png", out / "check.csv"
+    if check:
+        check_output_path(out, "--out")
+        for path in (png, csv):
+            check_output_path(path, "--out", folder=False)
+    return png, csv
 
 
 def save_outputs(result: CheckResult, out) -> tuple[Path, Path]:
-    """Write the figure (PNG) and the table (CSV), each atomically; returns their paths."""
-    from ..io.atomic import atomic_write_path
-    from .figure import save_figure
+    """Write the figure (PNG) and the table (CSV) together atomically: both or neither (a folder
+    created for them is removed again on failure); returns their paths."""
+    from ..io.atomic import atomic_write_paths
+    from .figure import write_png
 
     png, csv = output_paths(out)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(result, png)
-    with atomic_write_path(csv) as tmp:
-        result.table().to_csv(tmp, float_format="%.6g")
+    with atomic_write_paths(png, csv) as (tmp_png, tmp_csv):
+        write_png(result, tmp_png)
+        result.table().to_csv(tmp_csv, float_format="%.6g")
     return png, csv
 
 

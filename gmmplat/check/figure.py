@@ -30,11 +30,16 @@ def examples_figure(result):
     return fig
 
 
+def write_png(result, path) -> None:
+    """Write the figure as PNG to ``path`` (as it is: see :func:`save_figure`)."""
+    examples_figure(result).savefig(path, dpi=110, format="png")
+
+
 def save_figure(result, path) -> Path:
     """Write the figure as PNG, atomically."""
     from ..io.atomic import atomic_write_path
 
     path = Path(path)
     with atomic_write_path(path) as tmp:
-        examples_figure(result).savefig(tmp, dpi=110, format="png")
+        write_png(result, tmp)
     return path

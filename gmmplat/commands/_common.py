@@ -1,11 +1,12 @@
-"""Argument types shared by the verbs: numbers with a range, checked by argparse (one-line errors)."""
+"""Shared by the verbs: numbers with a range, checked by argparse (one-line errors); input-file checks."""
 from __future__ import annotations
 
 import argparse
 import math
+import os
 
 
-def _number(kind, minimum, strict: bool, text: str):
+def _number(kind, minimum, strict: bool, text: str, maximum=None):
     try:
         value = kind(text)
     except ValueError:
@@ -13,6 +14,8 @@ def _number(kind, minimum, strict: bool, text: str):
             from None
     if isinstance(value, float) and math.isnan(value):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if maximum is not None and not minimum <= value <= maximum:
+        raise argparse.ArgumentTypeError(f"must lie in {minimum:g}..{maximum:g}, got {text}")
     if (value <= minimum) if strict else (value < minimum):
         raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g}, got {text}")
     return value
@@ -36,3 +39,29 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """An integer >= 0."""
     return _number(int, 0, False, text)
+
+
+def int_at_least(minimum: int):
+    """Argument type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        return _number(int, minimum, False, text)
+    return parse
+
+
+def float_between(minimum: float, maximum: float):
+    """Argument type: a float in ``[minimum, maximum]``."""
+    def parse(text: str) -> float:
+        return _number(float, minimum, False, text, maximum)
+    return parse
+
+
+def existing_file(path, option: str, what: str = "file") -> None:
+    """One-line InputError unless ``path`` (given with ``option``) is an existing file."""
+    from ..errors import InputError
+
+    if os.path.isdir(path):
+        raise InputError(path, f"{option} is a folder; give the {what}")
+    if not os.path.exists(path):
+        raise InputError(path, "file not found")
+    if not os.path.isfile(path):
+        raise InputError(path, f"{option} is not a regular file")

@@ -7,12 +7,14 @@ Examples::
     gmmplat check --cs J12_particles.cs --passthrough J12_passthrough_particles.cs --map consensus.mrc
 
 Exit code 0 when the stated conventions beat every alternative by >= 5 standard
-errors, 1 otherwise (the verdict line says why), 2 for unusable input.
+errors, 1 otherwise (the verdict line says why), 2 for unusable input or options (one line,
+nothing written).
 """
 from __future__ import annotations
 
 import argparse
 
+from ._common import existing_file, int_at_least, nonnegative_int, positive_float
 from .particle_args import add_particle_arguments, particle_source
 
 HELP = "check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order"
@@ -22,23 +24,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_particle_arguments(p)
     p.add_argument("--map", required=True, help="consensus map (MRC) of these particles")
     p.add_argument("--model", help="atomic model fitted in the map: project its heavy atoms instead of the map")
-    p.add_argument("--n", type=int, default=500, help="particles drawn at random (default %(default)s)")
-    p.add_argument("--lowpass-angstrom", type=float, default=12.0,
+    p.add_argument("--n", type=int_at_least(3), default=500, help="particles drawn at random, >= 3 (default %(default)s)")
+    p.add_argument("--lowpass-angstrom", type=positive_float, default=12.0,
                    help="resolution limit of the correlation, Å (default %(default)s)")
     p.add_argument("--invert-contrast", action="store_true", help="particles have dark protein: multiply by -1")
-    p.add_argument("--seed", type=int, default=0, help="seed of the particle draw (default %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the particle draw (default %(default)s)")
     p.add_argument("--out", default="check",
-                   help="folder for check.png and check.csv, or a .png path (default %(default)s)")
+                   help="folder for check.png and check.csv, or a .png path (the .csv goes beside it; its folder "
+                        "must exist); both are written together once the check is done (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..check.api import check_files, save_outputs
-    from ..errors import ConfigError
+    from ..check.api import check_files, output_paths, save_outputs
 
-    if args.n < 3:
-        raise ConfigError(f"--n must be at least 3, got {args.n}")
-    result = check_files(particle_source(args), args.map, args.model, n=args.n, lowpass_angstrom=args.lowpass_angstrom,
+    source = particle_source(args)
+    existing_file(args.map, "--map", "map file (MRC)")
+    if args.model is not None:
+        existing_file(args.model, "--model", "model file (PDB/mmCIF)")
+    output_paths(args.out, check=True)  # before the work: an unusable --out fails now, not after it
+    result = check_files(source, args.map, args.model, n=args.n, lowpass_angstrom=args.lowpass_angstrom,
                          invert_contrast=args.invert_contrast, seed=args.seed, progress=not args.no_progress)
     png, csv = save_outputs(result, args.out)
     print(result.report())

@@ -15,9 +15,14 @@ import argparse
 import os
 import sys
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from ._common import existing_file, float_between
 
-__all__ = ["add_particle_arguments", "particle_source", "open_particles", "print_notes"]
+__all__ = ["add_particle_arguments", "particle_source", "open_particles", "print_notes", "particle_file_given"]
+
+#: option -> (Namespace attribute, lowest, highest) of the CTF values a file may lack
+CTF_OPTIONS = {"--amplitude-contrast": ("amplitude_contrast", 0.0, 1.0), "--voltage": ("voltage", 1.0, 5000.0),
+               "--cs-mm": ("cs_mm", 0.0, 100.0)}
 
 
 def add_particle_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -30,10 +35,26 @@ def add_particle_arguments(p: argparse.ArgumentParser, required: bool = True) ->
     g.add_argument("--datadir", "--project-dir", dest="datadir", metavar="DIR",
                    help="folder that relative image paths start from (RELION/cryoSPARC project folder; "
                         "default: the particle file's folder or one of its 3 parents)")
-    g.add_argument("--amplitude-contrast", type=float, metavar="Q0",
-                   help="amplitude contrast for files without one (e.g. RELION 3.0 STAR without rlnAmplitudeContrast)")
-    g.add_argument("--voltage", type=float, metavar="KV", help="acceleration voltage (kV) for files without one")
-    g.add_argument("--cs-mm", type=float, metavar="MM", help="spherical aberration (mm) for files without one")
+    helps = {"--amplitude-contrast": ("Q0", "amplitude contrast for files without one "
+                                            "(e.g. RELION 3.0 STAR without rlnAmplitudeContrast)"),
+             "--voltage": ("KV", "acceleration voltage (kV) for files without one"),
+             "--cs-mm": ("MM", "spherical aberration (mm) for files without one")}
+    for option, (_, low, high) in CTF_OPTIONS.items():
+        metavar, text = helps[option]
+        g.add_argument(option, type=float_between(low, high), metavar=metavar, help=f"{text}; {low:g}..{high:g}")
+
+
+def particle_file_given(args: argparse.Namespace) -> bool:
+    """True when ``--star`` or ``--cs`` is given; refuses reader options given without one
+    (verbs that otherwise read a run's particles with the options it was trained with)."""
+    if getattr(args, "star", None) is not None or getattr(args, "cs", None) is not None:
+        return True
+    given = [o for o, a in (("--passthrough", "passthrough"), ("--datadir", "datadir"),
+                            *((o, a) for o, (a, _, _) in CTF_OPTIONS.items())) if getattr(args, a, None) is not None]
+    if given:
+        raise ConfigError(f"{' and '.join(given)} only apply with --star or --cs; without them the run's particle file is "
+                          "read with the options it was trained with")
+    return False
 
 
 def particle_source(args: argparse.Namespace):
@@ -41,16 +62,17 @@ def particle_source(args: argparse.Namespace):
     from ..io.particles import ParticleSource, is_cs
 
     star, cs = getattr(args, "star", None), getattr(args, "cs", None)
+    if args.passthrough is not None and cs is None:
+        raise ConfigError("--passthrough goes with --cs (a cryoSPARC particle file)")
+    for option, value in (("--star", star), ("--cs", cs), ("--passthrough", args.passthrough)):
+        if value is not None:
+            existing_file(value, option, "particle file" if option != "--passthrough" else "passthrough .cs file")
     if cs is not None and not is_cs(cs):
         raise ConfigError(f"--cs expects a cryoSPARC particle file ending in .cs, got {cs}")
     if star is not None and is_cs(star):
         raise ConfigError(f"{star} is a cryoSPARC file: give it with --cs, not --star")
-    if args.passthrough is not None and cs is None:
-        raise ConfigError("--passthrough goes with --cs (a cryoSPARC particle file)")
-    for name, value, low, high in (("--amplitude-contrast", args.amplitude_contrast, 0.0, 1.0),
-                                   ("--voltage", args.voltage, 1.0, 5000.0), ("--cs-mm", args.cs_mm, 0.0, 100.0)):
-        if value is not None and not low <= value <= high:
-            raise ConfigError(f"{name} {value:g} is outside {low:g}..{high:g}")
+    if args.datadir is not None and not os.path.isdir(args.datadir):
+        raise InputError(args.datadir, f"--datadir {'is not a folder' if os.path.exists(args.datadir) else 'not found'}")
     return ParticleSource(
         path=os.path.abspath(cs if cs is not None else star),
         passthrough=None if args.passthrough is None else os.path.abspath(args.passthrough),

@@ -20,18 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from .particle_args import add_particle_arguments, open_particles
+from ._common import existing_file, positive_int
+from .particle_args import add_particle_arguments, open_particles, particle_file_given
 
 HELP = "write the particles of a latent-space selection (state, PC range, ellipse, indices) as STAR or .cs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run folder written by gmmplat train")
-    p.add_argument("--out", required=True, help="subset file to write: .star or .cs")
+    p.add_argument("--out", required=True, help="subset file to write: .star or .cs (its folder must exist)")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--state", type=_ints, metavar="K[,K...]",
+    how.add_argument("--state", type=_states, metavar="K[,K...]",
                      help="k-means state(s), 0-based, from kmeans.npz of gmmplat analyze --states")
-    how.add_argument("--pc", type=int, metavar="P", help="principal component (1-based); goes with --range")
+    how.add_argument("--pc", type=positive_int, metavar="P", help="principal component (1-based); goes with --range")
     how.add_argument("--ellipse", type=_floats, metavar="CX,CY,RX,RY[,DEG]",
                      help="ellipse on the PC1/PC2 plane: centre, semi-axes, rotation (degrees)")
     how.add_argument("--indices", metavar="SEL.npy",
@@ -47,16 +48,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not np.all(np.isfinite(values)):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
-def _ints(text: str) -> list[int]:
+def _states(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",")]
+        values = [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"states are counted from 0, got {text}")
+    return values
+
+
+def _check_out(out: str) -> None:
+    """Refuse an --out that is not a .star/.cs file path this process can write (before any work)."""
+    from ..io.atomic import check_output_path
+
+    if Path(out).suffix.lower() not in (".star", ".cs"):
+        raise InputError(out, "--out must end in .star or .cs (the format written)")
+    check_output_path(out, "--out", folder=False, create_parents=False)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if (args.pc is None) != (args.range is None):
+        raise ConfigError("--pc and --range go together")
+    if args.range is not None:
+        if len(args.range) != 2:
+            raise ConfigError("--range takes two numbers: LO,HI")
+        if not args.range[0] < args.range[1]:
+            raise ConfigError(f"--range {args.range[0]:g},{args.range[1]:g}: LO must be below HI")
+    if args.ellipse is not None:
+        if len(args.ellipse) not in (4, 5):
+            raise ConfigError("--ellipse takes CX,CY,RX,RY or CX,CY,RX,RY,DEG")
+        if min(args.ellipse[2:4]) <= 0:
+            raise ConfigError(f"--ellipse semi-axes RX,RY must be > 0, got {args.ellipse[2]:g},{args.ellipse[3]:g}")
+    if args.indices is not None:
+        existing_file(args.indices, "--indices", "selection file (.npy)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,35 +98,32 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.select import (Selection, ellipse_rows, particles_from_rows, pc_range_rows, state_rows,
                                    write_subset)
 
-    if (args.pc is None) != (args.range is None):
-        raise ConfigError("--pc and --range go together")
-    if args.range is not None and len(args.range) != 2:
-        raise ConfigError("--range takes two numbers: LO,HI")
-    if args.ellipse is not None and len(args.ellipse) not in (4, 5):
-        raise ConfigError("--ellipse takes CX,CY,RX,RY or CX,CY,RX,RY,DEG")
-    given = args.star is not None or args.cs is not None
+    _check_options(args)
+    given = particle_file_given(args)
+    _check_out(args.out)
     ar = load_analysis_run(args.run, args.latent, check_star=not given)
     particles = open_particles(args, require_poses=False, require_ctf=False) if given else \
         run_particles(ar, require_poses=False, require_ctf=False)
     if len(particles.table) != ar.latent.shape[0]:
         raise InputError(particles.path, f"has {len(particles.table)} particles but the latent "
                                          f"{ar.latent_path} has {ar.latent.shape[0]} rows")
+    _not_an_input(args.out, particles.path, args.passthrough)
     n_rows = flatten_latent(ar.latent).shape[0]
     if args.state is not None:
-        labels_path = Path(args.analysis) if args.analysis else Path(args.run) / "analysis"
-        labels_path = labels_path / "kmeans.npz"
-        if not labels_path.is_file():
-            raise InputError(labels_path, "k-means labels not found; run gmmplat analyze --states K first")
-        labels = np.load(labels_path)["labels"]
-        if labels.size != n_rows:
-            raise InputError(labels_path, f"has {labels.size} labels but the latent has {n_rows} rows")
+        folder = Path(args.analysis) if args.analysis else Path(args.run) / "analysis"
+        labels = _read_labels(folder / "kmeans.npz", n_rows)
         mask, what = state_rows(labels, args.state), f"state {','.join(map(str, args.state))}"
-    elif args.pc is not None:
+    elif args.pc is not None or args.ellipse is not None:
         scores = fit_pca(ar.latent).scores
-        mask, what = pc_range_rows(scores, args.pc, *args.range), f"PC{args.pc} in [{args.range[0]:g}, {args.range[1]:g}]"
-    elif args.ellipse is not None:
-        scores = fit_pca(ar.latent).scores
-        mask, what = ellipse_rows(scores, *args.ellipse), "ellipse " + ",".join(f"{v:g}" for v in args.ellipse)
+        need = args.pc if args.pc is not None else 2
+        if scores.shape[1] < need:
+            raise ConfigError(f"{'--pc ' + str(args.pc) if args.pc is not None else '--ellipse'}: the latent has "
+                              f"{scores.shape[1]} principal component(s)")
+        if args.pc is not None:
+            mask = pc_range_rows(scores, args.pc, *args.range)
+            what = f"PC{args.pc} in [{args.range[0]:g}, {args.range[1]:g}]"
+        else:
+            mask, what = ellipse_rows(scores, *args.ellipse), "ellipse " + ",".join(f"{v:g}" for v in args.ellipse)
     else:
         sel_rows = _read_indices(args.indices, len(particles.table))
         sel = Selection(sel_rows, len(particles.table), 1, "indices")
@@ -108,11 +138,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_an_input(out: str, *inputs) -> None:
+    """Refuse to write the subset over the particle file (or passthrough) it is taken from."""
+    out_path = Path(out).absolute().resolve()
+    for path in inputs:
+        if path is not None and Path(path).absolute().resolve() == out_path:
+            raise InputError(out, "--out is the particle file the subset is taken from; choose another name")
+
+
+def _read_labels(path: Path, n_rows: int) -> np.ndarray:
+    """The k-means labels ``(n_rows,)`` of ``kmeans.npz``; one-line InputError when unusable."""
+    if not path.is_file():
+        raise InputError(path, "k-means labels not found; run gmmplat analyze --states K first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "labels" not in z.files:
+                raise InputError(path, "holds no labels array; rerun gmmplat analyze --states K")
+            labels = np.asarray(z["labels"]).reshape(-1)
+    except (ValueError, OSError, EOFError, AttributeError, TypeError):  # text, a .npy, pickles, truncated
+        raise InputError(path, "not a k-means file (.npz written by gmmplat analyze --states)") from None
+    if labels.dtype.kind not in "iu":
+        raise InputError(path, f"labels must be integers, got {labels.dtype}")
+    if labels.size != n_rows:
+        raise InputError(path, f"has {labels.size} labels but the latent has {n_rows} rows")
+    return labels
+
+
 def _read_indices(path: str, n: int) -> np.ndarray:
     try:
         sel = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise InputError(path, f"not a readable .npy file ({type(exc).__name__})") from None
+    if not isinstance(sel, np.ndarray):
+        raise InputError(path, "not a .npy array (an .npz archive?); save the rows with numpy.save")
     sel = np.asarray(sel).reshape(-1)
     if sel.dtype == bool:
         if sel.size != n:

@@ -22,8 +22,8 @@ import argparse
 import os
 import sys
 
-from ..errors import ConfigError, InputError
-from ._common import nonnegative_float, nonnegative_int, positive_int
+from ..errors import ConfigError
+from ._common import existing_file, nonnegative_float, nonnegative_int, positive_int
 from .particle_args import add_particle_arguments, particle_source, print_notes
 
 HELP = "train an encoder and decoders on particles (rounds from --config JSON or a --preset)"
@@ -94,11 +94,7 @@ def build_config(args: argparse.Namespace):
         config = preset(args.preset, neutral, domain=args.domain, epochs=epochs,
                         seed=0 if args.seed is None else args.seed, latent_dim=args.latent_dim,
                         batch_size=args.batch_size)
-    for name, path in (("star" if args.cs is None else "cs", source.path), ("gmm", args.gmm)):
-        if os.path.isdir(path):
-            raise InputError(path, f"--{name} is a folder; give the {'GMM' if name == 'gmm' else 'particle'} file")
-        if not os.path.isfile(path):
-            raise InputError(path, "file not found")
+    existing_file(args.gmm, "--gmm", "GMM file")
     options = {k: v for k, v in source.to_dict().items() if k != "path"}
     config.data = DataConfig(source.path, os.path.abspath(args.gmm), args.symmetry.strip().upper(),
                              bool(args.invert_contrast), options)

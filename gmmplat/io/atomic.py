@@ -28,16 +28,60 @@ def atomic_write_path(path: str | os.PathLike) -> Iterator[Path]:
             write_something(tmp)
     """
     final = Path(path)
-    folder = final.parent if str(final.parent) else Path(".")
-    # The temporary file is not created here: the writer creates it, with the
-    # usual permissions (mkstemp would make it private, 0600).
-    tmp = folder / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp{final.suffix}"
+    tmp = _temporary_name(final)
     try:
         yield tmp
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        raise
+
+
+def _temporary_name(final: Path) -> Path:
+    """A fresh hidden name beside ``final`` that keeps its suffix.
+
+    The file is not created here: the writer creates it, with the usual permissions
+    (mkstemp would make it private, 0600)."""
+    folder = final.parent if str(final.parent) else Path(".")
+    return folder / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp{final.suffix}"
+
+
+@contextlib.contextmanager
+def atomic_write_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """:func:`atomic_write_path` for files that belong together (a figure and its table).
+
+    Yields one temporary path per destination; all are renamed onto their destinations
+    only after the block has written every one.  Missing folders are created on entry;
+    on an exception the temporary files and the folders created here are deleted, so a
+    failure leaves neither a partial set nor an empty folder, and the destinations as
+    they were.
+    """
+    finals = [Path(p) for p in paths]
+    created: list[Path] = []
+    try:
+        for final in finals:
+            missing, folder = [], final.absolute().parent
+            while not folder.exists():
+                missing.append(folder)
+                folder = folder.parent
+            for d in reversed(missing):
+                d.mkdir()
+                created.append(d)
+        tmps = [_temporary_name(f) for f in finals]
+        try:
+            yield tmps
+            for tmp, final in zip(tmps, finals):
+                os.replace(tmp, final)
+        except BaseException:
+            for tmp in tmps:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            raise
+    except BaseException:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise
 
 
@@ -58,13 +102,13 @@ def check_output_path(path: str | os.PathLike, option: str = "--out", *, folder:
     if not folder and p.is_dir():
         raise InputError(p, f"{option} is an existing folder, not a file")
     parent = p.absolute().parent
-    if not create_parents and not parent.is_dir():
-        raise InputError(p, f"{option}: folder {parent} does not exist")
     anc = parent
     while not anc.exists():
         anc = anc.parent
     if not anc.is_dir():
         raise InputError(p, f"{option}: {anc} is a file, not a folder")
+    if not create_parents and not parent.is_dir():
+        raise InputError(p, f"{option}: folder {parent} does not exist")
     target = p if p.is_dir() else anc
     if not os.access(target, os.W_OK | os.X_OK):
         raise InputError(p, f"{option}: no permission to write in {target}")
