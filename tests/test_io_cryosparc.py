@@ -189,10 +189,12 @@ def test_train_cli_takes_cs(tmp_path, capsys):
         assert code == 2 and "\n" not in err and err.startswith("gmmplat train: error:"), err
         for w in words:
             assert w in err, err
+    code, out, err = run_cli([*base, "--cs", tmp_path / "particles.cs", "--amplitude-contrast", "2"], capsys)
+    assert code == 2 and err == "gmmplat train: error: argument --amplitude-contrast: must lie in 0..1, got 2", err
     p = argparse.ArgumentParser()
     add_particle_arguments(p)
-    with pytest.raises(ConfigError, match="--amplitude-contrast 2 is outside"):
-        particle_source(p.parse_args(["--cs", "x.cs", "--amplitude-contrast", "2"]))
+    with pytest.raises(InputError, match="--datadir not found"):
+        particle_source(p.parse_args(["--cs", str(tmp_path / "particles.cs"), "--datadir", str(tmp_path / "no")]))
 
 
 def test_run_config_keeps_the_reader_options(tmp_path):
