@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..fourier import Band
+from ..image_model import ImageModel
 from .config import RoundConfig, RunConfig
 
 __all__ = ["RoundSteps", "derive_seed", "subset_mask", "build_round_steps", "build_encoder", "build_decoder",
@@ -34,13 +35,20 @@ def derive_seed(*words) -> int:
 
 @dataclass
 class RoundSteps:
-    """The band-dependent steps of one round."""
+    """The band-dependent steps of one round: the forward model, the loss and the regularizers."""
 
-    band: Band
-    projector: nn.Module
+    image_model: ImageModel
     loss: nn.Module
     regularizers: nn.ModuleList
     context: object  # gmmplat.encoders.StepContext
+
+    @property
+    def band(self) -> Band:
+        return self.image_model.band
+
+    def modules(self) -> list[nn.Module]:
+        """The modules to move to the training device."""
+        return [self.image_model, self.loss, self.regularizers]
 
 
 def subset_mask(neutral, subset: str | None, where: str) -> torch.Tensor | None:
@@ -69,10 +77,10 @@ def build_round_steps(config: RunConfig, round_index: int, neutral) -> RoundStep
         band = Band(neutral.box, neutral.pixel_size_angstrom, r.high_res_angstrom, r.low_res_angstrom)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    projector = PROJECTORS.build(config.projector, band)
+    image_model = ImageModel(band, PROJECTORS.build(config.projector, band))
     loss = LOSSES.build(r.loss.kind, band, **r.loss.options)
     regs = nn.ModuleList(REGULARIZERS.build(s.kind, neutral, weight=s.weight, **s.options) for s in r.regularizers)
-    return RoundSteps(band, projector, loss, regs, StepContext(neutral, band, projector, loss))
+    return RoundSteps(image_model, loss, regs, StepContext(neutral, band, image_model, loss))
 
 
 def build_encoder(config: RunConfig, neutral, first_steps: RoundSteps) -> nn.Module:

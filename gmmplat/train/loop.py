@@ -4,7 +4,7 @@ One training step (docs/design.md)::
 
     z = encoder(batch)                       (B, d)
     params = neutral + Σ_k decoder_k(z + σ ε)  (B, N, 5)    σ = latent_noise_std
-    predicted = projector(params, A, shifts, ctf)            on the round's band
+    predicted = image_model.predict(params, batch)           band -> CTF -> projector (gmmplat.image_model)
     loss = mean_b loss(predicted, observed) + Σ regularizers(params) + latent_penalty_term(z)
 
 Determinism: the order of the batches of epoch ``e`` of round ``r`` is drawn
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..ctf import ctf_rfft
 from ..errors import ConfigError, GmmplatError
 from .builder import (RoundSteps, assemble_model, build_decoder, build_model_for_round, build_round_steps,
                       configure_trainable, derive_seed)
@@ -208,7 +207,7 @@ class Trainer:
                 params = configure_trainable(cfg, r, encoder, decoders)
                 model = assemble_model(cfg, encoder, decoders, r, self.neutral)
             model.to(self.device)
-            for m in (steps.projector, steps.loss, steps.regularizers):
+            for m in steps.modules():
                 m.to(self.device)
             optimizer = torch.optim.Adam(params, lr=rc.learning_rate)
             first_epoch = 0
@@ -295,11 +294,8 @@ class Trainer:
         return row
 
     def _losses(self, batch, model, forward, steps: RoundSteps, eps):
-        observed = steps.band.images_to_band(batch.images)
-        ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
         params, z = forward(batch, training=True, noise=eps)
-        predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
-        data = steps.loss(predicted, observed).mean()
+        data = steps.loss(steps.image_model.predict(params, batch), steps.image_model.observe(batch)).mean()
         total = data + model.latent_penalty_term(z)
         for reg in steps.regularizers:
             total = total + reg(params)
@@ -315,11 +311,9 @@ class Trainer:
         sums = torch.zeros(2, dtype=torch.float64)
         for batch in self.dataset.loader([b for b in batches if b.size], self.num_workers):
             batch = batch.to(self.device)
-            observed = steps.band.images_to_band(batch.images)
-            ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
             params, _ = model(batch, training=False)
-            predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
-            sums += torch.tensor([float(steps.loss(predicted, observed).sum()), len(batch)], dtype=torch.float64)
+            loss = steps.loss(steps.image_model.predict(params, batch), steps.image_model.observe(batch))
+            sums += torch.tensor([float(loss.sum()), len(batch)], dtype=torch.float64)
         self.dist.all_reduce_sum(sums)
         model.train()
         return float(sums[0] / sums[1])
