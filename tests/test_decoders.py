@@ -109,7 +109,8 @@ def test_rigid_motion_against_scipy():
     dec = RigidDecoder(D, neutral, domains=["head"], rotation_scale_rad=0.7)
     _perturb(dec, scale=1.0)
     z = _z(4)
-    rotvec, shift = dec.motions(z)
+    motion = dec.describe_motion(z)
+    rotvec, shift = motion["rotation_rad"], motion["translation_angstrom"]
     out = dec(z).detach().double().numpy()
     m = neutral.masks()["head"]
     x = neutral.params[m, :3].double().numpy()
@@ -153,6 +154,21 @@ def test_hierarchical_transition_buffer_then_parameter():
     assert dec.transition.grad is not None and dec.transition.grad.abs().max() > 0
     dec.set_transition_trainable(False)
     assert "transition" not in dict(dec.named_parameters())
+    dec.configure_round({"train_transition": True}, trained=True)  # the round option the trainer passes
+    assert dec.transition_trainable
+    dec.configure_round({"train_transition": True}, trained=False)  # a frozen decoder keeps it constant
+    assert not dec.transition_trainable
+    with pytest.raises(ConfigError, match="train_transition"):
+        FreeDecoder(D, _neutral()).configure_round({"train_transition": True}, trained=True)
+
+
+def test_declared_capabilities():
+    neutral = _neutral()
+    rigid = RigidDecoder(D, neutral, domains=["head", "arm"])
+    free = FreeDecoder(D, neutral)
+    assert list(MultiDecoder([free, rigid]).domains) == ["head", "arm"] and list(free.domains) == []
+    assert free.describe_motion(_z()) == {}
+    assert HierarchicalDecoder(D, neutral).describe_motion(_z(2))["small_offsets"].shape == (2, 3, 5)
 
 
 @pytest.mark.parametrize("normalize", [True, False])

@@ -119,10 +119,15 @@ def test_hierarchical_transition_frozen_then_trained(dataset, tmp_path, monkeypa
         "decoders": {"h": {"kind": "hierarchical", "options": SMALL_MLP}},
         "rounds": [
             {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3, "high_res_angstrom": 12.0},
-            {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3, "train_transition": True},
+            {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3,
+             "decoder_options": {"h": {"train_transition": True}}},
         ],
         "data": {"star": str(star), "gmm": str(gmm)},
     })
+    legacy = cfg.to_dict()
+    del legacy["rounds"][1]["decoder_options"]
+    legacy["rounds"][1]["train_transition"] = True  # the older round key reads as the decoder's round option
+    assert RunConfig.from_dict(legacy).hash() == cfg.hash()
     from gmmplat.gmm import GMM
 
     initial = build_decoder(cfg, "h", GMM.load(gmm))
@@ -213,5 +218,9 @@ def test_config_errors_are_one_line(dataset, tmp_path):
     assert "no mask 'zz'" in err(lambda d: d["decoders"]["core"].update(subset="zz"))
     assert "matches no parameter" in err(lambda d: d["rounds"][1].update(freeze=["core.nothing*"]))
     assert "decoders.dom" in err(lambda d: d["decoders"]["dom"]["options"].update(bogus=1))
+    assert "rounds[1].decoder_options.core: round option(s) train_transition unknown" in err(
+        lambda d: d["rounds"][1].update(decoder_options={"core": {"train_transition": True}}))
+    assert "decoder_options: nope is not a decoder" in err(
+        lambda d: d["rounds"][1].update(decoder_options={"nope": {}}))
     assert "nothing to train" in err(lambda d: d["rounds"][0].update(train=[], freeze=[]))
     assert not (tmp_path / "x").exists()

@@ -81,10 +81,10 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
         except Exception as exc:
             raise InputError(lpath, f"not a readable .npy file ({type(exc).__name__}: {exc})") from None
     flatten_latent(latent, path=lpath)
-    d_model = int(getattr(run.model, "latent_dim", latent.shape[-1]))
+    d_model = int(run.model.latent_dim)
     if latent.shape[-1] != d_model:
         raise InputError(lpath, f"latent has {latent.shape[-1]} dimensions but the run's model {d_model}")
-    star = getattr(getattr(run.config, "data", None), "star", "") or ""
+    star = run.config.data.star
     star_path = Path(star) if star and Path(star).is_file() else None
     if check_star and star_path is not None:
         check_rows(latent, count_star_particles(star_path), lpath, star_path)
@@ -92,13 +92,10 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
 
 
 def domain_masks(model: torch.nn.Module, neutral) -> dict[str, np.ndarray]:
-    """Masks to report rigid motions for: the domains of decoders that declare ``domains``
+    """Masks to report rigid motions for: the ``domains`` the model's decoders declare
     (rigid-body decoders), else every mask of the neutral GMM."""
     masks = neutral.masks()
-    named: list[str] = []
-    decoder = getattr(model, "decoder", None)
-    for d in getattr(decoder, "decoders", [decoder] if decoder is not None else []):
-        named += [n for n in getattr(d, "domains", []) if n in masks and n not in named]
+    named = [n for n in model.decoder.domains if n in masks]
     return {n: masks[n] for n in named} if named else masks
 
 

@@ -9,6 +9,7 @@ every z at initialisation (zero-initialised last layer) and zero outside
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -23,7 +24,20 @@ class Decoder(ABC, nn.Module):
     """Base of all decoders.
 
     Buffers: ``neutral_params (N, 5)``, ``subset_mask (N,)`` bool, ``subset_index (S,)`` long.
+
+    What the trainer and the analysis ask of a decoder, all declared here (with no-op
+    defaults a decoder overrides when it has the capability):
+
+    * ``round_options``: the options a round may set for this decoder (a round's
+      ``"decoder_options": {"<decoder name>": {...}}`` in the run config), with defaults;
+    * :meth:`configure_round`: called at the start of every round with those options;
+    * ``domains``: mask names of the domains the decoder moves as rigid bodies (the
+      analysis reports rigid motions for these);
+    * :meth:`describe_motion`: the decoder's own description of the motion at ``z``.
     """
+
+    round_options: ClassVar[dict] = {}
+    domains: Sequence[str] = ()
 
     def __init__(self, latent_dim: int, neutral, subset: torch.Tensor | None = None):
         super().__init__()
@@ -67,6 +81,19 @@ class Decoder(ABC, nn.Module):
         """Stop (or resume) training of this decoder's parameters."""
         for p in self.parameters():
             p.requires_grad_(not frozen)
+
+    def configure_round(self, options: dict, trained: bool) -> None:
+        """Start of a training round: ``options`` (keys of ``round_options``), ``trained``: whether
+        the decoder trains in this round.  The base checks the option names and does nothing else."""
+        unknown = sorted(set(options) - set(self.round_options))
+        if unknown:
+            known = ", ".join(sorted(self.round_options)) or "none"
+            raise ConfigError(f"round option(s) {', '.join(unknown)} unknown to the {type(self).__name__}; known: {known}")
+
+    def describe_motion(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named, decoder-specific quantities of the motion at ``z (B, d)`` (e.g. per-domain
+        rotations); empty when the decoder has none beyond its offsets."""
+        return {}
 
     @abstractmethod
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..encoders.base import make_mlp
 from ..errors import ConfigError
+from ..gmm import GMM
 from .base import DECODERS, Decoder, column_scales, moving_columns
 
 
@@ -21,9 +22,10 @@ class HierarchicalDecoder(Decoder):
     (``exp(-50 D²)`` weights of the small-large distances, built with the small GMM).
 
     Round 1: the transition is a registered buffer (constant, not trained).
-    Round 2: ``set_transition_trainable(True)`` turns it into an ``nn.Parameter`` (the
-    trainable dense layer of the paper); the trainer must then rebuild its optimizer so
-    the new parameter is included.  The state-dict key is ``transition`` in both cases.
+    Round 2 (round option ``train_transition``, when the decoder trains in that round):
+    ``set_transition_trainable(True)`` turns it into an ``nn.Parameter`` (the trainable
+    dense layer of the paper); the trainer then builds its optimizer so the new parameter
+    is included.  The state-dict key is ``transition`` in both cases.
 
     Options:
         normalize_transition: divide each column of the transition by its sum over the
@@ -34,10 +36,12 @@ class HierarchicalDecoder(Decoder):
     Large Gaussians outside ``subset`` get zero offsets.
     """
 
+    round_options = {"train_transition": False}
+
     def __init__(
         self,
         latent_dim: int,
-        neutral,
+        neutral: GMM,
         subset: torch.Tensor | None = None,
         move_position: bool = True,
         move_amplitude: bool = True,
@@ -50,7 +54,7 @@ class HierarchicalDecoder(Decoder):
         sigma_scale_angstrom: float = 0.1,
     ):
         super().__init__(latent_dim, neutral, subset)
-        extras = getattr(neutral, "extras", {}) or {}
+        extras = neutral.extras
         if "small_params" not in extras or "transition" not in extras:
             raise ConfigError(
                 "the hierarchical decoder needs a small GMM and its transition matrix in the neutral GMM "
@@ -82,6 +86,14 @@ class HierarchicalDecoder(Decoder):
     @property
     def transition_trainable(self) -> bool:
         return isinstance(self.transition, nn.Parameter)
+
+    def configure_round(self, options: dict, trained: bool) -> None:
+        super().configure_round(options, trained)
+        self.set_transition_trainable(bool(options.get("train_transition", False)) and trained)
+
+    def describe_motion(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``small_offsets (B, M, 5)``: the offsets of the small GMM."""
+        return {"small_offsets": self.small_offsets(z)}
 
     def set_transition_trainable(self, trainable: bool = True) -> None:
         """Round 2: make the transition an ``nn.Parameter`` (True) or a constant buffer again (False).

@@ -50,6 +50,14 @@ class MultiDecoder(nn.Module):
     def n_gaussians(self) -> int:
         return self.decoders[0].n_gaussians
 
+    @property
+    def domains(self) -> list[str]:
+        """The rigid-body domains of all decoders (first appearance order)."""
+        out: list[str] = []
+        for d in self.decoders:
+            out += [n for n in d.domains if n not in out]
+        return out
+
     def __len__(self) -> int:
         return len(self.decoders)
 

@@ -9,6 +9,7 @@ import torch
 from ..encoders.base import make_mlp
 from ..errors import ConfigError
 from ..geometry import axis_angle_to_matrix
+from ..gmm import GMM
 from .base import DECODERS, Decoder
 
 
@@ -30,7 +31,7 @@ class RigidDecoder(Decoder):
     def __init__(
         self,
         latent_dim: int,
-        neutral,
+        neutral: GMM,
         subset: torch.Tensor | None = None,
         domains: Sequence[str] | str = (),
         hidden: Sequence[int] = (128, 128),
@@ -42,7 +43,7 @@ class RigidDecoder(Decoder):
         names = [domains] if isinstance(domains, str) else list(domains)
         if not names:
             raise ConfigError("the rigid decoder needs domains=[mask name, ...]")
-        masks = neutral.masks() if hasattr(neutral, "masks") else {}
+        masks = neutral.masks()
         used = torch.zeros(self.n_gaussians, dtype=torch.bool)
         index, centroid = [], []
         for name in names:
@@ -70,13 +71,15 @@ class RigidDecoder(Decoder):
         self.register_buffer("scales", torch.tensor([rotation_scale_rad] * 3 + [translation_scale_angstrom] * 3))
         self.mlp = make_mlp(latent_dim, 6 * len(names), hidden, activation, zero_last=True)
 
-    def motions(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-domain rotation vectors ``(B, K, 3)`` [rad] and translations ``(B, K, 3)`` [Å]."""
+    def describe_motion(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-domain (order of ``domains``) ``rotation_rad (B, K, 3)`` (rotation vectors about the
+        domain centroids) and ``translation_angstrom (B, K, 3)``."""
         out = self.mlp(z).reshape(z.shape[0], len(self.domains), 6) * self.scales
-        return out[..., :3], out[..., 3:]
+        return {"rotation_rad": out[..., :3], "translation_angstrom": out[..., 3:]}
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        rotvec, shift = self.motions(z)
+        motion = self.describe_motion(z)
+        rotvec, shift = motion["rotation_rad"], motion["translation_angstrom"]
         R = axis_angle_to_matrix(rotvec)  # (B, K, 3, 3)
         x = self.neutral_params[self.domain_gaussians, :3]  # (G, 3)
         c = self.centroids[self.domain_id]  # (G, 3)

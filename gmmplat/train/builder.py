@@ -115,17 +115,20 @@ def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_
 def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module, decoders: dict) -> list:
     """Set ``requires_grad`` for round ``round_index``; returns the trainable parameters in a fixed order.
 
-    Order of operations: hierarchical transitions are made trainable (or constant)
-    by ``set_transition_trainable`` on every decoder that has it, then modules not
-    in ``train`` are frozen, then the ``freeze`` patterns apply.
+    Order of operations: every decoder of the round gets its round options
+    (:meth:`Decoder.configure_round`, e.g. a hierarchical transition becomes trainable),
+    then modules not in ``train`` are frozen, then the ``freeze`` patterns apply.
     """
     r = config.rounds[round_index]
     where = f"rounds[{round_index}]"
     trained = set(r.trained_modules())
     modules = {"encoder": encoder, **{n: decoders[n] for n in config.decoder_order() if n in r.decoders}}
-    for name, module in modules.items():
-        if hasattr(module, "set_transition_trainable"):
-            module.set_transition_trainable(bool(r.train_transition and name in trained))
+    for name in modules:
+        if name != "encoder":
+            try:
+                decoders[name].configure_round(r.decoder_options.get(name, {}), name in trained)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.decoder_options.{name}: {exc}") from None
     named = []
     for name, module in modules.items():
         for pname, p in module.named_parameters():

@@ -31,16 +31,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..decoders import DECODERS
 from ..errors import ConfigError, InputError
 
 __all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RunConfig",
            "load_config", "config_hash"]
 
 
-def _check_keys(d: Any, cls, where: str) -> dict:
+def _check_keys(d: Any, cls, where: str, legacy: tuple = ()) -> dict:
+    """``d`` is an object whose keys are fields of ``cls`` (or older keys still read, ``legacy``)."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} | set(legacy)
     unknown = sorted(set(d) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -145,7 +147,10 @@ class RoundConfig:
             ``encoder.<param>`` and ``<decoder>.<param>`` (e.g. ``"core.mlp.0.*"``).
         high_res_angstrom / low_res_angstrom: the loss band (None = Nyquist / 0).
         loss: the loss step; regularizers: added with their weights.
-        train_transition: hierarchical decoders' transition matrix trains (round 2 of the paper).
+        decoder_options: per decoder name, the round options it declares (``Decoder.round_options``),
+            e.g. ``{"hier": {"train_transition": true}}`` (a hierarchical decoder's transition
+            matrix trains: round 2 of the paper).  The older round key ``"train_transition": true``
+            is read as that option for every decoder of the round that declares it.
     """
 
     epochs: int
@@ -159,17 +164,26 @@ class RoundConfig:
     low_res_angstrom: float | None = None
     loss: StepSpec = field(default_factory=lambda: StepSpec("frc"))
     regularizers: list = field(default_factory=list)
-    train_transition: bool = False
+    decoder_options: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d, where: str) -> "RoundConfig":
-        d = _check_keys(d, cls, where)
+    def from_dict(cls, d, where: str, decoder_kinds: dict | None = None) -> "RoundConfig":
+        """``decoder_kinds``: decoder name -> registry name (to read the older ``train_transition`` key)."""
+        d = dict(_check_keys(d, cls, where, legacy=("train_transition",)))
         if "epochs" not in d:
             raise ConfigError(f"{where}.epochs: required")
         train = d.get("train")
+        decoder_options = d.get("decoder_options", {})
+        if not isinstance(decoder_options, dict):
+            raise ConfigError(f"{where}.decoder_options: expected an object of decoder name -> options")
+        decoder_options = {str(k): _options(v, f"{where}.decoder_options.{k}") for k, v in decoder_options.items()}
         transition = d.get("train_transition", False)
         if not isinstance(transition, bool):
             raise ConfigError(f"{where}.train_transition: expected true or false")
+        for n in d.get("decoders", []) if transition else []:
+            kind = (decoder_kinds or {}).get(n)
+            if kind in DECODERS and "train_transition" in DECODERS.get(kind).round_options:
+                decoder_options.setdefault(n, {}).setdefault("train_transition", True)
         name = d.get("name", "")
         if not isinstance(name, str):
             raise ConfigError(f"{where}.name: expected a string")
@@ -193,10 +207,13 @@ class RoundConfig:
                                      allow_none=True, strict_min=True),
             loss=StepSpec.from_dict(d.get("loss", {"kind": "frc"}), f"{where}.loss"),
             regularizers=[RegularizerSpec.from_dict(x, f"{where}.regularizers[{i}]") for i, x in enumerate(regs)],
-            train_transition=transition,
+            decoder_options=decoder_options,
         )
         if not r.decoders:
             raise ConfigError(f"{where}.decoders: at least one decoder is needed")
+        stray = [n for n in r.decoder_options if n not in r.decoders]
+        if stray:
+            raise ConfigError(f"{where}.decoder_options: {', '.join(stray)} is not a decoder of this round")
         if r.low_res_angstrom is not None and r.high_res_angstrom is not None and (
             r.low_res_angstrom <= r.high_res_angstrom
         ):
@@ -252,9 +269,11 @@ class RunConfig:
         vf = _number(d.get("validation_fraction", 0.1), f"{where}.validation_fraction", 0.0)
         if vf >= 1.0:
             raise ConfigError(f"{where}.validation_fraction: must be < 1, got {vf:g}")
+        decoders = {str(k): DecoderSpec.from_dict(v, f"decoders.{k}") for k, v in d["decoders"].items()}
         cfg = cls(
-            rounds=[RoundConfig.from_dict(r, f"rounds[{i}]") for i, r in enumerate(d["rounds"])],
-            decoders={str(k): DecoderSpec.from_dict(v, f"decoders.{k}") for k, v in d["decoders"].items()},
+            rounds=[RoundConfig.from_dict(r, f"rounds[{i}]", {k: v.kind for k, v in decoders.items()})
+                    for i, r in enumerate(d["rounds"])],
+            decoders=decoders,
             encoder=StepSpec.from_dict(d.get("encoder", {"kind": "image"}), "encoder"),
             latent_dim=_number(d.get("latent_dim", 4), f"{where}.latent_dim", 1, integer=True),
             latent_noise_std=_number(d.get("latent_noise_std", 0.1), f"{where}.latent_noise_std", 0.0),

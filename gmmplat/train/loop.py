@@ -87,8 +87,7 @@ def validate_config(config: RunConfig, neutral) -> None:
     decoders = {n: _build_checked(lambda n=n: build_decoder(config, n, neutral), f"decoders.{n}")
                 for n in config.decoder_order()}
     for i in range(len(config.rounds)):
-        if hasattr(encoder, "set_context"):
-            encoder.set_context(steps[i].context)
+        encoder.set_context(steps[i].context)
         configure_trainable(config, i, encoder, decoders)
         _build_checked(lambda i=i: assemble_model(config, encoder, decoders, i, neutral), f"rounds[{i}]")
 
@@ -199,8 +198,7 @@ class Trainer:
                 model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r)
             else:
                 steps = build_round_steps(cfg, r, self.neutral)
-                if hasattr(encoder, "set_context"):
-                    encoder.set_context(steps.context)
+                encoder.set_context(steps.context)
                 for n in rc.decoders:
                     if n not in decoders:
                         decoders[n] = build_decoder(cfg, n, self.neutral)

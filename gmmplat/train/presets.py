@@ -83,9 +83,10 @@ def hierarchical(neutral, domain=None) -> dict:
         decoders={"hier": {"kind": "hierarchical"}},
         rounds=[
             {"name": "small GMM, low resolution", "decoders": ["hier"], "epochs": 20, "learning_rate": 1e-3,
-             "batch_size": 32, "high_res_angstrom": lo, "train_transition": False},
+             "batch_size": 32, "high_res_angstrom": lo},
             {"name": "transition, full resolution", "decoders": ["hier"], "epochs": 5, "learning_rate": 2e-4,
-             "batch_size": 32, "high_res_angstrom": None, "train_transition": True},
+             "batch_size": 32, "high_res_angstrom": None,
+             "decoder_options": {"hier": {"train_transition": True}}},
         ],
     )
 
