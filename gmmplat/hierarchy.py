@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .gmm import GMM
+from .gmm import AMPLITUDE, GMM, WIDTH, XYZ
 from .io.mrc import MapData
 
 MAX_SMALL = 99  # "a few (< 100)"
@@ -75,7 +75,7 @@ def small_gmm_kmeans(gmm: GMM, n: int = 32, seed: int = 0) -> torch.Tensor:
 
     _check_n(n, gmm.n)
     p = gmm.params.detach().double().numpy()
-    xyz, amp, sig = p[:, :3], p[:, 3], p[:, 4]
+    xyz, amp, sig = p[:, XYZ], p[:, AMPLITUDE], p[:, WIDTH]
     mass = np.clip(amp, 1e-12, None) * (2 * math.pi * sig**2) ** 1.5
     km = KMeans(n_clusters=int(n), n_init=1, random_state=int(seed)).fit(xyz, sample_weight=mass)
     _, label = np.unique(km.labels_, return_inverse=True)
@@ -105,7 +105,7 @@ def add_hierarchy(gmm: GMM, small_params: torch.Tensor, s_angstrom: float | None
     small = torch.as_tensor(small_params, dtype=torch.float32)
     _check_n(small.shape[0], None)
     s = default_transition_s(gmm) if s_angstrom is None else float(s_angstrom)
-    W = transition_matrix(small[:, :3].double().numpy(), gmm.params[:, :3].double().numpy(), s)
+    W = transition_matrix(small[:, XYZ].double().numpy(), gmm.params[:, XYZ].double().numpy(), s)
     gmm.extras["small_params"] = small.numpy().astype(np.float32)
     gmm.extras["transition"] = W.astype(np.float32)
     return W

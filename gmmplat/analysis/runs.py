@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..gmm import GMM
 from ..errors import InputError
 from .evaluate import check_rows
 from .latent import flatten_latent
@@ -91,7 +92,7 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
     return AnalysisRun(run, latent, lpath, make_decode_fn(run.model), run.neutral, star_path)
 
 
-def domain_masks(model: torch.nn.Module, neutral) -> dict[str, np.ndarray]:
+def domain_masks(model: torch.nn.Module, neutral: GMM) -> dict[str, np.ndarray]:
     """Masks to report rigid motions for: the ``domains`` the model's decoders declare
     (rigid-body decoders), else every mask of the neutral GMM."""
     masks = neutral.masks()

@@ -5,6 +5,13 @@
 added to the neutral parameters.  Every decoder's offsets are exactly zero for
 every z at initialisation (zero-initialised last layer) and zero outside
 ``subset`` (indices of the Gaussians it may change; None = all).
+
+Which columns move and by how much is the base's business (:meth:`Decoder.use_columns`):
+a decoder maps z to raw numbers ``(B, K, C)``, one per moving column, and
+:meth:`Decoder.place` / :meth:`Decoder.subset_offsets` scale them and put them in
+their columns.  One unit of raw output is ``position_scale_angstrom`` Å,
+``amplitude_scale`` × the mean |amplitude| of the reference Gaussians (the subset's,
+unless the decoder names others), and ``sigma_scale_angstrom`` Å.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..gmm import AMPLITUDE, GMM, N_COLUMNS, POSITION_COLUMNS, WIDTH, amplitude
 from ..registry import Registry
 
 DECODERS: Registry = Registry("decoder")
@@ -39,7 +47,7 @@ class Decoder(ABC, nn.Module):
     round_options: ClassVar[dict] = {}
     domains: Sequence[str] = ()
 
-    def __init__(self, latent_dim: int, neutral, subset: torch.Tensor | None = None):
+    def __init__(self, latent_dim: int, neutral: GMM, subset: torch.Tensor | None = None):
         super().__init__()
         if int(latent_dim) < 1:
             raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -73,9 +81,36 @@ class Decoder(ABC, nn.Module):
     def scatter(self, values: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Subset values ``(B, S, C)`` for parameter ``columns (C,)`` -> offsets ``(B, N, 5)``."""
         B = values.shape[0]
-        out = values.new_zeros(B, self.n_gaussians, 5)
+        out = values.new_zeros(B, self.n_gaussians, N_COLUMNS)
         out[:, self.subset_index[:, None], columns[None, :]] = values
         return out
+
+    def use_columns(self, move_position: bool = True, move_amplitude: bool = False, move_sigma: bool = False,
+                    position_scale_angstrom: float = 1.0, amplitude_scale: float = 0.1,
+                    sigma_scale_angstrom: float = 0.1, reference: torch.Tensor | None = None) -> int:
+        """Declare the columns the decoder's raw output moves and the size of one unit; returns C.
+
+        Registers buffers ``columns (C,)`` and ``column_scale (C,)``.  ``amplitude_scale`` is
+        relative to the mean |amplitude| of ``reference (K, 5)`` (default: the subset's neutral
+        Gaussians), so the raw output is unit-free in every column.
+        """
+        columns = moving_columns(move_position, move_amplitude, move_sigma)
+        ref = self.neutral_params[self.subset_index] if reference is None else reference
+        mean_amplitude = amplitude(ref).abs().mean().clamp_min(1e-12)
+        table = column_scales(columns, position_scale_angstrom, amplitude_scale, sigma_scale_angstrom)
+        self.register_buffer("columns", columns)
+        self.register_buffer("column_scale", torch.where(columns == AMPLITUDE, table * mean_amplitude, table))
+        return len(columns)
+
+    def place(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw output ``(B, K, C)`` -> scaled offsets ``(B, K, 5)`` (zero in the columns that do not move)."""
+        out = raw.new_zeros(raw.shape[0], raw.shape[1], N_COLUMNS)
+        out[:, :, self.columns] = raw * self.column_scale
+        return out
+
+    def subset_offsets(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw output for the subset's Gaussians ``(B, S, C)`` -> offsets ``(B, N, 5)`` (scaled, zero elsewhere)."""
+        return self.scatter(raw * self.column_scale, self.columns)
 
     def freeze(self, frozen: bool = True) -> None:
         """Stop (or resume) training of this decoder's parameters."""
@@ -101,8 +136,9 @@ class Decoder(ABC, nn.Module):
 
 
 def moving_columns(move_position: bool, move_amplitude: bool, move_sigma: bool) -> torch.Tensor:
-    """Parameter columns a decoder changes: x, y, z (0..2), amplitude (3), sigma (4)."""
-    cols = ([0, 1, 2] if move_position else []) + ([3] if move_amplitude else []) + ([4] if move_sigma else [])
+    """Parameter columns a decoder changes (x, y, z; amplitude; sigma), in column order ``(C,)``."""
+    cols = ((list(POSITION_COLUMNS) if move_position else []) + ([AMPLITUDE] if move_amplitude else [])
+            + ([WIDTH] if move_sigma else []))
     if not cols:
         raise ConfigError("decoder moves nothing: enable move_position, move_amplitude or move_sigma")
     return torch.tensor(cols, dtype=torch.long)
@@ -111,5 +147,7 @@ def moving_columns(move_position: bool, move_amplitude: bool, move_sigma: bool) 
 def column_scales(columns: torch.Tensor, position_scale_angstrom: float, amplitude_scale: float,
                   sigma_scale_angstrom: float) -> torch.Tensor:
     """Factor applied to the network output of each column (C,): Å per unit, etc."""
-    table = torch.tensor([position_scale_angstrom] * 3 + [amplitude_scale, sigma_scale_angstrom], dtype=torch.float32)
+    table = torch.zeros(N_COLUMNS)
+    table[list(POSITION_COLUMNS)] = position_scale_angstrom
+    table[AMPLITUDE], table[WIDTH] = amplitude_scale, sigma_scale_angstrom
     return table[columns]

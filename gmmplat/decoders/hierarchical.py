@@ -10,8 +10,8 @@ from torch import nn
 
 from ..encoders.base import make_mlp
 from ..errors import ConfigError
-from ..gmm import GMM
-from .base import DECODERS, Decoder, column_scales, moving_columns
+from ..gmm import GMM, N_COLUMNS
+from .base import DECODERS, Decoder
 
 
 @DECODERS.register("hierarchical")
@@ -32,7 +32,8 @@ class HierarchicalDecoder(Decoder):
             small Gaussians (default True), so a translation of the whole small GMM moves
             every large Gaussian by the same translation (columns summing to 0 stay 0).
         move_position / move_amplitude / move_sigma, hidden, activation,
-        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom: as the free decoder.
+        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom: as the free decoder
+            (amplitude relative to the small GMM's mean amplitude).
     Large Gaussians outside ``subset`` get zero offsets.
     """
 
@@ -62,8 +63,8 @@ class HierarchicalDecoder(Decoder):
             )
         small = torch.as_tensor(extras["small_params"], dtype=torch.float32)
         T = torch.as_tensor(extras["transition"], dtype=torch.float32).clone()
-        if small.ndim != 2 or small.shape[1] != 5:
-            raise ConfigError(f"small_params must be (M, 5), got {tuple(small.shape)}")
+        if small.ndim != 2 or small.shape[1] != N_COLUMNS:
+            raise ConfigError(f"small_params must be (M, {N_COLUMNS}), got {tuple(small.shape)}")
         if T.shape != (small.shape[0], self.n_gaussians):
             raise ConfigError(
                 f"transition must be (M, N) = ({small.shape[0]}, {self.n_gaussians}), got {tuple(T.shape)}"
@@ -73,11 +74,9 @@ class HierarchicalDecoder(Decoder):
             T = torch.where(total > 0, T / total.clamp_min(1e-30), T)
         self.register_buffer("small_params", small)
         self.register_buffer("transition", T)
-        self.register_buffer("columns", moving_columns(move_position, move_amplitude, move_sigma))
-        amp = small[:, 3].abs().mean().clamp_min(1e-12)
-        scale = column_scales(self.columns, position_scale_angstrom, amplitude_scale, sigma_scale_angstrom)
-        self.register_buffer("column_scale", torch.where(self.columns == 3, scale * amp, scale))
-        self.mlp = make_mlp(latent_dim, small.shape[0] * len(self.columns), hidden, activation, zero_last=True)
+        C = self.use_columns(move_position, move_amplitude, move_sigma, position_scale_angstrom, amplitude_scale,
+                             sigma_scale_angstrom, reference=small)
+        self.mlp = make_mlp(latent_dim, small.shape[0] * C, hidden, activation, zero_last=True)
 
     @property
     def n_small(self) -> int:
@@ -111,10 +110,7 @@ class HierarchicalDecoder(Decoder):
 
     def small_offsets(self, z: torch.Tensor) -> torch.Tensor:
         """Offsets of the small GMM ``(B, M, 5)`` (zero in columns that do not move)."""
-        values = self.mlp(z).reshape(z.shape[0], self.n_small, len(self.columns)) * self.column_scale
-        out = values.new_zeros(z.shape[0], self.n_small, 5)
-        out[:, :, self.columns] = values
-        return out
+        return self.place(self.mlp(z).reshape(z.shape[0], self.n_small, len(self.columns)))
 
     def spread(self, small_offsets: torch.Tensor) -> torch.Tensor:
         """Small-GMM offsets ``(B, M, 5)`` -> large-GMM offsets ``(B, N, 5)`` (zero outside the subset)."""

@@ -9,12 +9,16 @@ import torch
 
 from ..errors import ConfigError
 from ..fourier import Band
+from ..gmm import AMPLITUDE, POSITION_COLUMNS
 from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+
+
+INPUT_COLUMNS = [*POSITION_COLUMNS, AMPLITUDE]  # the gradient's channels: x, y, z, amplitude
 
 
 @ENCODERS.register("gradient")
 class GradientEncoder(Encoder):
-    """Input: ``∂ loss_b / ∂ neutral[:, :4]`` for each particle b, shape ``(B, N, 4)``
+    """Input: ``∂ loss_b / ∂ neutral[:, (x, y, z, amplitude)]`` for each particle b, shape ``(B, N, 4)``
     (x, y, z in 1/Å units of the loss, amplitude), each of the 4 channels divided by
     its running RMS (:class:`RunningScale`), flattened to ``4N`` inputs of an MLP.
 
@@ -76,7 +80,7 @@ class GradientEncoder(Encoder):
         with torch.enable_grad():
             p = self.neutral_params.detach().expand(B, -1, -1).clone().requires_grad_(True)
             (grad,) = torch.autograd.grad(loss_fn(image_model.predict(p, batch), observed).sum(), p)
-        return grad[..., :4].detach()
+        return grad[..., INPUT_COLUMNS].detach()
 
     def forward(self, batch) -> torch.Tensor:
         g = self.scale(self.input_gradient(batch))

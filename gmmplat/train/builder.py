@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..gmm import GMM
 from ..errors import ConfigError
 from ..fourier import Band
 from ..image_model import ImageModel
@@ -51,7 +52,7 @@ class RoundSteps:
         return [self.image_model, self.loss, self.regularizers]
 
 
-def subset_mask(neutral, subset: str | None, where: str) -> torch.Tensor | None:
+def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | None:
     """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians."""
     if subset is None:
         return None
@@ -65,7 +66,7 @@ def subset_mask(neutral, subset: str | None, where: str) -> torch.Tensor | None:
     return ~m if invert else m
 
 
-def build_round_steps(config: RunConfig, round_index: int, neutral) -> RoundSteps:
+def build_round_steps(config: RunConfig, round_index: int, neutral: GMM) -> RoundSteps:
     from ..encoders.base import StepContext
     from ..losses import LOSSES
     from ..projectors import PROJECTORS
@@ -83,7 +84,7 @@ def build_round_steps(config: RunConfig, round_index: int, neutral) -> RoundStep
     return RoundSteps(image_model, loss, regs, StepContext(neutral, band, image_model, loss))
 
 
-def build_encoder(config: RunConfig, neutral, first_steps: RoundSteps) -> nn.Module:
+def build_encoder(config: RunConfig, neutral: GMM, first_steps: RoundSteps) -> nn.Module:
     """The encoder, built with the context of round 0 (seeded by the run seed only)."""
     from ..encoders import ENCODERS
 
@@ -92,7 +93,7 @@ def build_encoder(config: RunConfig, neutral, first_steps: RoundSteps) -> nn.Mod
         return ENCODERS.build(config.encoder.kind, config.latent_dim, first_steps.context, **config.encoder.options)
 
 
-def build_decoder(config: RunConfig, name: str, neutral) -> nn.Module:
+def build_decoder(config: RunConfig, name: str, neutral: GMM) -> nn.Module:
     from ..decoders import DECODERS
 
     spec = config.decoders[name]
@@ -102,7 +103,7 @@ def build_decoder(config: RunConfig, name: str, neutral) -> nn.Module:
         return DECODERS.build(spec.kind, config.latent_dim, neutral, subset=subset, **spec.options)
 
 
-def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_index: int, neutral) -> nn.Module:
+def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_index: int, neutral: GMM) -> nn.Module:
     """HeteroModel of round ``round_index``: its decoders in order of first appearance."""
     from ..decoders.multi import MultiDecoder
     from ..model import HeteroModel
@@ -147,7 +148,7 @@ def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module,
     return params
 
 
-def build_model_for_round(config: RunConfig, neutral, round_index: int):
+def build_model_for_round(config: RunConfig, neutral: GMM, round_index: int):
     """Encoder, decoders and model with the structure of round ``round_index`` (fresh weights).
 
     Returns ``(model, encoder, decoders dict, steps, trainable params)``.

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, GmmplatError
+from ..gmm import GMM
 from .builder import (RoundSteps, assemble_model, build_decoder, build_model_for_round, build_round_steps,
                       configure_trainable, derive_seed)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
@@ -75,7 +76,7 @@ def _build_checked(fn, where: str):
         raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
 
 
-def validate_config(config: RunConfig, neutral) -> None:
+def validate_config(config: RunConfig, neutral: GMM) -> None:
     """Build every step of every round once (on CPU) so that a bad name, option, band,
     mask or freeze pattern fails before training starts (ConfigError naming the place)."""
     config.check_bands(neutral.box, neutral.pixel_size_angstrom)
@@ -112,7 +113,6 @@ class Trainer:
                  command_line: list[str] | None = None, dist: DistContext | None = None,
                  cache_mb: float = 256.0, check_images: bool = False, eval_batch_size: int = 128):
         from ..data import ParticleDataset
-        from ..gmm import GMM
 
         self.config = config
         self.out = Path(out_dir)

@@ -114,7 +114,7 @@ def environment(seed: int, command_line: list[str] | None, device: str, world_si
     }
 
 
-def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral, neutral_path: str,
+def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral: GMM, neutral_path: str,
                round_index: int) -> None:
     """``model.pt``: everything :func:`load_run` needs to rebuild the model."""
     payload = {
