@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import shard
 from ..errors import ConfigError, GmmplatError
 from ..gmm import GMM
 from .builder import (RoundSteps, assemble_model, build_decoder, build_model_for_round, build_round_steps,
@@ -246,7 +247,7 @@ class Trainer:
         W, rank = dist.world_size, dist.rank
         d = cfg.latent_dim
         batches = _batch_order(self.train_items, rc.batch_size, (cfg.seed, 1, r, e), True, W)
-        local = [b[rank::W] for b in batches]
+        local = [shard(b, rank, W) for b in batches]
         torch.manual_seed(derive_seed(cfg.seed, "epoch", r, e, rank))
         model.train()
         t0 = time.perf_counter()
@@ -256,7 +257,7 @@ class Trainer:
         for bi, batch in enumerate(self.dataset.loader(local, self.num_workers)):
             n_global, n_local = len(batches[bi]), len(local[bi])
             g = torch.Generator().manual_seed(derive_seed(cfg.seed, "noise", r, e, bi))
-            eps = torch.randn(n_global, d, generator=g)[rank::W].to(self.device)
+            eps = shard(torch.randn(n_global, d, generator=g), rank, W).to(self.device)
             total, data = self._losses(batch.to(self.device), model, forward, steps, eps)
             (total * (W * n_local / n_global)).backward()
             stats = torch.tensor([float(total.detach()) * n_local, float(data) * n_local, n_local], dtype=torch.float64)
@@ -305,7 +306,7 @@ class Trainer:
             return float("nan")
         model.eval()
         W, rank = self.dist.world_size, self.dist.rank
-        batches = [b[rank::W] for b in _batch_order(self.val_items, batch_size, (), False, 1)]
+        batches = [shard(b, rank, W) for b in _batch_order(self.val_items, batch_size, (), False, 1)]
         sums = torch.zeros(2, dtype=torch.float64)
         for batch in self.dataset.loader([b for b in batches if b.size], self.num_workers):
             batch = batch.to(self.device)
@@ -321,7 +322,7 @@ class Trainer:
     def _finish(self, model, last_round: int) -> None:
         model.eval()
         n, K = self.dataset.n_particles, self.dataset.n_sym
-        mine = np.arange(len(self.dataset))[self.dist.rank :: self.dist.world_size]
+        mine = shard(np.arange(len(self.dataset)), self.dist.rank, self.dist.world_size)
         parts = []
         for start in range(0, mine.size, self.eval_batch_size):
             batch = self.dataset.get_batch(mine[start : start + self.eval_batch_size]).to(self.device)
