@@ -22,8 +22,8 @@ from ..errors import InputError
 from ..gmm import GMM
 from ..io.models import AtomModel
 from ..io.mrc import MapData
-from .from_map import build_from_map, default_threshold
-from .from_model import build_from_model, map_frame
+from .from_map import build_from_map, default_threshold, map_frame
+from .from_model import build_from_model
 from .refine import scale_to_map
 
 

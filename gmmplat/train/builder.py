@@ -18,9 +18,17 @@ import torch
 from torch import nn
 
 from ..gmm import GMM
+from ..decoders import DECODERS
+from ..decoders.multi import MultiDecoder
+from ..encoders import ENCODERS
+from ..encoders.base import StepContext
 from ..errors import ConfigError
 from ..fourier import Band
 from ..image_model import ImageModel
+from ..losses import LOSSES
+from ..model import HeteroModel
+from ..projectors import PROJECTORS
+from ..regularizers import REGULARIZERS
 from .config import RoundConfig, RunConfig
 
 __all__ = ["RoundSteps", "derive_seed", "subset_mask", "build_round_steps", "build_encoder", "build_decoder",
@@ -67,11 +75,6 @@ def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | 
 
 
 def build_round_steps(config: RunConfig, round_index: int, neutral: GMM) -> RoundSteps:
-    from ..encoders.base import StepContext
-    from ..losses import LOSSES
-    from ..projectors import PROJECTORS
-    from ..regularizers import REGULARIZERS
-
     r: RoundConfig = config.rounds[round_index]
     where = f"rounds[{round_index}]"
     try:
@@ -86,16 +89,12 @@ def build_round_steps(config: RunConfig, round_index: int, neutral: GMM) -> Roun
 
 def build_encoder(config: RunConfig, neutral: GMM, first_steps: RoundSteps) -> nn.Module:
     """The encoder, built with the context of round 0 (seeded by the run seed only)."""
-    from ..encoders import ENCODERS
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "encoder"))
         return ENCODERS.build(config.encoder.kind, config.latent_dim, first_steps.context, **config.encoder.options)
 
 
 def build_decoder(config: RunConfig, name: str, neutral: GMM) -> nn.Module:
-    from ..decoders import DECODERS
-
     spec = config.decoders[name]
     subset = subset_mask(neutral, spec.subset, f"decoders.{name}")
     with torch.random.fork_rng(devices=[]):
@@ -105,9 +104,6 @@ def build_decoder(config: RunConfig, name: str, neutral: GMM) -> nn.Module:
 
 def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_index: int, neutral: GMM) -> nn.Module:
     """HeteroModel of round ``round_index``: its decoders in order of first appearance."""
-    from ..decoders.multi import MultiDecoder
-    from ..model import HeteroModel
-
     names = [n for n in config.decoder_order() if n in config.rounds[round_index].decoders]
     return HeteroModel(encoder, MultiDecoder([decoders[n] for n in names]), neutral,
                        latent_noise_std=config.latent_noise_std, latent_penalty=config.latent_penalty)

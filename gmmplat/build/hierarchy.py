@@ -23,9 +23,11 @@ import math
 import numpy as np
 import torch
 
-from .errors import ConfigError
-from .gmm import AMPLITUDE, GMM, WIDTH, XYZ
-from .io.mrc import MapData
+from ..errors import ConfigError
+from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
+from ..io.mrc import MapData
+from .from_map import build_from_map
+from .refine import refine_gmm, scale_to_map
 
 MAX_SMALL = 99  # "a few (< 100)"
 
@@ -91,8 +93,6 @@ def small_gmm_kmeans(gmm: GMM, n: int = 32, seed: int = 0) -> torch.Tensor:
 def small_gmm_from_map(map_data: MapData, n: int = 32, resolution_angstrom: float = 20.0, steps: int = 150,
                        threshold: float | None = None, seed: int = 0, map_path=None) -> torch.Tensor:
     """Small GMM ``(n, 5)``: ``n`` pseudoatoms on the map, refined against it up to ``resolution_angstrom``."""
-    from .build.from_map import build_from_map
-    from .build.refine import refine_gmm, scale_to_map
 
     _check_n(n, None)
     coarse = build_from_map(map_data, resolution_angstrom, int(n), threshold, seed, map_path=map_path)
