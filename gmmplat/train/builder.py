@@ -144,14 +144,19 @@ def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module,
     return params
 
 
-def build_model_for_round(config: RunConfig, neutral: GMM, round_index: int):
+def build_model_for_round(config: RunConfig, neutral: GMM, round_index: int,
+                          round_steps: list[RoundSteps] | None = None):
     """Encoder, decoders and model with the structure of round ``round_index`` (fresh weights).
 
+    ``round_steps``: the steps of every round when already built (the trainer's), else built here.
     Returns ``(model, encoder, decoders dict, steps, trainable params)``.
     """
-    first = build_round_steps(config, 0, neutral)
+    if round_steps is None:
+        first = build_round_steps(config, 0, neutral)
+        steps = first if round_index == 0 else build_round_steps(config, round_index, neutral)
+    else:
+        first, steps = round_steps[0], round_steps[round_index]
     encoder = build_encoder(config, neutral, first)
-    steps = first if round_index == 0 else build_round_steps(config, round_index, neutral)
     encoder.set_context(steps.context)
     decoders = {n: build_decoder(config, n, neutral) for n in config.rounds[round_index].decoders}
     params = configure_trainable(config, round_index, encoder, decoders)

@@ -30,8 +30,8 @@ import torch
 from ..data import shard
 from ..errors import ConfigError, GmmplatError
 from ..gmm import GMM
-from .builder import (RoundSteps, assemble_model, build_decoder, build_model_for_round, build_round_steps,
-                      configure_trainable, derive_seed)
+from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_model_for_round,
+                      build_round_steps, configure_trainable, derive_seed)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
@@ -77,14 +77,15 @@ def _build_checked(fn, where: str):
         raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
 
 
-def validate_config(config: RunConfig, neutral: GMM) -> None:
+def validate_config(config: RunConfig, neutral: GMM) -> list[RoundSteps]:
     """Build every step of every round once (on CPU) so that a bad name, option, band,
-    mask or freeze pattern fails before training starts (ConfigError naming the place)."""
+    mask or freeze pattern fails before training starts (ConfigError naming the place).
+
+    Returns the steps of every round (forward model, loss, regularizers: no trained weights),
+    which the trainer then uses, so they are built once per round."""
     config.check_bands(neutral.box, neutral.pixel_size_angstrom)
     steps = [_build_checked(lambda i=i: build_round_steps(config, i, neutral), f"rounds[{i}]")
              for i in range(len(config.rounds))]
-    from .builder import build_encoder
-
     encoder = _build_checked(lambda: build_encoder(config, neutral, steps[0]), "encoder")
     decoders = {n: _build_checked(lambda n=n: build_decoder(config, n, neutral), f"decoders.{n}")
                 for n in config.decoder_order()}
@@ -92,6 +93,7 @@ def validate_config(config: RunConfig, neutral: GMM) -> None:
         encoder.set_context(steps[i].context)
         configure_trainable(config, i, encoder, decoders)
         _build_checked(lambda i=i: assemble_model(config, encoder, decoders, i, neutral), f"rounds[{i}]")
+    return steps
 
 
 class Trainer:
@@ -134,7 +136,7 @@ class Trainer:
         self.dataset = ParticleDataset(data.star, invert_contrast=data.invert_contrast, symmetry=data.symmetry,
                                        cache_mb=cache_mb)
         self.dataset.check_gmm(self.neutral, data.gmm)
-        validate_config(config, self.neutral)
+        self.steps = validate_config(config, self.neutral)
         if check_images:
             self.dataset.check_images()
         self.train_items, self.val_items = self.dataset.split(config.validation_fraction, config.seed)
@@ -196,9 +198,9 @@ class Trainer:
         for r in range(start_round, len(cfg.rounds)):
             rc = cfg.rounds[r]
             if encoder is None:
-                model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r)
+                model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r, self.steps)
             else:
-                steps = build_round_steps(cfg, r, self.neutral)
+                steps = self.steps[r]
                 encoder.set_context(steps.context)
                 for n in rc.decoders:
                     if n not in decoders:
