@@ -2,6 +2,7 @@
 subset, and a run folder using it loads through the analysis commands' --plugin."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -98,6 +99,16 @@ def test_run_with_the_doc_decoder_loads_with_plugin(plugin, tmp_path):
 
     frames = read_model_frames(tmp_path / "m.pdb")
     np.testing.assert_allclose(frames[1] - frames[0], np.broadcast_to([5.0, 0.0, 0.0], frames[0].shape), atol=2e-3)
+    # the run records its plugin, so a fresh process loads it without --plugin
+    assert torch.load(run / "model.pt", weights_only=False)["plugins"] == [str(path.resolve())]
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "gmmplat.cli", "morph", "--run", str(run), "--model",
+                           str(tmp_path / "model.pdb"), "--out", str(tmp_path / "m2.pdb"), "--z", "0,0; 1,0"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(read_model_frames(tmp_path / "m2.pdb"), frames, atol=1e-4)
 
 
 def test_missing_plugin_is_one_line_error(tmp_path):

@@ -11,6 +11,8 @@ or not.
 from __future__ import annotations
 
 import fnmatch
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +34,7 @@ from ..regularizers import REGULARIZERS
 from .config import RoundConfig, RunConfig
 
 __all__ = ["RoundSteps", "derive_seed", "subset_mask", "build_round_steps", "build_encoder", "build_decoder",
-           "assemble_model", "configure_trainable", "build_model_for_round"]
+           "assemble_model", "configure_trainable", "build_model_for_round", "step_classes", "step_plugins"]
 
 
 def derive_seed(*words) -> int:
@@ -58,6 +60,30 @@ class RoundSteps:
     def modules(self) -> list[nn.Module]:
         """The modules to move to the training device."""
         return [self.image_model, self.loss, self.regularizers]
+
+
+def step_classes(config: RunConfig) -> list[type]:
+    """The classes of every step the configuration names (encoder, decoders, projector, losses, regularizers)."""
+    classes = [ENCODERS.get(config.encoder.kind), PROJECTORS.get(config.projector)]
+    classes += [DECODERS.get(spec.kind) for spec in config.decoders.values()]
+    for r in config.rounds:
+        classes += [LOSSES.get(r.loss.kind)] + [REGULARIZERS.get(s.kind) for s in r.regularizers]
+    return classes
+
+
+def step_plugins(config: RunConfig) -> list[str]:
+    """Plugins that registered the configuration's steps: the ``.py`` file (absolute path) or the
+    module name of every step class defined outside gmmplat, in first-use order.  Saved with a run
+    so that loading it imports them again (:func:`gmmplat.train.load_run`)."""
+    out: list[str] = []
+    for cls in step_classes(config):
+        if cls.__module__.split(".")[0] == "gmmplat":
+            continue
+        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        spec = os.path.abspath(path) if path and path.endswith(".py") else cls.__module__
+        if spec not in out:
+            out.append(spec)
+    return out
 
 
 def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | None:

@@ -31,7 +31,7 @@ from ..data import shard
 from ..errors import ConfigError, GmmplatError
 from ..gmm import GMM
 from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_model_for_round,
-                      build_round_steps, configure_trainable, derive_seed)
+                      build_round_steps, configure_trainable, derive_seed, step_plugins)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
@@ -175,6 +175,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             env_path = self.out / "environment.json"
             env = environment(self.config.seed, self.command_line, str(self.device), self.dist.world_size)
+            env["plugins"] = step_plugins(self.config)
             if ckpt is not None and env_path.exists():
                 first = json.loads(env_path.read_text())
                 first.setdefault("resumed", []).append(env)
