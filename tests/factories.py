@@ -19,3 +19,8 @@ def assert_one_line_error(excinfo, path, *words):
     assert str(path) in msg
     for w in words:
         assert w.lower() in msg.lower(), msg
+
+
+def devices():
+    """Devices the step contract tests run on: the CPU always, CUDA when present."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
