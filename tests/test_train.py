@@ -224,3 +224,27 @@ def test_config_errors_are_one_line(dataset, tmp_path):
         lambda d: d["rounds"][1].update(decoder_options={"nope": {}}))
     assert "nothing to train" in err(lambda d: d["rounds"][0].update(train=[], freeze=[]))
     assert not (tmp_path / "x").exists()
+
+
+def test_train_reuse_if_same_config(dataset, tmp_path, monkeypatch):
+    """Notebooks' policy: the same configuration resumes (or reuses a finished run); another replaces it."""
+    from gmmplat.train import train
+
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    out = tmp_path / "run"
+    interrupt_after(monkeypatch, 5)  # in epoch 2, after the checkpoint of epoch 1
+    with pytest.raises(Interrupt):
+        train(cfg, out, reuse="if-same-config", progress=False)
+    monkeypatch.undo()
+    resumed = train(cfg, out, reuse="if-same-config", progress=False)  # continues from the checkpoint
+    assert len(resumed.history) == 4 and len(json.loads((out / "environment.json").read_text())["resumed"]) == 1
+    stamp = (out / "model.pt").stat().st_mtime_ns
+    again = train(cfg, out, reuse="if-same-config", progress=False)  # finished: returned as it is
+    assert (out / "model.pt").stat().st_mtime_ns == stamp and len(again.history) == 4
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(cfg, out, progress=False)  # the default policy refuses
+    other = two_round_config(star, gmm, symmetry="C2")
+    train(other, out, reuse="if-same-config", progress=False)  # another configuration: a fresh run
+    assert json.loads((out / "config.json").read_text())["hash"] == other.hash()
+    assert "resumed" not in json.loads((out / "environment.json").read_text())

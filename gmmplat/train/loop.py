@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, 
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
-from .outputs import environment, plot_losses, save_model, write_json, write_losses
+from .outputs import environment, plot_losses, read_losses, save_model, write_json, write_losses
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
 
@@ -352,6 +353,34 @@ def _batch_order(items, batch_size, seed_words, shuffle, min_last):
     return batch_order(items, batch_size, seed_words, shuffle=shuffle, min_last=min_last)
 
 
-def train(config: RunConfig, out_dir: str | os.PathLike, **kwargs) -> TrainResult:
-    """Convenience: ``Trainer(config, out_dir, **kwargs).run()``."""
-    return Trainer(config, out_dir, **kwargs).run()
+REUSE = ("never", "if-same-config")
+
+
+def holds_same_run(out_dir: str | os.PathLike, config: RunConfig) -> bool:
+    """Whether ``out_dir`` holds a run (``config.json``) of exactly this configuration."""
+    path = Path(out_dir) / "config.json"
+    try:
+        return path.is_file() and json.loads(path.read_text()).get("hash") == config.hash()
+    except ValueError:
+        return False
+
+
+def train(config: RunConfig, out_dir: str | os.PathLike, reuse: str = "never", **kwargs) -> TrainResult:
+    """``Trainer(config, out_dir, **kwargs).run()``, with a policy for a folder that already holds a run.
+
+    ``reuse="never"``: the Trainer's rules (a folder holding a run is refused unless ``resume=True``).
+    ``reuse="if-same-config"`` (notebooks): a run of the same configuration is continued from its
+    checkpoint, or returned as it is when finished; a run of another configuration is deleted and
+    trained afresh.
+    """
+    if reuse not in REUSE:
+        raise ConfigError(f"reuse must be one of {', '.join(REUSE)}, got {reuse!r}")
+    out = Path(out_dir)
+    if reuse == "if-same-config":
+        if holds_same_run(out, config):
+            if (out / "model.pt").is_file():
+                return TrainResult(os.fspath(out), read_losses(out / "losses.csv").to_dict(orient="records"))
+            kwargs["resume"] = True
+        elif (out / "config.json").is_file():
+            shutil.rmtree(out)
+    return Trainer(config, out, **kwargs).run()
