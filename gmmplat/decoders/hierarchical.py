@@ -31,8 +31,8 @@ class HierarchicalDecoder(Decoder):
         normalize_transition: divide each column of the transition by its sum over the
             small Gaussians (default True), so a translation of the whole small GMM moves
             every large Gaussian by the same translation (columns summing to 0 stay 0).
-        move_position / move_amplitude / move_sigma, hidden, activation,
-        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom: as the free decoder
+        hidden, activation, and the columns (move_position / move_amplitude / move_sigma,
+        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom): as the free decoder
             (amplitude relative to the small GMM's mean amplitude).
     Large Gaussians outside ``subset`` get zero offsets.
     """
@@ -44,15 +44,10 @@ class HierarchicalDecoder(Decoder):
         latent_dim: int,
         neutral: GMM,
         subset: torch.Tensor | None = None,
-        move_position: bool = True,
-        move_amplitude: bool = True,
-        move_sigma: bool = False,
         hidden: Sequence[int] = (256, 256),
         activation: str = "relu",
         normalize_transition: bool = True,
-        position_scale_angstrom: float = 1.0,
-        amplitude_scale: float = 0.1,
-        sigma_scale_angstrom: float = 0.1,
+        **columns,
     ):
         super().__init__(latent_dim, neutral, subset)
         extras = neutral.extras
@@ -74,8 +69,7 @@ class HierarchicalDecoder(Decoder):
             T = torch.where(total > 0, T / total.clamp_min(1e-30), T)
         self.register_buffer("small_params", small)
         self.register_buffer("transition", T)
-        C = self.use_columns(move_position, move_amplitude, move_sigma, position_scale_angstrom, amplitude_scale,
-                             sigma_scale_angstrom, reference=small)
+        C = self.use_columns(**{"move_amplitude": True, **columns}, reference=small)
         self.mlp = make_mlp(latent_dim, small.shape[0] * C, hidden, activation, zero_last=True)
 
     @property

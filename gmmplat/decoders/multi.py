@@ -53,10 +53,7 @@ class MultiDecoder(nn.Module):
     @property
     def domains(self) -> list[str]:
         """The rigid-body domains of all decoders (first appearance order)."""
-        out: list[str] = []
-        for d in self.decoders:
-            out += [n for n in d.domains if n not in out]
-        return out
+        return list(dict.fromkeys(n for d in self.decoders for n in d.domains))
 
     def __len__(self) -> int:
         return len(self.decoders)

@@ -91,6 +91,14 @@ def _names(value, where: str) -> list[str]:
     return list(value)
 
 
+def _step(d, cls, where: str, what: str) -> dict:
+    """A step's object with defaults filled in: ``kind`` a registry name, ``options`` an object."""
+    d = _check_keys(d, cls, where)
+    if not isinstance(d.get("kind"), str) or not d["kind"]:
+        raise ConfigError(f"{where}.kind: {what} name is required")
+    return {**d, "options": _options(d["options"], f"{where}.options")}
+
+
 @dataclass
 class StepSpec:
     """A registry step: ``kind`` (registry name) and its constructor ``options``."""
@@ -100,10 +108,8 @@ class StepSpec:
 
     @classmethod
     def from_dict(cls, d, where: str) -> "StepSpec":
-        d = _check_keys(d, cls, where)
-        if not isinstance(d.get("kind"), str) or not d["kind"]:
-            raise ConfigError(f"{where}.kind: a step name is required")
-        return cls(d["kind"], _options(d["options"], f"{where}.options"))
+        d = _step(d, cls, where, "a step")
+        return cls(d["kind"], d["options"])
 
 
 @dataclass
@@ -120,13 +126,11 @@ class DecoderSpec:
 
     @classmethod
     def from_dict(cls, d, where: str) -> "DecoderSpec":
-        d = _check_keys(d, cls, where)
-        if not isinstance(d.get("kind"), str) or not d["kind"]:
-            raise ConfigError(f"{where}.kind: a decoder name is required")
+        d = _step(d, cls, where, "a decoder")
         subset = d["subset"]
         if subset is not None and (not isinstance(subset, str) or subset.lstrip("!") == ""):
             raise ConfigError(f"{where}.subset: expected null, a mask name or '!name'")
-        return cls(d["kind"], subset, _options(d["options"], f"{where}.options"))
+        return cls(d["kind"], subset, d["options"])
 
 
 @dataclass
@@ -139,11 +143,8 @@ class RegularizerSpec:
 
     @classmethod
     def from_dict(cls, d, where: str) -> "RegularizerSpec":
-        d = _check_keys(d, cls, where)
-        if not isinstance(d.get("kind"), str) or not d["kind"]:
-            raise ConfigError(f"{where}.kind: a regularizer name is required")
-        return cls(d["kind"], _number(d["weight"], f"{where}.weight", 0.0),
-                   _options(d["options"], f"{where}.options"))
+        d = _step(d, cls, where, "a regularizer")
+        return cls(d["kind"], _number(d["weight"], f"{where}.weight", 0.0), d["options"])
 
 
 @dataclass
