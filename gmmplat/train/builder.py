@@ -11,8 +11,8 @@ or not.
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,8 +79,11 @@ def step_plugins(config: RunConfig) -> list[str]:
     for cls in step_classes(config):
         if cls.__module__.split(".")[0] == "gmmplat":
             continue
-        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
-        spec = os.path.abspath(path) if path and path.endswith(".py") else cls.__module__
+        try:
+            path = inspect.getfile(cls)
+        except TypeError:  # a class without a source file
+            path = ""
+        spec = os.path.abspath(path) if path.endswith(".py") else cls.__module__
         if spec not in out:
             out.append(spec)
     return out
