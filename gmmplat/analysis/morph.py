@@ -2,7 +2,7 @@
 
 The atomic model is treated as one more layer of the hierarchical GMM: a
 transition matrix ``T = transition_matrix(gmm_xyz (N, 3), atom_xyz (n_atoms, 3),
-s_angstrom)`` (``gmmplat.build.hierarchy``; columns sum to 1) ties every atom to the
+s_angstrom)`` (``gmmplat.neutral.hierarchy``; columns sum to 1) ties every atom to the
 Gaussians around it.  Two ways to carry the GMM's motion onto the atoms:
 
 * ``mode="linear"`` (the paper): ``atom_xyz(z) = atom_xyz_neutral + Tᵀ · Δxyz(z)``,
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
-from ..build.hierarchy import transition_matrix
+from ..neutral.hierarchy import transition_matrix
 from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
 from ..io.models import AtomModel, write_models
 

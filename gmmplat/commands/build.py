@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..build.pipeline import BuildOptions, build_neutral_gmm
+from ..neutral.pipeline import BuildOptions, build_neutral_gmm
 
 HELP = "build the neutral GMM from a consensus map and/or an atomic model, refine it against the map"
 

@@ -95,7 +95,7 @@ def build_from_model(model: AtomModel, map_data: MapData, resolution_angstrom: f
         ``(n_atoms_total,) int64`` (-1 for atoms not selected) and, when
         Gaussians are single Cα atoms, the Cα graph (``bonds`` …).
         Amplitudes are electron counts (scale to the map with
-        :func:`gmmplat.build.refine.scale_to_map`).
+        :func:`gmmplat.neutral.refine.scale_to_map`).
     """
     box, apix, centre = map_frame(map_data, map_path)
     sigma0 = sigma_for_resolution(resolution_angstrom)
