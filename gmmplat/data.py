@@ -341,6 +341,9 @@ def batch_order(items, batch_size: int, seed_words: Sequence[int], shuffle: bool
     return batches
 
 
-def shard(batch_items: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """The part of a global batch that process ``rank`` of ``world_size`` handles (strided)."""
+def shard(batch_items, rank: int, world_size: int):
+    """The part of a global batch (array or tensor, along its first axis) that process ``rank`` of
+    ``world_size`` handles (strided): the one place the data-parallel split is written."""
+    if isinstance(batch_items, torch.Tensor):
+        return batch_items[rank::world_size]
     return np.asarray(batch_items)[rank::world_size]

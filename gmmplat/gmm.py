@@ -28,6 +28,37 @@ from .errors import InputError
 FORMAT_NAME = "gmmplat-gmm"
 FORMAT_VERSION = 1
 
+# The columns of a parameter tensor ``(..., N, N_COLUMNS)``; index with these, never with numbers.
+XYZ = slice(0, 3)  #: x, y, z [Å from the box centre]
+AMPLITUDE = 3  #: peak height
+WIDTH = 4  #: sigma [Å]
+N_COLUMNS = 5
+COLUMN_NAMES = ("x", "y", "z", "amplitude", "sigma")
+POSITION_COLUMNS = (0, 1, 2)
+
+
+def xyz(params):
+    """Centres ``(..., N, 3)`` [Å] of parameters ``(..., N, 5)`` (a view; tensors or arrays)."""
+    return params[..., XYZ]
+
+
+def amplitude(params):
+    """Peak heights ``(..., N)`` of parameters ``(..., N, 5)`` (a view)."""
+    return params[..., AMPLITUDE]
+
+
+def width(params):
+    """Widths sigma ``(..., N)`` [Å] of parameters ``(..., N, 5)`` (a view)."""
+    return params[..., WIDTH]
+
+
+def with_xyz(params, new_xyz):
+    """Parameters ``(..., N, 5)`` with the centres replaced by ``new_xyz (..., N, 3)`` (a copy)."""
+    if isinstance(params, torch.Tensor):
+        return torch.cat([torch.as_tensor(new_xyz, dtype=params.dtype, device=params.device),
+                          params[..., AMPLITUDE:]], dim=-1)
+    return np.concatenate([np.asarray(new_xyz, dtype=params.dtype), params[..., AMPLITUDE:]], axis=-1)
+
 
 @dataclass
 class GMM:
@@ -41,8 +72,8 @@ class GMM:
 
     def __post_init__(self):
         self.params = torch.as_tensor(self.params, dtype=torch.float32)
-        if self.params.ndim != 2 or self.params.shape[1] != 5:
-            raise ValueError(f"GMM params must be (N, 5), got {tuple(self.params.shape)}")
+        if self.params.ndim != 2 or self.params.shape[1] != N_COLUMNS:
+            raise ValueError(f"GMM params must be (N, {N_COLUMNS}), got {tuple(self.params.shape)}")
         self.box_centre_world_angstrom = np.asarray(self.box_centre_world_angstrom, dtype=np.float64).reshape(3)
 
     @classmethod
@@ -59,20 +90,23 @@ class GMM:
 
     @property
     def xyz_angstrom(self) -> torch.Tensor:
-        return self.params[:, :3]
+        """``(N, 3)`` centres [Å from the box centre] (a view of ``params``)."""
+        return xyz(self.params)
 
     @property
     def amplitude(self) -> torch.Tensor:
-        return self.params[:, 3]
+        """``(N,)`` peak heights (a view of ``params``)."""
+        return amplitude(self.params)
 
     @property
     def sigma_angstrom(self) -> torch.Tensor:
-        return self.params[:, 4]
+        """``(N,)`` widths [Å] (a view of ``params``)."""
+        return width(self.params)
 
     def world_xyz_angstrom(self, params: torch.Tensor | None = None) -> np.ndarray:
         """Centres in world coordinates (as the atomic model / ChimeraX see them) ``(..., N, 3)``."""
         p = self.params if params is None else params
-        return p[..., :3].detach().cpu().double().numpy() + self.box_centre_world_angstrom
+        return xyz(p).detach().cpu().double().numpy() + self.box_centre_world_angstrom
 
     def masks(self) -> dict[str, np.ndarray]:
         return {k[len("mask__"):]: v.astype(bool) for k, v in self.extras.items() if k.startswith("mask__")}
@@ -149,7 +183,7 @@ def render_map(params: torch.Tensor, box: int, pixel_size_angstrom: float, chunk
     """
     M, apix = int(box), float(pixel_size_angstrom)
     p = params.to(torch.float32)
-    xyz, amp, sig = p[:, :3], p[:, 3], p[:, 4]
+    centres, amp, sig = xyz(p), amplitude(p), width(p)
     k_full = torch.fft.fftfreq(M, d=apix, device=p.device)
     k_half = torch.fft.rfftfreq(M, d=apix, device=p.device)
     s2 = (2 * math.pi**2) * sig[:, None] ** 2
@@ -158,7 +192,7 @@ def render_map(params: torch.Tensor, box: int, pixel_size_angstrom: float, chunk
     def factor(k, coord):  # (N, K) complex: exp(-2π²σ²k² - 2πi k c)
         return torch.exp(torch.complex(-s2 * k[None] ** 2, -2 * math.pi * coord[:, None] * k[None]))
 
-    fz, fy, fx = factor(k_full, xyz[:, 2]), factor(k_full, xyz[:, 1]), factor(k_half, xyz[:, 0])
+    fz, fy, fx = factor(k_full, centres[:, 2]), factor(k_full, centres[:, 1]), factor(k_half, centres[:, 0])
     fx = fx * weight[:, None]
     slabs = []
     for z0 in range(0, M, chunk):

@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .gmm import GMM
+from .gmm import GMM, XYZ
 from .io.mrc import MapData, read_map
 
 MASK_PREFIX = "mask__"
@@ -46,7 +46,7 @@ def mask_from_map(gmm: GMM, mask: MapData, threshold: float = 0.5, path=None) ->
     if abs(mask.voxel_size_angstrom - gmm.pixel_size_angstrom) > 1e-3 * gmm.pixel_size_angstrom:
         raise InputError(path, f"mask pixel size {mask.voxel_size_angstrom:g} Å differs from the GMM's "
                                f"{gmm.pixel_size_angstrom:g} Å")
-    ijk = np.rint(gmm.params[:, :3].detach().double().numpy() / gmm.pixel_size_angstrom).astype(np.int64) + gmm.box // 2
+    ijk = np.rint(gmm.params[:, XYZ].detach().double().numpy() / gmm.pixel_size_angstrom).astype(np.int64) + gmm.box // 2
     inside = np.all((ijk >= 0) & (ijk < gmm.box), axis=1)
     sel = np.zeros(gmm.n, dtype=bool)
     i, j, k = ijk[inside].T

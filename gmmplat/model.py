@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .gmm import GMM
 from .decoders.base import Decoder
 from .decoders.multi import MultiDecoder
 from .encoders.base import Encoder, StepContext
@@ -28,7 +29,7 @@ class HeteroModel(nn.Module):
         latent_penalty: weight of :meth:`latent_penalty_term`.
     """
 
-    def __init__(self, encoder: Encoder, decoder: MultiDecoder | Decoder, neutral,
+    def __init__(self, encoder: Encoder, decoder: MultiDecoder | Decoder, neutral: GMM,
                  latent_noise_std: float = 0.1, latent_penalty: float = 0.01):
         super().__init__()
         if not isinstance(decoder, MultiDecoder):

@@ -31,3 +31,8 @@ def assert_cli_error(code, err, verb, *words):
     assert "Traceback" not in err
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def devices():
+    """Devices the step contract tests run on: the CPU always, CUDA when present."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -2,6 +2,7 @@
 subset, and a run folder using it loads through the analysis commands' --plugin."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -98,6 +99,16 @@ def test_run_with_the_doc_decoder_loads_with_plugin(plugin, tmp_path):
 
     frames = read_model_frames(tmp_path / "m.pdb")
     np.testing.assert_allclose(frames[1] - frames[0], np.broadcast_to([5.0, 0.0, 0.0], frames[0].shape), atol=2e-3)
+    # the run records its plugin, so a fresh process loads it without --plugin
+    assert torch.load(run / "model.pt", weights_only=False)["plugins"] == [str(path.resolve())]
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "gmmplat.cli", "morph", "--run", str(run), "--model",
+                           str(tmp_path / "model.pdb"), "--out", str(tmp_path / "m2.pdb"), "--z", "0,0; 1,0"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(read_model_frames(tmp_path / "m2.pdb"), frames, atol=1e-4)
 
 
 def test_missing_plugin_is_one_line_error(tmp_path):
@@ -110,3 +121,56 @@ def test_missing_plugin_is_one_line_error(tmp_path):
     with pytest.raises(InputError, match="plugin import failed \\(RuntimeError: boom second line\\)") as e:
         import_plugins([str(tmp_path / "broken.py")])
     assert "\n" not in str(e.value)
+
+
+def _json_block(marker: str) -> dict:
+    import json
+
+    m = re.search(re.escape(marker) + r"\s*```json\n(.*?)```", DOC.read_text(), re.S)
+    assert m, f"no json block after {marker!r} in {DOC}"
+    return json.loads(m.group(1))
+
+
+def test_doc_decoder_loss_and_projector_train_and_score(plugin, tmp_path):
+    """The page's three files as plugins: each passes the step contract tests, ``gmmplat train --plugin``
+    trains the page's configuration with all three, ``gmmplat evaluate`` scores it without --plugin."""
+    import json
+    import subprocess
+
+    from test_train_fixtures import make_dataset
+
+    from gmmplat.cli import main
+
+    decoder_path, _ = plugin
+    files = [decoder_path]
+    for marker, name in [("<!-- loss file: correlation_loss.py -->", "correlation_loss.py"),
+                         ("<!-- projector file: chunked_projector.py -->", "chunked_projector.py")]:
+        files.append(tmp_path / name)
+        files[-1].write_text(_block(marker))
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": str(tests.parent), "GMMPLAT_TEST_PLUGINS": os.pathsep.join(map(str, files))}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+                           str(tests / "test_contracts.py"), "-k", "linear_motion or correlation or dense_chunked"],
+                          capture_output=True, text=True, env=env, cwd=tests)
+    assert done.returncode == 0, done.stdout[-2000:]
+    for case in ("decoder_contract[linear_motion-cpu]", "loss_contract[correlation-cpu]",
+                 "projector_contract[dense_chunked-cpu]"):
+        assert f"PASSED test_contracts.py::test_{case}" in done.stdout, done.stdout[-2000:]
+
+    star, gmm, t = make_dataset(tmp_path / "data", n=36)
+    config = _json_block("<!-- config: run_all.json -->")
+    config["decoders"]["motion"]["subset"] = "domain"  # the mask of this small dataset
+    config["rounds"][0].update(epochs=1, batch_size=12)
+    (tmp_path / "run_all.json").write_text(json.dumps(config))
+    plugins = [a for f in files for a in ("--plugin", str(f))]
+    assert main(["train", *plugins, "--star", str(star), "--gmm", str(gmm), "--config", str(tmp_path / "run_all.json"),
+                 "--out", str(tmp_path / "runs" / "all"), "--no-progress"]) == 0
+    import pandas as pd
+
+    pd.DataFrame({"particle_index": np.arange(len(t)), "t": t}).to_csv(tmp_path / "truth.csv", index=False)
+    env.pop("GMMPLAT_TEST_PLUGINS")
+    done = subprocess.run([sys.executable, "-m", "gmmplat.cli", "evaluate", "--run", str(tmp_path / "runs" / "all"),
+                           "--truth", str(tmp_path / "truth.csv")], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    scores = json.loads((tmp_path / "runs" / "all" / "scores.json").read_text())
+    assert 0.0 <= scores["spearman_abs"] <= 1.0 and scores["run"] == str((tmp_path / "runs" / "all").absolute())

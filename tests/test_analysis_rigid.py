@@ -51,7 +51,7 @@ def test_rigid_decoder_angle_and_axis(neutral):
         return dec.neutral_params + dec(zz)
 
     rep = rigid_motion(decode_fn, z.numpy(), neutral.params, neutral.masks()["arm"])
-    rotvec, _ = dec.motions(z)
+    rotvec = dec.describe_motion(z)["rotation_rad"]
     expected = np.degrees(rotvec[:, 0].detach().numpy() @ (np.array([1, 0, 0.5]) / np.linalg.norm([1, 0, 0.5])))
     # signed about the common axis, which is the axis of the largest rotation (frame 0 or 6)
     np.testing.assert_allclose(np.abs(rep["angle_deg"]), np.abs(expected), atol=1e-3)

@@ -45,7 +45,7 @@ def rec_run(run_dir):  # noqa: F811
     """The analysis run, its neutral GMM marked as built from ``neutral_model.pdb`` (selection ca)."""
     import torch
 
-    from gmmplat.build.pipeline import model_record
+    from gmmplat.neutral.pipeline import model_record
     from gmmplat.io.models import read_model
 
     model_path = run_dir / "neutral_model.pdb"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from factories import random_gmm
-from gmmplat.build import FourierSphere, build_from_model, fit_amplitude_scales, gmm_map_fsc, refine_gmm, scale_to_map
+from gmmplat.neutral import FourierSphere, build_from_model, fit_amplitude_scales, gmm_map_fsc, refine_gmm, scale_to_map
 from gmmplat.fourier import Band
 from gmmplat.gmm import render_map
 from gmmplat.io import MapData, read_map, read_model

@@ -84,6 +84,7 @@ def test_free_decoder_column_switches():
 
 
 def test_rigid_moves_only_domains_and_keeps_distances():
+    torch.manual_seed(0)  # initial weights: float32 distances hold to 1e-4 Å only for moderate rotations
     neutral = _neutral()
     dec = RigidDecoder(D, neutral, domains=["arm", "head"])
     _perturb(dec, scale=1.0)
@@ -109,7 +110,8 @@ def test_rigid_motion_against_scipy():
     dec = RigidDecoder(D, neutral, domains=["head"], rotation_scale_rad=0.7)
     _perturb(dec, scale=1.0)
     z = _z(4)
-    rotvec, shift = dec.motions(z)
+    motion = dec.describe_motion(z)
+    rotvec, shift = motion["rotation_rad"], motion["translation_angstrom"]
     out = dec(z).detach().double().numpy()
     m = neutral.masks()["head"]
     x = neutral.params[m, :3].double().numpy()
@@ -153,6 +155,21 @@ def test_hierarchical_transition_buffer_then_parameter():
     assert dec.transition.grad is not None and dec.transition.grad.abs().max() > 0
     dec.set_transition_trainable(False)
     assert "transition" not in dict(dec.named_parameters())
+    dec.configure_round({"train_transition": True}, trained=True)  # the round option the trainer passes
+    assert dec.transition_trainable
+    dec.configure_round({"train_transition": True}, trained=False)  # a frozen decoder keeps it constant
+    assert not dec.transition_trainable
+    with pytest.raises(ConfigError, match="train_transition"):
+        FreeDecoder(D, _neutral()).configure_round({"train_transition": True}, trained=True)
+
+
+def test_declared_capabilities():
+    neutral = _neutral()
+    rigid = RigidDecoder(D, neutral, domains=["head", "arm"])
+    free = FreeDecoder(D, neutral)
+    assert list(MultiDecoder([free, rigid]).domains) == ["head", "arm"] and list(free.domains) == []
+    assert free.describe_motion(_z()) == {}
+    assert HierarchicalDecoder(D, neutral).describe_motion(_z(2))["small_offsets"].shape == (2, 3, 5)
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -200,3 +217,22 @@ def test_multi_decoder_sums_and_respects_subsets():
     assert any(p.grad is not None and p.grad.abs().max() > 0 for p in c.parameters())
     with pytest.raises(ConfigError):
         multi.add(FreeDecoder(D + 1, gmm))
+
+
+def test_column_views_and_one_meaning_of_amplitude_scale():
+    from gmmplat.gmm import AMPLITUDE, WIDTH, XYZ, amplitude, width, xyz
+
+    neutral = _neutral()
+    p = neutral.params
+    assert torch.equal(xyz(p), p[:, XYZ]) and torch.equal(amplitude(p), p[:, AMPLITUDE])
+    assert torch.equal(width(p), p[:, WIDTH]) and torch.equal(neutral.sigma_angstrom, width(p))
+    subset = torch.arange(N) >= 6
+    dec = FreeDecoder(D, neutral, subset=subset, move_position=False, move_amplitude=True, move_sigma=True,
+                      amplitude_scale=0.2, sigma_scale_angstrom=0.3)
+    with torch.no_grad():
+        dec.mlp[-1].bias.fill_(1.0)  # one unit of raw output in every column
+    out = dec(_z(2))
+    mean_amp = amplitude(p[subset]).abs().mean()
+    torch.testing.assert_close(amplitude(out)[:, subset], torch.full((2, int(subset.sum())), 0.2 * float(mean_amp)))
+    torch.testing.assert_close(width(out)[:, subset], torch.full((2, int(subset.sum())), 0.3))
+    assert torch.count_nonzero(xyz(out)) == 0 and torch.count_nonzero(out[:, ~subset]) == 0

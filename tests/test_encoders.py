@@ -11,6 +11,7 @@ from gmmplat.fourier import Band
 from gmmplat.geometry import random_rotations
 from gmmplat.gmm import GMM
 from gmmplat.losses import LOSSES
+from gmmplat.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 M, APIX, N = 24, 3.0, 6
@@ -29,7 +30,7 @@ def _setup(B=6, res=9.0, seed=0):
     images = images + 0.01 * torch.randn(images.shape, generator=g)
     batch = Batch(images, R, shifts, ctf, torch.arange(B), torch.zeros(B, dtype=torch.long))
     band = Band(M, APIX, res)
-    ctx = StepContext(neutral, band, PROJECTORS.build("separable", band), LOSSES.build("frc", band))
+    ctx = StepContext(neutral, band, ImageModel(band, PROJECTORS.build("separable", band)), LOSSES.build("frc", band))
     return batch, ctx
 
 
@@ -66,9 +67,9 @@ def test_image_encoder_input_band_is_fixed():
     enc.eval()
     z0 = enc(batch)
     wider = Band(M, APIX, 6.0)  # the trainer's next round
-    ctx.projector.set_band(wider)
+    ctx.image_model.set_band(wider)
     ctx.loss.set_band(wider)
-    enc.set_context(StepContext(ctx.neutral, wider, ctx.projector, ctx.loss))
+    enc.set_context(StepContext(ctx.neutral, wider, ctx.image_model, ctx.loss))
     assert torch.equal(enc(batch), z0)
     assert ImageEncoder(2, ctx).input_band.high_res_angstrom == 9.0  # default: the band at construction
     with pytest.raises(ConfigError):

@@ -10,7 +10,7 @@ import torch
 from factories import random_gmm
 from gmmplat.errors import ConfigError
 from gmmplat.gmm import GMM, render_map
-from gmmplat.hierarchy import (add_hierarchy, default_transition_s, propagate, small_gmm_from_map, small_gmm_kmeans,
+from gmmplat.neutral.hierarchy import (add_hierarchy, default_transition_s, propagate, small_gmm_from_map, small_gmm_kmeans,
                                transition_matrix)
 from gmmplat.io import MapData
 
@@ -73,7 +73,7 @@ def test_small_gmm_fitted_to_map_at_low_resolution():
     mp = MapData(vol, 2.0, np.zeros(3))
     small = small_gmm_from_map(mp, 10, resolution_angstrom=16.0, steps=40)
     assert small.shape == (10, 5)
-    from gmmplat.build.refine import FourierSphere
+    from gmmplat.neutral.refine import FourierSphere
     sphere = FourierSphere(32, 2.0, 16.0)
     F, G = sphere.map_transform(vol), sphere.gmm_transform(small)
     corr = ((F.conj() * G).real * sphere.weight).sum() / torch.sqrt(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gmmplat.build import build_from_map, build_from_model
+from gmmplat.neutral import build_from_map, build_from_model
 from gmmplat.errors import ConfigError, InputError
 from gmmplat.gmm import GMM
 from gmmplat.io import read_map, read_model, write_map

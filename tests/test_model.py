@@ -11,6 +11,7 @@ from gmmplat.geometry import random_rotations
 from gmmplat.gmm import GMM
 from gmmplat.losses import LOSSES
 from gmmplat.model import HeteroModel
+from gmmplat.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 M, APIX = 24, 3.0
@@ -40,7 +41,7 @@ def _two_state_data(B=64, seed=1):
 
 
 def _model(neutral, band, latent_dim=2, **kw):
-    ctx = StepContext(neutral, band, PROJECTORS.build("separable", band), LOSSES.build("frc", band))
+    ctx = StepContext(neutral, band, ImageModel(band, PROJECTORS.build("separable", band)), LOSSES.build("frc", band))
     enc = ENCODERS.build("image", latent_dim, ctx, hidden=(64, 64))
     dec = DECODERS.build("free", latent_dim, neutral, move_amplitude=False, hidden=(32,))
     return HeteroModel(enc, MultiDecoder([dec]), neutral, **kw), ctx
@@ -98,12 +99,11 @@ def test_tiny_overfit_separates_two_conformations(one_thread):
     band = Band(M, APIX, 8.0)
     model, ctx = _model(neutral, band)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    observed = band.images_to_band(batch.images)
-    ctf = ctf_rfft(batch.ctf, M, APIX, band)
+    observed = ctx.image_model.observe(batch)
     gen = torch.Generator().manual_seed(0)
 
     def loss_of(params):
-        return ctx.loss(ctx.projector(params, batch.rotations, batch.shifts_angstrom, ctf), observed).mean()
+        return ctx.loss(ctx.image_model.predict(params, batch), observed).mean()
 
     start = loss_of(neutral.params).item()
     for _ in range(200):

@@ -77,7 +77,7 @@ def test_translation_moves_every_atom_the_same(hinge, mode):
 
 def test_linear_mode_is_the_transition_matrix(hinge):
     """mode="linear" with every weight kept is exactly atom offsets = Tᵀ · GMM offsets."""
-    from gmmplat.hierarchy import transition_matrix
+    from gmmplat.neutral.hierarchy import transition_matrix
 
     gmm, model = hinge["gmm"], hinge["model"]
     morpher = ModelMorpher(gmm, model, s_angstrom=4.0, top_k=gmm.n, mode="linear")

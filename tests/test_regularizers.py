@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmmplat.build import build_from_model
+from gmmplat.neutral import build_from_model
 from gmmplat.errors import ConfigError
 from gmmplat.gmm import GMM
 from gmmplat.io import read_map, read_model

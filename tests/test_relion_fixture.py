@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from gmmplat.build.from_model import electron_counts
+from gmmplat.neutral.from_model import electron_counts
 from gmmplat.ctf import CTFParams, ctf_rfft
 from gmmplat.fourier import Band
 from gmmplat.geometry import euler_to_matrix

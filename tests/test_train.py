@@ -136,10 +136,15 @@ def test_hierarchical_transition_frozen_then_trained(dataset, tmp_path, monkeypa
         "decoders": {"h": {"kind": "hierarchical", "options": SMALL_MLP}},
         "rounds": [
             {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3, "high_res_angstrom": 12.0},
-            {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3, "train_transition": True},
+            {"decoders": ["h"], "epochs": 1, "batch_size": 12, "learning_rate": 3e-3,
+             "decoder_options": {"h": {"train_transition": True}}},
         ],
         "data": {"star": str(star), "gmm": str(gmm)},
     })
+    legacy = cfg.to_dict()
+    del legacy["rounds"][1]["decoder_options"]
+    legacy["rounds"][1]["train_transition"] = True  # the older round key reads as the decoder's round option
+    assert RunConfig.from_dict(legacy).hash() == cfg.hash()
     from gmmplat.gmm import GMM
 
     initial = build_decoder(cfg, "h", GMM.load(gmm))
@@ -230,5 +235,33 @@ def test_config_errors_are_one_line(dataset, tmp_path):
     assert "no mask 'zz'" in err(lambda d: d["decoders"]["core"].update(subset="zz"))
     assert "matches no parameter" in err(lambda d: d["rounds"][1].update(freeze=["core.nothing*"]))
     assert "decoders.dom" in err(lambda d: d["decoders"]["dom"]["options"].update(bogus=1))
+    assert "rounds[1].decoder_options.core: round option(s) train_transition unknown" in err(
+        lambda d: d["rounds"][1].update(decoder_options={"core": {"train_transition": True}}))
+    assert "decoder_options: nope is not a decoder" in err(
+        lambda d: d["rounds"][1].update(decoder_options={"nope": {}}))
     assert "nothing to train" in err(lambda d: d["rounds"][0].update(train=[], freeze=[]))
     assert not (tmp_path / "x").exists()
+
+
+def test_train_reuse_if_same_config(dataset, tmp_path, monkeypatch):
+    """Notebooks' policy: the same configuration resumes (or reuses a finished run); another replaces it."""
+    from gmmplat.train import train
+
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    out = tmp_path / "run"
+    interrupt_after(monkeypatch, 5)  # in epoch 2, after the checkpoint of epoch 1
+    with pytest.raises(Interrupt):
+        train(cfg, out, reuse="if-same-config", progress=False)
+    monkeypatch.undo()
+    resumed = train(cfg, out, reuse="if-same-config", progress=False)  # continues from the checkpoint
+    assert len(resumed.history) == 4 and len(json.loads((out / "environment.json").read_text())["resumed"]) == 1
+    stamp = (out / "model.pt").stat().st_mtime_ns
+    again = train(cfg, out, reuse="if-same-config", progress=False)  # finished: returned as it is
+    assert (out / "model.pt").stat().st_mtime_ns == stamp and len(again.history) == 4
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(cfg, out, progress=False)  # the default policy refuses
+    other = two_round_config(star, gmm, symmetry="C2")
+    train(other, out, reuse="if-same-config", progress=False)  # another configuration: a fresh run
+    assert json.loads((out / "config.json").read_text())["hash"] == other.hash()
+    assert "resumed" not in json.loads((out / "environment.json").read_text())

@@ -33,7 +33,7 @@ def test_presets_build_and_print(data, capsys):
     multi = preset("multi", neutral, domain="domain", epochs=[3, 1])
     assert [r.epochs for r in multi.rounds] == [3, 1]
     assert multi.rounds[1].decoders == ["domain", "core"] and multi.decoders["core"].subset == "!domain"
-    assert [r.train_transition for r in preset("hierarchical", neutral).rounds] == [False, True]
+    assert [r.decoder_options for r in preset("hierarchical", neutral).rounds] == [{}, {"hier": {"train_transition": True}}]
     with pytest.raises(ConfigError, match="2 round"):
         preset("free", neutral, epochs=[1, 2, 3])
     code = cli.main(["train", "--star", str(star), "--gmm", str(gmm), "--preset", "hierarchical", "--epochs", "4,2",

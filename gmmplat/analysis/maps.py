@@ -25,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..ctf import CTFParams, ctf_rfft
+from ..ctf import CTFParams
+from ..fourier import Band
+from ..image_model import ctf_on_band
 from ..errors import ConfigError
 from ..gmm import GMM, render_map
 from ..io.mrc import write_map
@@ -108,6 +110,7 @@ def reconstruct(
     P = M + 2 * p
     ky = torch.fft.fftshift(torch.fft.fftfreq(P, d=apix)).to(torch.float64)
     kx = torch.fft.rfftfreq(P, d=apix).to(torch.float64)
+    padded = Band(P, apix)  # the whole rfft grid of the padded images
     num = den = None
     for s in range(0, B, batch_size):
         sl = slice(s, min(B, s + batch_size))
@@ -121,8 +124,7 @@ def reconstruct(
         if ctf is None:
             c = torch.ones(Fi.shape, dtype=torch.float32)
         else:
-            c = torch.fft.fftshift(ctf_rfft(ctf.subset(torch.arange(sl.start, sl.stop)), P, apix), dim=-2)
-            c = c.to(torch.float32)
+            c = torch.fft.fftshift(ctf_on_band(ctf.subset(torch.arange(sl.start, sl.stop)), padded), dim=-2)
         channels = torch.stack([c * Fi, (c * c).to(torch.complex64)], dim=1)  # (b, 2, P, P//2+1)
         A_t = rotations[sl].to(torch.float32).transpose(-1, -2)
         dft, _ = insert_central_slices_rfft_3d_multichannel(

@@ -2,7 +2,7 @@
 
 The atomic model is treated as one more layer of the hierarchical GMM: a
 transition matrix ``T = transition_matrix(gmm_xyz (N, 3), atom_xyz (n_atoms, 3),
-s_angstrom)`` (``gmmplat.hierarchy``; columns sum to 1) ties every atom to the
+s_angstrom)`` (``gmmplat.neutral.hierarchy``; columns sum to 1) ties every atom to the
 Gaussians around it.  Two ways to carry the GMM's motion onto the atoms:
 
 * ``mode="linear"`` (the paper): ``atom_xyz(z) = atom_xyz_neutral + Tᵀ · Δxyz(z)``,
@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
-from ..gmm import GMM
+from ..neutral.hierarchy import transition_matrix
+from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
 from ..io.models import AtomModel, write_models
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
@@ -60,11 +61,11 @@ def check_overlap(model: AtomModel, gmm: GMM, atom_xyz_box: np.ndarray, reach_an
     model's centre from the GMM's (world Å)."""
     from scipy.spatial import cKDTree
 
-    gmm_xyz = gmm.params[:, :3].detach().cpu().double().numpy()
+    gmm_xyz = gmm.params[:, XYZ].detach().cpu().double().numpy()
     d, _ = cKDTree(gmm_xyz).query(atom_xyz_box, k=1)
     fraction = float(np.mean(d <= reach_angstrom))
     if fraction < min_fraction:
-        w = gmm.params[:, 3].detach().cpu().double().abs().numpy()
+        w = gmm.params[:, AMPLITUDE].detach().cpu().double().abs().numpy()
         gmm_centre = (w[:, None] * gmm_xyz).sum(0) / max(w.sum(), 1e-12)
         offset = atom_xyz_box.mean(0) - gmm_centre
         raise InputError(
@@ -121,7 +122,6 @@ class ModelMorpher:
     def __init__(self, neutral: GMM, model: AtomModel, s_angstrom: float | None = None, top_k: int = 32,
                  mode: str = "local_rigid", min_overlap: float = 0.5):
         from ..errors import ConfigError
-        from ..hierarchy import transition_matrix
 
         if mode not in MORPH_MODES:
             raise ConfigError(f"unknown morph mode {mode!r}; use one of {', '.join(MORPH_MODES)}")
@@ -129,10 +129,10 @@ class ModelMorpher:
 
         self.neutral = neutral
         self.model = model
-        gmm_xyz = neutral.params[:, :3].detach().cpu().double()
+        gmm_xyz = neutral.params[:, XYZ].detach().cpu().double()
         self.atom_xyz_box = np.asarray(model.xyz_angstrom, dtype=np.float64) - neutral.box_centre_world_angstrom
         self.s_angstrom = float(default_s_angstrom(gmm_xyz.numpy()) if s_angstrom is None else s_angstrom)
-        sigma = float(neutral.params[:, 4].abs().mean())
+        sigma = float(neutral.params[:, WIDTH].abs().mean())
         check_model_matches(model, neutral)
         check_overlap(model, neutral, self.atom_xyz_box, max(3 * self.s_angstrom, 3 * sigma), min_overlap)
         N, n_atoms = gmm_xyz.shape[0], self.atom_xyz_box.shape[0]
@@ -172,8 +172,8 @@ class ModelMorpher:
         p = params.detach().cpu().to(torch.float64)
         if p.ndim == 2:
             p = p[None]
-        nu = p[..., :3]  # (B, N, 3)
-        neutral = self.neutral.params[:, :3].detach().cpu().to(torch.float64)
+        nu = p[..., XYZ]  # (B, N, 3)
+        neutral = self.neutral.params[:, XYZ].detach().cpu().to(torch.float64)
         if self.mode == "linear":
             delta = nu - neutral
             return (delta[:, self.index] * self.weight[None, :, :, None]).sum(2)

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
+from ..gmm import AMPLITUDE, XYZ
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -65,10 +66,10 @@ def rigid_motion_from_params(neutral_params: torch.Tensor, params: torch.Tensor,
         idx = np.nonzero(idx)[0]
     if len(idx) < 3:
         raise ConfigError(f"a domain needs at least 3 Gaussians for a rotation, got {len(idx)}")
-    P, w = neutral[idx, :3], neutral[idx, 3]
+    P, w = neutral[idx, XYZ], neutral[idx, AMPLITUDE]
     rows, axes = [], []
     for f in range(p.shape[0]):
-        Q = p[f, idx, :3]
+        Q = p[f, idx, XYZ]
         R, t = kabsch(P, Q, w)
         angle, axis = rotation_angle_axis(R)
         moved = P @ R.T + t

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..gmm import GMM
 from ..errors import InputError
 from .evaluate import check_rows
 from .latent import flatten_latent
@@ -87,10 +88,10 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
         if not np.all(np.isfinite(latent)):
             raise InputError(lpath, "latent array holds NaN/inf values")
     flatten_latent(latent, path=lpath)
-    d_model = int(getattr(run.model, "latent_dim", latent.shape[-1]))
+    d_model = int(run.model.latent_dim)
     if latent.shape[-1] != d_model:
         raise InputError(lpath, f"latent has {latent.shape[-1]} dimensions but the run's model {d_model}")
-    star = getattr(getattr(run.config, "data", None), "star", "") or ""
+    star = run.config.data.star
     star_path = Path(star) if star and Path(star).is_file() else None
     if check_star and star_path is not None:
         n = len(run.config.data.source().read(require_poses=False, require_ctf=False).table)
@@ -98,14 +99,11 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
     return AnalysisRun(run, latent, lpath, make_decode_fn(run.model), run.neutral, star_path)
 
 
-def domain_masks(model: torch.nn.Module, neutral) -> dict[str, np.ndarray]:
-    """Masks to report rigid motions for: the domains of decoders that declare ``domains``
+def domain_masks(model: torch.nn.Module, neutral: GMM) -> dict[str, np.ndarray]:
+    """Masks to report rigid motions for: the ``domains`` the model's decoders declare
     (rigid-body decoders), else every mask of the neutral GMM."""
     masks = neutral.masks()
-    named: list[str] = []
-    decoder = getattr(model, "decoder", None)
-    for d in getattr(decoder, "decoders", [decoder] if decoder is not None else []):
-        named += [n for n in getattr(d, "domains", []) if n in masks and n not in named]
+    named = [n for n in model.decoder.domains if n in masks]
     return {n: masks[n] for n in named} if named else masks
 
 

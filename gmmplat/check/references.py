@@ -130,7 +130,7 @@ class GMMReference:
 def model_reference(model_path, map_data, map_path=None) -> GMMReference:
     """Heavy atoms of ``model_path`` as Gaussians (σ = 1 Å, amplitude = atomic number), in the
     frame of ``map_data`` (coordinates relative to the world position of its box centre)."""
-    from ..build.from_model import electron_counts
+    from ..neutral.from_model import electron_counts
     from ..io.models import read_model
     from ..io.mrc import box_centre_world_angstrom
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..build.pipeline import BuildOptions, build_neutral_gmm
+from ..neutral.pipeline import BuildOptions, build_neutral_gmm
 from ._common import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 HELP = "build the neutral GMM from a consensus map and/or an atomic model, refine it against the map"

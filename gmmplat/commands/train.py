@@ -23,6 +23,7 @@ import os
 import sys
 
 from ..errors import ConfigError
+from ..train.presets import PRESETS
 from ._common import existing_file, nonnegative_float, nonnegative_int, positive_int
 from .particle_args import add_particle_arguments, particle_source, print_notes
 
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gmm", required=True, help="neutral GMM (.npz from gmmplat build)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="run configuration JSON (see docs/training.md)")
-    src.add_argument("--preset", choices=["rigid", "hierarchical", "free", "multi"],
+    src.add_argument("--preset", choices=list(PRESETS),
                      help="a ready-made configuration instead of --config")
     p.add_argument("--domain", help="mask name of the moving domain (presets rigid and multi; free: its subset)")
     p.add_argument("--epochs", type=_epochs, help="with --preset: epochs of every round (N) or of each round (N,M)")

@@ -10,7 +10,8 @@ from torch import nn
 
 from ..encoders.base import make_mlp
 from ..errors import ConfigError
-from .base import DECODERS, Decoder, column_scales, moving_columns
+from ..gmm import GMM, N_COLUMNS
+from .base import DECODERS, Decoder
 
 
 @DECODERS.register("hierarchical")
@@ -21,36 +22,35 @@ class HierarchicalDecoder(Decoder):
     (``exp(-50 D²)`` weights of the small-large distances, built with the small GMM).
 
     Round 1: the transition is a registered buffer (constant, not trained).
-    Round 2: ``set_transition_trainable(True)`` turns it into an ``nn.Parameter`` (the
-    trainable dense layer of the paper); the trainer must then rebuild its optimizer so
-    the new parameter is included.  The state-dict key is ``transition`` in both cases.
+    Round 2 (round option ``train_transition``, when the decoder trains in that round):
+    ``set_transition_trainable(True)`` turns it into an ``nn.Parameter`` (the trainable
+    dense layer of the paper); the trainer then builds its optimizer so the new parameter
+    is included.  The state-dict key is ``transition`` in both cases.
 
     Options:
         normalize_transition: divide each column of the transition by its sum over the
             small Gaussians (default True), so a translation of the whole small GMM moves
             every large Gaussian by the same translation (columns summing to 0 stay 0).
-        move_position / move_amplitude / move_sigma, hidden, activation,
-        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom: as the free decoder.
+        hidden, activation, and the columns (move_position / move_amplitude / move_sigma,
+        position_scale_angstrom, amplitude_scale, sigma_scale_angstrom): as the free decoder
+            (amplitude relative to the small GMM's mean amplitude).
     Large Gaussians outside ``subset`` get zero offsets.
     """
+
+    round_options = {"train_transition": False}
 
     def __init__(
         self,
         latent_dim: int,
-        neutral,
+        neutral: GMM,
         subset: torch.Tensor | None = None,
-        move_position: bool = True,
-        move_amplitude: bool = True,
-        move_sigma: bool = False,
         hidden: Sequence[int] = (256, 256),
         activation: str = "relu",
         normalize_transition: bool = True,
-        position_scale_angstrom: float = 1.0,
-        amplitude_scale: float = 0.1,
-        sigma_scale_angstrom: float = 0.1,
+        **columns,
     ):
         super().__init__(latent_dim, neutral, subset)
-        extras = getattr(neutral, "extras", {}) or {}
+        extras = neutral.extras
         if "small_params" not in extras or "transition" not in extras:
             raise ConfigError(
                 "the hierarchical decoder needs a small GMM and its transition matrix in the neutral GMM "
@@ -58,8 +58,8 @@ class HierarchicalDecoder(Decoder):
             )
         small = torch.as_tensor(extras["small_params"], dtype=torch.float32)
         T = torch.as_tensor(extras["transition"], dtype=torch.float32).clone()
-        if small.ndim != 2 or small.shape[1] != 5:
-            raise ConfigError(f"small_params must be (M, 5), got {tuple(small.shape)}")
+        if small.ndim != 2 or small.shape[1] != N_COLUMNS:
+            raise ConfigError(f"small_params must be (M, {N_COLUMNS}), got {tuple(small.shape)}")
         if T.shape != (small.shape[0], self.n_gaussians):
             raise ConfigError(
                 f"transition must be (M, N) = ({small.shape[0]}, {self.n_gaussians}), got {tuple(T.shape)}"
@@ -69,11 +69,8 @@ class HierarchicalDecoder(Decoder):
             T = torch.where(total > 0, T / total.clamp_min(1e-30), T)
         self.register_buffer("small_params", small)
         self.register_buffer("transition", T)
-        self.register_buffer("columns", moving_columns(move_position, move_amplitude, move_sigma))
-        amp = small[:, 3].abs().mean().clamp_min(1e-12)
-        scale = column_scales(self.columns, position_scale_angstrom, amplitude_scale, sigma_scale_angstrom)
-        self.register_buffer("column_scale", torch.where(self.columns == 3, scale * amp, scale))
-        self.mlp = make_mlp(latent_dim, small.shape[0] * len(self.columns), hidden, activation, zero_last=True)
+        C = self.use_columns(**{"move_amplitude": True, **columns}, reference=small)
+        self.mlp = make_mlp(latent_dim, small.shape[0] * C, hidden, activation, zero_last=True)
 
     @property
     def n_small(self) -> int:
@@ -82,6 +79,14 @@ class HierarchicalDecoder(Decoder):
     @property
     def transition_trainable(self) -> bool:
         return isinstance(self.transition, nn.Parameter)
+
+    def configure_round(self, options: dict, trained: bool) -> None:
+        super().configure_round(options, trained)
+        self.set_transition_trainable(bool(options.get("train_transition", False)) and trained)
+
+    def describe_motion(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``small_offsets (B, M, 5)``: the offsets of the small GMM."""
+        return {"small_offsets": self.small_offsets(z)}
 
     def set_transition_trainable(self, trainable: bool = True) -> None:
         """Round 2: make the transition an ``nn.Parameter`` (True) or a constant buffer again (False).
@@ -99,10 +104,7 @@ class HierarchicalDecoder(Decoder):
 
     def small_offsets(self, z: torch.Tensor) -> torch.Tensor:
         """Offsets of the small GMM ``(B, M, 5)`` (zero in columns that do not move)."""
-        values = self.mlp(z).reshape(z.shape[0], self.n_small, len(self.columns)) * self.column_scale
-        out = values.new_zeros(z.shape[0], self.n_small, 5)
-        out[:, :, self.columns] = values
-        return out
+        return self.place(self.mlp(z).reshape(z.shape[0], self.n_small, len(self.columns)))
 
     def spread(self, small_offsets: torch.Tensor) -> torch.Tensor:
         """Small-GMM offsets ``(B, M, 5)`` -> large-GMM offsets ``(B, N, 5)`` (zero outside the subset)."""

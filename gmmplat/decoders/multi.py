@@ -50,6 +50,11 @@ class MultiDecoder(nn.Module):
     def n_gaussians(self) -> int:
         return self.decoders[0].n_gaussians
 
+    @property
+    def domains(self) -> list[str]:
+        """The rigid-body domains of all decoders (first appearance order)."""
+        return list(dict.fromkeys(n for d in self.decoders for n in d.domains))
+
     def __len__(self) -> int:
         return len(self.decoders)
 

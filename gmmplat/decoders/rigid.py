@@ -9,6 +9,7 @@ import torch
 from ..encoders.base import make_mlp
 from ..errors import ConfigError
 from ..geometry import axis_angle_to_matrix
+from ..gmm import GMM, N_COLUMNS, XYZ, amplitude, xyz
 from .base import DECODERS, Decoder
 
 
@@ -30,7 +31,7 @@ class RigidDecoder(Decoder):
     def __init__(
         self,
         latent_dim: int,
-        neutral,
+        neutral: GMM,
         subset: torch.Tensor | None = None,
         domains: Sequence[str] | str = (),
         hidden: Sequence[int] = (128, 128),
@@ -42,7 +43,7 @@ class RigidDecoder(Decoder):
         names = [domains] if isinstance(domains, str) else list(domains)
         if not names:
             raise ConfigError("the rigid decoder needs domains=[mask name, ...]")
-        masks = neutral.masks() if hasattr(neutral, "masks") else {}
+        masks = neutral.masks()
         used = torch.zeros(self.n_gaussians, dtype=torch.bool)
         index, centroid = [], []
         for name in names:
@@ -59,10 +60,10 @@ class RigidDecoder(Decoder):
                 raise ConfigError(f"domain {name!r} overlaps another domain of the same rigid decoder")
             used |= m
             idx = torch.nonzero(m).flatten()
-            w = self.neutral_params[idx, 3].abs()
+            w = amplitude(self.neutral_params[idx]).abs()
             w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1.0 / len(idx))
             index.append(idx)
-            centroid.append((w[:, None] * self.neutral_params[idx, :3]).sum(0))
+            centroid.append((w[:, None] * xyz(self.neutral_params[idx])).sum(0))
         self.domains = names
         self.register_buffer("domain_id", torch.cat([torch.full((len(i),), k) for k, i in enumerate(index)]))
         self.register_buffer("domain_gaussians", torch.cat(index))
@@ -70,19 +71,22 @@ class RigidDecoder(Decoder):
         self.register_buffer("scales", torch.tensor([rotation_scale_rad] * 3 + [translation_scale_angstrom] * 3))
         self.mlp = make_mlp(latent_dim, 6 * len(names), hidden, activation, zero_last=True)
 
-    def motions(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-domain rotation vectors ``(B, K, 3)`` [rad] and translations ``(B, K, 3)`` [Å]."""
+    def describe_motion(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-domain (order of ``domains``) ``rotation_rad (B, K, 3)`` (rotation vectors about the
+        domain centroids) and ``translation_angstrom (B, K, 3)``."""
         out = self.mlp(z).reshape(z.shape[0], len(self.domains), 6) * self.scales
-        return out[..., :3], out[..., 3:]
+        rotation, translation = out.split(3, dim=-1)
+        return {"rotation_rad": rotation, "translation_angstrom": translation}
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        rotvec, shift = self.motions(z)
+        motion = self.describe_motion(z)
+        rotvec, shift = motion["rotation_rad"], motion["translation_angstrom"]
         R = axis_angle_to_matrix(rotvec)  # (B, K, 3, 3)
-        x = self.neutral_params[self.domain_gaussians, :3]  # (G, 3)
+        x = xyz(self.neutral_params[self.domain_gaussians])  # (G, 3)
         c = self.centroids[self.domain_id]  # (G, 3)
         rel = (x - c)[None]  # (1, G, 3)
         moved = c + torch.einsum("bgij,bgj->bgi", R[:, self.domain_id], rel.expand(z.shape[0], -1, -1))
         moved = moved + shift[:, self.domain_id]
-        out = z.new_zeros(z.shape[0], self.n_gaussians, 5)
-        out[:, self.domain_gaussians, :3] = moved - x
+        out = z.new_zeros(z.shape[0], self.n_gaussians, N_COLUMNS)
+        out[:, self.domain_gaussians, XYZ] = moved - x
         return out

@@ -2,7 +2,7 @@
 
 An encoder is built as ``ENCODERS.build(name, latent_dim, context, **opts)``
 where :class:`StepContext` carries what an encoder may need (the neutral GMM,
-the loss band, the projector and the loss of the current training round);
+the loss band, the forward model and the loss of the current training round);
 ``forward(batch) -> z (B, latent_dim)``.
 """
 from __future__ import annotations
@@ -29,17 +29,16 @@ class StepContext:
 
     * ``neutral``: the neutral :class:`gmmplat.gmm.GMM`
     * ``band``: the loss :class:`gmmplat.fourier.Band` of the current round
-    * ``projector``: a :class:`gmmplat.projectors.Projector` on that band
+    * ``image_model``: the round's forward model (:class:`gmmplat.image_model.ImageModel`, on that band)
     * ``loss``: a :class:`gmmplat.losses.Loss` on that band
 
-    The trainer owns these objects; when it moves to another band it calls
-    ``projector.set_band`` / ``loss.set_band`` (or hands encoders a new context
-    with :meth:`Encoder.set_context`).
+    The trainer owns these objects; when it moves to another band it hands encoders a
+    new context with :meth:`Encoder.set_context`.
     """
 
     neutral: Any
     band: Band
-    projector: Any = None
+    image_model: Any = None
     loss: Any = None
 
 

@@ -7,15 +7,18 @@ from typing import Sequence
 
 import torch
 
-from ..ctf import ctf_rfft
 from ..errors import ConfigError
 from ..fourier import Band
+from ..gmm import AMPLITUDE, POSITION_COLUMNS
 from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+
+
+INPUT_COLUMNS = [*POSITION_COLUMNS, AMPLITUDE]  # the gradient's channels: x, y, z, amplitude
 
 
 @ENCODERS.register("gradient")
 class GradientEncoder(Encoder):
-    """Input: ``∂ loss_b / ∂ neutral[:, :4]`` for each particle b, shape ``(B, N, 4)``
+    """Input: ``∂ loss_b / ∂ neutral[:, (x, y, z, amplitude)]`` for each particle b, shape ``(B, N, 4)``
     (x, y, z in 1/Å units of the loss, amplitude), each of the 4 channels divided by
     its running RMS (:class:`RunningScale`), flattened to ``4N`` inputs of an MLP.
 
@@ -27,7 +30,7 @@ class GradientEncoder(Encoder):
     Band: with ``input_res_angstrom=None`` (default) the gradient uses the context's
     projector, loss and band at call time, so it follows the trainer's band between
     rounds (the running scale adapts).  With ``input_res_angstrom`` set, the encoder
-    keeps its own copies of the projector and loss on that fixed band.
+    keeps its own copies of the image model and loss on that fixed band.
 
     Options: hidden, activation, momentum (as the image encoder).
     """
@@ -42,8 +45,8 @@ class GradientEncoder(Encoder):
         momentum: float = 0.1,
     ):
         super().__init__(latent_dim, context)
-        if context.projector is None or context.loss is None:
-            raise ConfigError("the gradient encoder needs the context's projector and loss")
+        if context.image_model is None or context.loss is None:
+            raise ConfigError("the gradient encoder needs the context's image model and loss")
         self.input_res_angstrom = None if input_res_angstrom is None else float(input_res_angstrom)
         self._own = None
         if self.input_res_angstrom is not None:
@@ -56,10 +59,10 @@ class GradientEncoder(Encoder):
     def _fixed_copies(self, context: StepContext):
         b = context.band
         band = Band(b.box, b.pixel_size_angstrom, self.input_res_angstrom)
-        projector, loss = copy.deepcopy(context.projector), copy.deepcopy(context.loss)
-        projector.set_band(band)
+        image_model, loss = copy.deepcopy(context.image_model), copy.deepcopy(context.loss)
+        image_model.set_band(band)
         loss.set_band(band)
-        return band, projector, loss
+        return image_model, loss
 
     def set_context(self, context: StepContext) -> None:
         super().set_context(context)
@@ -68,22 +71,16 @@ class GradientEncoder(Encoder):
 
     def input_gradient(self, batch) -> torch.Tensor:
         """Per-particle gradient ``(B, N, 4)`` of the loss at the neutral GMM (detached)."""
-        if self._own is None:
-            band, projector, loss_fn = self.context.band, self.context.projector, self.context.loss
-        else:
-            band, projector, loss_fn = self._own
+        image_model, loss_fn = (self.context.image_model, self.context.loss) if self._own is None else self._own
         device = self.neutral_params.device
-        projector.to(device)
+        image_model.to(device)
         loss_fn.to(device)
         B = batch.images.shape[0]
-        observed = band.images_to_band(batch.images.to(device, torch.float32))
-        ctf = ctf_rfft(batch.ctf.to(device), band.box, band.pixel_size_angstrom, band).to(torch.float32)
+        observed = image_model.observe(batch)
         with torch.enable_grad():
             p = self.neutral_params.detach().expand(B, -1, -1).clone().requires_grad_(True)
-            predicted = projector(p, batch.rotations.to(device, torch.float32),
-                                  batch.shifts_angstrom.to(device, torch.float32), ctf)
-            (grad,) = torch.autograd.grad(loss_fn(predicted, observed).sum(), p)
-        return grad[..., :4].detach()
+            (grad,) = torch.autograd.grad(loss_fn(image_model.predict(p, batch), observed).sum(), p)
+        return grad[..., INPUT_COLUMNS].detach()
 
     def forward(self, batch) -> torch.Tensor:
         g = self.scale(self.input_gradient(batch))

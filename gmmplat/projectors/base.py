@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from ..fourier import Band
+from ..gmm import AMPLITUDE, WIDTH, XYZ
 from ..registry import Registry
 
 PROJECTORS: Registry = Registry("projector")
@@ -42,11 +43,11 @@ class Projector(ABC, torch.nn.Module):
             params = params.expand(rotations.shape[0], -1, -1)
         params = params.to(torch.float32)
         R = rotations.to(params.dtype)
-        centres = torch.einsum("bij,bnj->bni", R[:, :2, :], params[..., :3])
+        centres = torch.einsum("bij,bnj->bni", R[:, :2, :], params[..., XYZ])
         centres = centres - shifts_angstrom.to(params.dtype)[:, None, :]  # RELION: particle at centre - origin
-        sigma = params[..., 4]
+        sigma = params[..., WIDTH]
         apix = float(self.band.pixel_size_angstrom)
-        weight = params[..., 3] * (2 * math.pi * sigma**2) ** 1.5 / apix**2
+        weight = params[..., AMPLITUDE] * (2 * math.pi * sigma**2) ** 1.5 / apix**2
         return centres, weight, (2 * math.pi**2) * sigma**2
 
     @abstractmethod

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..gmm import GMM
+from ..gmm import GMM, XYZ
 from .base import REGULARIZERS, Regularizer
 
 GRAPH_KEYS = ("bonds", "bond_length_angstrom", "angles", "angle_deg")
@@ -63,7 +63,7 @@ def ca_graph(xyz_angstrom: np.ndarray, gaussian_index: np.ndarray, chain_id: np.
 def _params_from_xyz(xyz: np.ndarray, g: np.ndarray) -> np.ndarray:
     """A ``(max(g)+1, 5)`` float64 parameter array with ``xyz`` at rows ``g``."""
     p = np.zeros((int(g.max()) + 1 if len(g) else 0, 5))
-    p[g, :3] = xyz
+    p[g, XYZ] = xyz
     return p
 
 
@@ -89,7 +89,7 @@ def ca_graph_from_model(gmm: GMM, model, max_bond_angstrom: float = MAX_BOND_ANG
     keep[keep] &= counts[g[keep]] == 1
     order = np.argsort(idx[keep], kind="stable")
     g = g[keep][order]
-    xyz = gmm.params[:, :3].detach().double().numpy()[g]
+    xyz = gmm.params[:, XYZ].detach().double().numpy()[g]
     return ca_graph(xyz, g, model.chain_id[is_ca][keep][order], max_bond_angstrom)
 
 
@@ -100,7 +100,7 @@ def backbone_geometry(params: torch.Tensor, bonds, angles) -> tuple[torch.Tensor
     (finite gradients at 0 and π).
     """
     p = params[None] if params.ndim == 2 else params
-    x = p[..., :3]
+    x = p[..., XYZ]
     b = torch.as_tensor(np.asarray(bonds) if not torch.is_tensor(bonds) else bonds, dtype=torch.long, device=x.device)
     a = torch.as_tensor(np.asarray(angles) if not torch.is_tensor(angles) else angles, dtype=torch.long, device=x.device)
     lengths = torch.linalg.vector_norm(x[:, b[:, 0]] - x[:, b[:, 1]], dim=-1) if len(b) else x.new_zeros(x.shape[0], 0)
@@ -146,7 +146,7 @@ class CABackboneRegularizer(Regularizer):
     def penalty(self, params: torch.Tensor) -> torch.Tensor:
         p = self.as_batch(params)
         lengths, theta = backbone_geometry(p, self.bonds, self.angles)
-        total = p.new_zeros(()) + 0.0 * p[..., :3].sum()  # keeps the graph when there are no bonds
+        total = p.new_zeros(()) + 0.0 * p[..., XYZ].sum()  # keeps the graph when there are no bonds
         if lengths.shape[-1]:
             total = total + ((lengths - self.length0) ** 2).mean()
         if theta.shape[-1]:

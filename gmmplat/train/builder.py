@@ -11,18 +11,30 @@ or not.
 from __future__ import annotations
 
 import fnmatch
+import inspect
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..gmm import GMM
+from ..decoders import DECODERS
+from ..decoders.multi import MultiDecoder
+from ..encoders import ENCODERS
+from ..encoders.base import StepContext
 from ..errors import ConfigError
 from ..fourier import Band
+from ..image_model import ImageModel
+from ..losses import LOSSES
+from ..model import HeteroModel
+from ..projectors import PROJECTORS
+from ..regularizers import REGULARIZERS
 from .config import RoundConfig, RunConfig
 
 __all__ = ["RoundSteps", "derive_seed", "subset_mask", "build_round_steps", "build_encoder", "build_decoder",
-           "assemble_model", "configure_trainable", "build_model_for_round"]
+           "assemble_model", "configure_trainable", "build_model_for_round", "step_classes", "step_plugins"]
 
 
 def derive_seed(*words) -> int:
@@ -34,16 +46,50 @@ def derive_seed(*words) -> int:
 
 @dataclass
 class RoundSteps:
-    """The band-dependent steps of one round."""
+    """The band-dependent steps of one round: the forward model, the loss and the regularizers."""
 
-    band: Band
-    projector: nn.Module
+    image_model: ImageModel
     loss: nn.Module
     regularizers: nn.ModuleList
     context: object  # gmmplat.encoders.StepContext
 
+    @property
+    def band(self) -> Band:
+        return self.image_model.band
 
-def subset_mask(neutral, subset: str | None, where: str) -> torch.Tensor | None:
+    def modules(self) -> list[nn.Module]:
+        """The modules to move to the training device."""
+        return [self.image_model, self.loss, self.regularizers]
+
+
+def step_classes(config: RunConfig) -> list[type]:
+    """The classes of every step the configuration names (encoder, decoders, projector, losses, regularizers)."""
+    classes = [ENCODERS.get(config.encoder.kind), PROJECTORS.get(config.projector)]
+    classes += [DECODERS.get(spec.kind) for spec in config.decoders.values()]
+    for r in config.rounds:
+        classes += [LOSSES.get(r.loss.kind)] + [REGULARIZERS.get(s.kind) for s in r.regularizers]
+    return classes
+
+
+def step_plugins(config: RunConfig) -> list[str]:
+    """Plugins that registered the configuration's steps: the ``.py`` file (absolute path) or the
+    module name of every step class defined outside gmmplat, in first-use order.  Saved with a run
+    so that loading it imports them again (:func:`gmmplat.train.load_run`)."""
+    out: list[str] = []
+    for cls in step_classes(config):
+        if cls.__module__.split(".")[0] == "gmmplat":
+            continue
+        try:
+            path = inspect.getfile(cls)
+        except TypeError:  # a class without a source file
+            path = ""
+        spec = os.path.abspath(path) if path.endswith(".py") else cls.__module__
+        if spec not in out:
+            out.append(spec)
+    return out
+
+
+def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | None:
     """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians."""
     if subset is None:
         return None
@@ -57,36 +103,27 @@ def subset_mask(neutral, subset: str | None, where: str) -> torch.Tensor | None:
     return ~m if invert else m
 
 
-def build_round_steps(config: RunConfig, round_index: int, neutral) -> RoundSteps:
-    from ..encoders.base import StepContext
-    from ..losses import LOSSES
-    from ..projectors import PROJECTORS
-    from ..regularizers import REGULARIZERS
-
+def build_round_steps(config: RunConfig, round_index: int, neutral: GMM) -> RoundSteps:
     r: RoundConfig = config.rounds[round_index]
     where = f"rounds[{round_index}]"
     try:
         band = Band(neutral.box, neutral.pixel_size_angstrom, r.high_res_angstrom, r.low_res_angstrom)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    projector = PROJECTORS.build(config.projector, band)
+    image_model = ImageModel(band, PROJECTORS.build(config.projector, band))
     loss = LOSSES.build(r.loss.kind, band, **r.loss.options)
     regs = nn.ModuleList(REGULARIZERS.build(s.kind, neutral, weight=s.weight, **s.options) for s in r.regularizers)
-    return RoundSteps(band, projector, loss, regs, StepContext(neutral, band, projector, loss))
+    return RoundSteps(image_model, loss, regs, StepContext(neutral, band, image_model, loss))
 
 
-def build_encoder(config: RunConfig, neutral, first_steps: RoundSteps) -> nn.Module:
+def build_encoder(config: RunConfig, neutral: GMM, first_steps: RoundSteps) -> nn.Module:
     """The encoder, built with the context of round 0 (seeded by the run seed only)."""
-    from ..encoders import ENCODERS
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "encoder"))
         return ENCODERS.build(config.encoder.kind, config.latent_dim, first_steps.context, **config.encoder.options)
 
 
-def build_decoder(config: RunConfig, name: str, neutral) -> nn.Module:
-    from ..decoders import DECODERS
-
+def build_decoder(config: RunConfig, name: str, neutral: GMM) -> nn.Module:
     spec = config.decoders[name]
     subset = subset_mask(neutral, spec.subset, f"decoders.{name}")
     with torch.random.fork_rng(devices=[]):
@@ -94,11 +131,8 @@ def build_decoder(config: RunConfig, name: str, neutral) -> nn.Module:
         return DECODERS.build(spec.kind, config.latent_dim, neutral, subset=subset, **spec.options)
 
 
-def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_index: int, neutral) -> nn.Module:
+def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_index: int, neutral: GMM) -> nn.Module:
     """HeteroModel of round ``round_index``: its decoders in order of first appearance."""
-    from ..decoders.multi import MultiDecoder
-    from ..model import HeteroModel
-
     names = [n for n in config.decoder_order() if n in config.rounds[round_index].decoders]
     return HeteroModel(encoder, MultiDecoder([decoders[n] for n in names]), neutral,
                        latent_noise_std=config.latent_noise_std, latent_penalty=config.latent_penalty)
@@ -107,17 +141,20 @@ def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_
 def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module, decoders: dict) -> list:
     """Set ``requires_grad`` for round ``round_index``; returns the trainable parameters in a fixed order.
 
-    Order of operations: hierarchical transitions are made trainable (or constant)
-    by ``set_transition_trainable`` on every decoder that has it, then modules not
-    in ``train`` are frozen, then the ``freeze`` patterns apply.
+    Order of operations: every decoder of the round gets its round options
+    (:meth:`Decoder.configure_round`, e.g. a hierarchical transition becomes trainable),
+    then modules not in ``train`` are frozen, then the ``freeze`` patterns apply.
     """
     r = config.rounds[round_index]
     where = f"rounds[{round_index}]"
     trained = set(r.trained_modules())
     modules = {"encoder": encoder, **{n: decoders[n] for n in config.decoder_order() if n in r.decoders}}
-    for name, module in modules.items():
-        if hasattr(module, "set_transition_trainable"):
-            module.set_transition_trainable(bool(r.train_transition and name in trained))
+    for name in modules:
+        if name != "encoder":
+            try:
+                decoders[name].configure_round(r.decoder_options.get(name, {}), name in trained)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.decoder_options.{name}: {exc}") from None
     named = []
     for name, module in modules.items():
         for pname, p in module.named_parameters():
@@ -136,14 +173,19 @@ def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module,
     return params
 
 
-def build_model_for_round(config: RunConfig, neutral, round_index: int):
+def build_model_for_round(config: RunConfig, neutral: GMM, round_index: int,
+                          round_steps: list[RoundSteps] | None = None):
     """Encoder, decoders and model with the structure of round ``round_index`` (fresh weights).
 
+    ``round_steps``: the steps of every round when already built (the trainer's), else built here.
     Returns ``(model, encoder, decoders dict, steps, trainable params)``.
     """
-    first = build_round_steps(config, 0, neutral)
+    if round_steps is None:
+        first = build_round_steps(config, 0, neutral)
+        steps = first if round_index == 0 else build_round_steps(config, round_index, neutral)
+    else:
+        first, steps = round_steps[0], round_steps[round_index]
     encoder = build_encoder(config, neutral, first)
-    steps = first if round_index == 0 else build_round_steps(config, round_index, neutral)
     encoder.set_context(steps.context)
     decoders = {n: build_decoder(config, n, neutral) for n in config.rounds[round_index].decoders}
     params = configure_trainable(config, round_index, encoder, decoders)

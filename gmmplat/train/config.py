@@ -31,20 +31,35 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..decoders import DECODERS
 from ..errors import ConfigError, InputError
 
 __all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RunConfig",
            "load_config", "config_hash"]
 
 
-def _check_keys(d: Any, cls, where: str) -> dict:
+def _check_keys(d: Any, cls, where: str, legacy: tuple = ()) -> dict:
+    """``d`` is an object whose keys are fields of ``cls`` (or older keys still read, ``legacy``);
+    returns it with the fields' defaults filled in."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} | set(legacy)
     unknown = sorted(set(d) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return d
+    return {**_defaults(cls), **d}
+
+
+def _defaults(cls) -> dict:
+    """The defaults of a config dataclass's fields, as JSON values (the one place they are written)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
 
 
 def _number(value, where: str, minimum: float | None = None, integer: bool = False, allow_none: bool = False,
@@ -76,6 +91,14 @@ def _names(value, where: str) -> list[str]:
     return list(value)
 
 
+def _step(d, cls, where: str, what: str) -> dict:
+    """A step's object with defaults filled in: ``kind`` a registry name, ``options`` an object."""
+    d = _check_keys(d, cls, where)
+    if not isinstance(d.get("kind"), str) or not d["kind"]:
+        raise ConfigError(f"{where}.kind: {what} name is required")
+    return {**d, "options": _options(d["options"], f"{where}.options")}
+
+
 @dataclass
 class StepSpec:
     """A registry step: ``kind`` (registry name) and its constructor ``options``."""
@@ -85,10 +108,8 @@ class StepSpec:
 
     @classmethod
     def from_dict(cls, d, where: str) -> "StepSpec":
-        d = _check_keys(d, cls, where)
-        if not isinstance(d.get("kind"), str) or not d["kind"]:
-            raise ConfigError(f"{where}.kind: a step name is required")
-        return cls(d["kind"], _options(d.get("options"), f"{where}.options"))
+        d = _step(d, cls, where, "a step")
+        return cls(d["kind"], d["options"])
 
 
 @dataclass
@@ -105,13 +126,11 @@ class DecoderSpec:
 
     @classmethod
     def from_dict(cls, d, where: str) -> "DecoderSpec":
-        d = _check_keys(d, cls, where)
-        if not isinstance(d.get("kind"), str) or not d["kind"]:
-            raise ConfigError(f"{where}.kind: a decoder name is required")
-        subset = d.get("subset")
+        d = _step(d, cls, where, "a decoder")
+        subset = d["subset"]
         if subset is not None and (not isinstance(subset, str) or subset.lstrip("!") == ""):
             raise ConfigError(f"{where}.subset: expected null, a mask name or '!name'")
-        return cls(d["kind"], subset, _options(d.get("options"), f"{where}.options"))
+        return cls(d["kind"], subset, d["options"])
 
 
 @dataclass
@@ -124,11 +143,8 @@ class RegularizerSpec:
 
     @classmethod
     def from_dict(cls, d, where: str) -> "RegularizerSpec":
-        d = _check_keys(d, cls, where)
-        if not isinstance(d.get("kind"), str) or not d["kind"]:
-            raise ConfigError(f"{where}.kind: a regularizer name is required")
-        return cls(d["kind"], _number(d.get("weight", 1.0), f"{where}.weight", 0.0),
-                   _options(d.get("options"), f"{where}.options"))
+        d = _step(d, cls, where, "a regularizer")
+        return cls(d["kind"], _number(d["weight"], f"{where}.weight", 0.0), d["options"])
 
 
 @dataclass
@@ -145,7 +161,10 @@ class RoundConfig:
             ``encoder.<param>`` and ``<decoder>.<param>`` (e.g. ``"core.mlp.0.*"``).
         high_res_angstrom / low_res_angstrom: the loss band (None = Nyquist / 0).
         loss: the loss step; regularizers: added with their weights.
-        train_transition: hierarchical decoders' transition matrix trains (round 2 of the paper).
+        decoder_options: per decoder name, the round options it declares (``Decoder.round_options``),
+            e.g. ``{"hier": {"train_transition": true}}`` (a hierarchical decoder's transition
+            matrix trains: round 2 of the paper).  The older round key ``"train_transition": true``
+            is read as that option for every decoder of the round that declares it.
     """
 
     epochs: int
@@ -159,44 +178,56 @@ class RoundConfig:
     low_res_angstrom: float | None = None
     loss: StepSpec = field(default_factory=lambda: StepSpec("frc"))
     regularizers: list = field(default_factory=list)
-    train_transition: bool = False
+    decoder_options: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d, where: str) -> "RoundConfig":
-        d = _check_keys(d, cls, where)
+    def from_dict(cls, d, where: str, decoder_kinds: dict | None = None) -> "RoundConfig":
+        """``decoder_kinds``: decoder name -> registry name (to read the older ``train_transition`` key)."""
+        d = _check_keys(d, cls, where, legacy=("train_transition",))
         if "epochs" not in d:
             raise ConfigError(f"{where}.epochs: required")
-        train = d.get("train")
+        train = d["train"]
+        decoder_options = d["decoder_options"]
+        if not isinstance(decoder_options, dict):
+            raise ConfigError(f"{where}.decoder_options: expected an object of decoder name -> options")
+        decoder_options = {str(k): _options(v, f"{where}.decoder_options.{k}") for k, v in decoder_options.items()}
         transition = d.get("train_transition", False)
         if not isinstance(transition, bool):
             raise ConfigError(f"{where}.train_transition: expected true or false")
-        name = d.get("name", "")
+        for n in d["decoders"] if transition else []:
+            kind = (decoder_kinds or {}).get(n)
+            if kind in DECODERS and "train_transition" in DECODERS.get(kind).round_options:
+                decoder_options.setdefault(n, {}).setdefault("train_transition", True)
+        name = d["name"]
         if not isinstance(name, str):
             raise ConfigError(f"{where}.name: expected a string")
-        regs = d.get("regularizers", [])
+        regs = d["regularizers"]
         if not isinstance(regs, list):
             raise ConfigError(f"{where}.regularizers: expected a list")
-        freeze = d.get("freeze", [])
+        freeze = d["freeze"]
         if not isinstance(freeze, list) or not all(isinstance(p, str) for p in freeze):
             raise ConfigError(f"{where}.freeze: expected a list of patterns")
         r = cls(
             epochs=_number(d["epochs"], f"{where}.epochs", 1, integer=True),
-            decoders=_names(d.get("decoders", []), f"{where}.decoders"),
+            decoders=_names(d["decoders"], f"{where}.decoders"),
             name=name,
-            learning_rate=_number(d.get("learning_rate", 1e-3), f"{where}.learning_rate", 0.0, strict_min=True),
-            batch_size=_number(d.get("batch_size", 32), f"{where}.batch_size", 1, integer=True),
+            learning_rate=_number(d["learning_rate"], f"{where}.learning_rate", 0.0, strict_min=True),
+            batch_size=_number(d["batch_size"], f"{where}.batch_size", 1, integer=True),
             train=None if train is None else _names(train, f"{where}.train"),
             freeze=list(freeze),
-            high_res_angstrom=_number(d.get("high_res_angstrom"), f"{where}.high_res_angstrom", 0.0,
+            high_res_angstrom=_number(d["high_res_angstrom"], f"{where}.high_res_angstrom", 0.0,
                                       allow_none=True, strict_min=True),
-            low_res_angstrom=_number(d.get("low_res_angstrom"), f"{where}.low_res_angstrom", 0.0,
+            low_res_angstrom=_number(d["low_res_angstrom"], f"{where}.low_res_angstrom", 0.0,
                                      allow_none=True, strict_min=True),
-            loss=StepSpec.from_dict(d.get("loss", {"kind": "frc"}), f"{where}.loss"),
+            loss=StepSpec.from_dict(d["loss"], f"{where}.loss"),
             regularizers=[RegularizerSpec.from_dict(x, f"{where}.regularizers[{i}]") for i, x in enumerate(regs)],
-            train_transition=transition,
+            decoder_options=decoder_options,
         )
         if not r.decoders:
             raise ConfigError(f"{where}.decoders: at least one decoder is needed")
+        stray = [n for n in r.decoder_options if n not in r.decoders]
+        if stray:
+            raise ConfigError(f"{where}.decoder_options: {', '.join(stray)} is not a decoder of this round")
         if r.low_res_angstrom is not None and r.high_res_angstrom is not None and (
             r.low_res_angstrom <= r.high_res_angstrom
         ):
@@ -226,8 +257,8 @@ class DataConfig:
         known = {"passthrough", "datadir", "amplitude_contrast", "voltage_kv", "cs_mm"}
         if not isinstance(options, dict) or set(options) - known:
             raise ConfigError(f"{where}.particle_options: expected an object with keys among {', '.join(sorted(known))}")
-        return cls(str(d.get("star", "")), str(d.get("gmm", "")), str(d.get("symmetry", "C1")).upper(),
-                   bool(d.get("invert_contrast", False)), dict(options))
+        return cls(str(d["star"]), str(d["gmm"]), str(d["symmetry"]).upper(), bool(d["invert_contrast"]),
+                   dict(options))
 
     def source(self):
         """The particles as a :class:`gmmplat.io.particles.ParticleSource` (STAR or cryoSPARC .cs)."""
@@ -258,23 +289,25 @@ class RunConfig:
             raise ConfigError(f"{where}.decoders: an object of named decoders is required")
         if not isinstance(d.get("rounds"), list) or not d["rounds"]:
             raise ConfigError(f"{where}.rounds: a list of at least one round is required")
-        projector = d.get("projector", "separable")
+        projector = d["projector"]
         if not isinstance(projector, str):
             raise ConfigError(f"{where}.projector: expected a projector name")
-        vf = _number(d.get("validation_fraction", 0.1), f"{where}.validation_fraction", 0.0)
+        vf = _number(d["validation_fraction"], f"{where}.validation_fraction", 0.0)
         if vf >= 1.0:
             raise ConfigError(f"{where}.validation_fraction: must be < 1, got {vf:g}")
+        decoders = {str(k): DecoderSpec.from_dict(v, f"decoders.{k}") for k, v in d["decoders"].items()}
         cfg = cls(
-            rounds=[RoundConfig.from_dict(r, f"rounds[{i}]") for i, r in enumerate(d["rounds"])],
-            decoders={str(k): DecoderSpec.from_dict(v, f"decoders.{k}") for k, v in d["decoders"].items()},
-            encoder=StepSpec.from_dict(d.get("encoder", {"kind": "image"}), "encoder"),
-            latent_dim=_number(d.get("latent_dim", 4), f"{where}.latent_dim", 1, integer=True),
-            latent_noise_std=_number(d.get("latent_noise_std", 0.1), f"{where}.latent_noise_std", 0.0),
-            latent_penalty=_number(d.get("latent_penalty", 0.0), f"{where}.latent_penalty", 0.0),
+            rounds=[RoundConfig.from_dict(r, f"rounds[{i}]", {k: v.kind for k, v in decoders.items()})
+                    for i, r in enumerate(d["rounds"])],
+            decoders=decoders,
+            encoder=StepSpec.from_dict(d["encoder"], "encoder"),
+            latent_dim=_number(d["latent_dim"], f"{where}.latent_dim", 1, integer=True),
+            latent_noise_std=_number(d["latent_noise_std"], f"{where}.latent_noise_std", 0.0),
+            latent_penalty=_number(d["latent_penalty"], f"{where}.latent_penalty", 0.0),
             validation_fraction=vf,
             projector=projector,
-            seed=_number(d.get("seed", 0), f"{where}.seed", 0, integer=True),
-            data=DataConfig.from_dict(d.get("data", {})),
+            seed=_number(d["seed"], f"{where}.seed", 0, integer=True),
+            data=DataConfig.from_dict(d["data"]),
         )
         cfg._check_structure()
         return cfg

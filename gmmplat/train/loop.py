@@ -4,7 +4,7 @@ One training step (docs/design.md)::
 
     z = encoder(batch)                       (B, d)
     params = neutral + Σ_k decoder_k(z + σ ε)  (B, N, 5)    σ = latent_noise_std
-    predicted = projector(params, A, shifts, ctf)            on the round's band
+    predicted = image_model.predict(params, batch)           band -> CTF -> projector (gmmplat.image_model)
     loss = mean_b loss(predicted, observed) + Σ regularizers(params) + latent_penalty_term(z)
 
 Determinism: the order of the batches of epoch ``e`` of round ``r`` is drawn
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..ctf import ctf_rfft
+from ..data import shard
 from ..errors import ConfigError, GmmplatError
-from .builder import (RoundSteps, assemble_model, build_decoder, build_model_for_round, build_round_steps,
-                      configure_trainable, derive_seed)
+from ..gmm import GMM
+from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_model_for_round,
+                      build_round_steps, configure_trainable, derive_seed, step_plugins)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
-from .outputs import environment, plot_losses, save_model, write_json, write_losses
+from .outputs import environment, plot_losses, read_losses, save_model, write_json, write_losses
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
 
@@ -76,22 +78,23 @@ def _build_checked(fn, where: str):
         raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
 
 
-def validate_config(config: RunConfig, neutral) -> None:
+def validate_config(config: RunConfig, neutral: GMM) -> list[RoundSteps]:
     """Build every step of every round once (on CPU) so that a bad name, option, band,
-    mask or freeze pattern fails before training starts (ConfigError naming the place)."""
+    mask or freeze pattern fails before training starts (ConfigError naming the place).
+
+    Returns the steps of every round (forward model, loss, regularizers: no trained weights),
+    which the trainer then uses, so they are built once per round."""
     config.check_bands(neutral.box, neutral.pixel_size_angstrom)
     steps = [_build_checked(lambda i=i: build_round_steps(config, i, neutral), f"rounds[{i}]")
              for i in range(len(config.rounds))]
-    from .builder import build_encoder
-
     encoder = _build_checked(lambda: build_encoder(config, neutral, steps[0]), "encoder")
     decoders = {n: _build_checked(lambda n=n: build_decoder(config, n, neutral), f"decoders.{n}")
                 for n in config.decoder_order()}
     for i in range(len(config.rounds)):
-        if hasattr(encoder, "set_context"):
-            encoder.set_context(steps[i].context)
+        encoder.set_context(steps[i].context)
         configure_trainable(config, i, encoder, decoders)
         _build_checked(lambda i=i: assemble_model(config, encoder, decoders, i, neutral), f"rounds[{i}]")
+    return steps
 
 
 class Trainer:
@@ -114,7 +117,6 @@ class Trainer:
                  command_line: list[str] | None = None, dist: DistContext | None = None,
                  cache_mb: float = 256.0, check_images: bool = False, eval_batch_size: int = 128):
         from ..data import ParticleDataset
-        from ..gmm import GMM
 
         self.config = config
         self.out = Path(out_dir)
@@ -135,7 +137,7 @@ class Trainer:
         self.dataset = ParticleDataset(data.source(), invert_contrast=data.invert_contrast, symmetry=data.symmetry,
                                        cache_mb=cache_mb)
         self.dataset.check_gmm(self.neutral, data.gmm)
-        validate_config(config, self.neutral)
+        self.steps = validate_config(config, self.neutral)
         if check_images:
             self.dataset.check_images()
         self.train_items, self.val_items = self.dataset.split(config.validation_fraction, config.seed)
@@ -182,6 +184,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             env_path = self.out / "environment.json"
             env = environment(self.config.seed, self.command_line, str(self.device), self.dist.world_size)
+            env["plugins"] = step_plugins(self.config)
             if ckpt is not None and env_path.exists():
                 first = json.loads(env_path.read_text())
                 before = first.get("torch_threads")
@@ -209,18 +212,17 @@ class Trainer:
         for r in range(start_round, len(cfg.rounds)):
             rc = cfg.rounds[r]
             if encoder is None:
-                model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r)
+                model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r, self.steps)
             else:
-                steps = build_round_steps(cfg, r, self.neutral)
-                if hasattr(encoder, "set_context"):
-                    encoder.set_context(steps.context)
+                steps = self.steps[r]
+                encoder.set_context(steps.context)
                 for n in rc.decoders:
                     if n not in decoders:
                         decoders[n] = build_decoder(cfg, n, self.neutral)
                 params = configure_trainable(cfg, r, encoder, decoders)
                 model = assemble_model(cfg, encoder, decoders, r, self.neutral)
             model.to(self.device)
-            for m in (steps.projector, steps.loss, steps.regularizers):
+            for m in steps.modules():
                 m.to(self.device)
             optimizer = torch.optim.Adam(params, lr=rc.learning_rate)
             first_epoch = 0
@@ -261,7 +263,7 @@ class Trainer:
         W, rank = dist.world_size, dist.rank
         d = cfg.latent_dim
         batches = _batch_order(self.train_items, rc.batch_size, (cfg.seed, 1, r, e), True, W)
-        local = [b[rank::W] for b in batches]
+        local = [shard(b, rank, W) for b in batches]
         torch.manual_seed(derive_seed(cfg.seed, "epoch", r, e, rank))
         model.train()
         t0 = time.perf_counter()
@@ -271,7 +273,7 @@ class Trainer:
         for bi, batch in enumerate(self.dataset.loader(local, self.num_workers)):
             n_global, n_local = len(batches[bi]), len(local[bi])
             g = torch.Generator().manual_seed(derive_seed(cfg.seed, "noise", r, e, bi))
-            eps = torch.randn(n_global, d, generator=g)[rank::W].to(self.device)
+            eps = shard(torch.randn(n_global, d, generator=g), rank, W).to(self.device)
             total, data = self._losses(batch.to(self.device), model, forward, steps, eps)
             (total * (W * n_local / n_global)).backward()
             stats = torch.tensor([float(total.detach()) * n_local, float(data) * n_local, n_local], dtype=torch.float64)
@@ -307,11 +309,8 @@ class Trainer:
         return row
 
     def _losses(self, batch, model, forward, steps: RoundSteps, eps):
-        observed = steps.band.images_to_band(batch.images)
-        ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
         params, z = forward(batch, training=True, noise=eps)
-        predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
-        data = steps.loss(predicted, observed).mean()
+        data = steps.loss(steps.image_model.predict(params, batch), steps.image_model.observe(batch)).mean()
         total = data + model.latent_penalty_term(z)
         for reg in steps.regularizers:
             total = total + reg(params)
@@ -323,15 +322,13 @@ class Trainer:
             return float("nan")
         model.eval()
         W, rank = self.dist.world_size, self.dist.rank
-        batches = [b[rank::W] for b in _batch_order(self.val_items, batch_size, (), False, 1)]
+        batches = [shard(b, rank, W) for b in _batch_order(self.val_items, batch_size, (), False, 1)]
         sums = torch.zeros(2, dtype=torch.float64)
         for batch in self.dataset.loader([b for b in batches if b.size], self.num_workers):
             batch = batch.to(self.device)
-            observed = steps.band.images_to_band(batch.images)
-            ctf = ctf_rfft(batch.ctf, steps.band.box, steps.band.pixel_size_angstrom, steps.band).to(torch.float32)
             params, _ = model(batch, training=False)
-            predicted = steps.projector(params, batch.rotations, batch.shifts_angstrom, ctf)
-            sums += torch.tensor([float(steps.loss(predicted, observed).sum()), len(batch)], dtype=torch.float64)
+            loss = steps.loss(steps.image_model.predict(params, batch), steps.image_model.observe(batch))
+            sums += torch.tensor([float(loss.sum()), len(batch)], dtype=torch.float64)
         self.dist.all_reduce_sum(sums)
         model.train()
         return float(sums[0] / sums[1])
@@ -341,7 +338,7 @@ class Trainer:
     def _finish(self, model, last_round: int) -> None:
         model.eval()
         n, K = self.dataset.n_particles, self.dataset.n_sym
-        mine = np.arange(len(self.dataset))[self.dist.rank :: self.dist.world_size]
+        mine = shard(np.arange(len(self.dataset)), self.dist.rank, self.dist.world_size)
         parts = []
         for start in range(0, mine.size, self.eval_batch_size):
             batch = self.dataset.get_batch(mine[start : start + self.eval_batch_size]).to(self.device)
@@ -368,6 +365,34 @@ def _batch_order(items, batch_size, seed_words, shuffle, min_last):
     return batch_order(items, batch_size, seed_words, shuffle=shuffle, min_last=min_last)
 
 
-def train(config: RunConfig, out_dir: str | os.PathLike, **kwargs) -> TrainResult:
-    """Convenience: ``Trainer(config, out_dir, **kwargs).run()``."""
-    return Trainer(config, out_dir, **kwargs).run()
+REUSE = ("never", "if-same-config")
+
+
+def holds_same_run(out_dir: str | os.PathLike, config: RunConfig) -> bool:
+    """Whether ``out_dir`` holds a run (``config.json``) of exactly this configuration."""
+    path = Path(out_dir) / "config.json"
+    try:
+        return path.is_file() and json.loads(path.read_text()).get("hash") == config.hash()
+    except ValueError:
+        return False
+
+
+def train(config: RunConfig, out_dir: str | os.PathLike, reuse: str = "never", **kwargs) -> TrainResult:
+    """``Trainer(config, out_dir, **kwargs).run()``, with a policy for a folder that already holds a run.
+
+    ``reuse="never"``: the Trainer's rules (a folder holding a run is refused unless ``resume=True``).
+    ``reuse="if-same-config"`` (notebooks): a run of the same configuration is continued from its
+    checkpoint, or returned as it is when finished; a run of another configuration is deleted and
+    trained afresh.
+    """
+    if reuse not in REUSE:
+        raise ConfigError(f"reuse must be one of {', '.join(REUSE)}, got {reuse!r}")
+    out = Path(out_dir)
+    if reuse == "if-same-config":
+        if holds_same_run(out, config):
+            if (out / "model.pt").is_file():
+                return TrainResult(os.fspath(out), read_losses(out / "losses.csv").to_dict(orient="records"))
+            kwargs["resume"] = True
+        elif (out / "config.json").is_file():
+            shutil.rmtree(out)
+    return Trainer(config, out, **kwargs).run()

@@ -28,8 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..decoders import DECODERS
+from ..encoders import ENCODERS
 from ..errors import InputError
+from ..gmm import GMM
 from ..io.atomic import atomic_write_path
+from ..losses import LOSSES
+from ..plugins import import_plugins
+from ..projectors import PROJECTORS
+from ..regularizers import REGULARIZERS
+from .builder import build_model_for_round, step_plugins
+from .config import RunConfig
 
 __all__ = ["LOSS_COLUMNS", "write_losses", "plot_losses", "write_json", "environment", "save_model",
            "TrainedRun", "load_run", "read_losses"]
@@ -115,13 +124,14 @@ def environment(seed: int, command_line: list[str] | None, device: str, world_si
     }
 
 
-def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral, neutral_path: str,
+def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral: GMM, neutral_path: str,
                round_index: int) -> None:
     """``model.pt``: everything :func:`load_run` needs to rebuild the model."""
     payload = {
         "format": MODEL_FORMAT,
         "version": 1,
         "config": config.to_dict(),
+        "plugins": step_plugins(config),
         "round": int(round_index),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "neutral_path": os.fspath(neutral_path),
@@ -140,8 +150,8 @@ def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral,
 @dataclass
 class TrainedRun:
     """A finished run: ``model`` (HeteroModel, eval mode, CPU), ``neutral`` GMM, ``config``
-    (RunConfig), ``latent`` (``(n, d)`` or ``(n, K, d)``), ``run_dir``, ``steps`` (band,
-    projector, loss of the last round)."""
+    (RunConfig), ``latent`` (``(n, d)`` or ``(n, K, d)``), ``run_dir``, ``steps`` (forward
+    model, loss and regularizers of the last round)."""
 
     model: torch.nn.Module
     neutral: object
@@ -154,12 +164,22 @@ class TrainedRun:
         return read_losses(os.path.join(self.run_dir, "losses.csv"))
 
 
+def _import_recorded_plugins(plugins: list, config: dict, path) -> None:
+    """Import the plugins a run was trained with when a step it names is not registered yet
+    (a plugin given again with ``--plugin`` is not imported twice)."""
+    names = [(ENCODERS, config["encoder"]["kind"]), (PROJECTORS, config["projector"])]
+    names += [(DECODERS, spec["kind"]) for spec in config["decoders"].values()]
+    for r in config["rounds"]:
+        names += [(LOSSES, r["loss"]["kind"])] + [(REGULARIZERS, s["kind"]) for s in r["regularizers"]]
+    if plugins and any(name not in registry for registry, name in names):
+        try:
+            import_plugins(plugins)
+        except InputError as exc:
+            raise InputError(path, f"the run was trained with plugin(s) {', '.join(plugins)}: {exc}") from None
+
+
 def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
     """Rebuild the model of a finished run from ``RUN_DIR/model.pt`` (+ ``latent.npy``)."""
-    from ..gmm import GMM
-    from .builder import build_model_for_round
-    from .config import RunConfig
-
     path = os.path.join(run_dir, "model.pt")
     if not os.path.isfile(path):
         raise InputError(path, "no model.pt: the run has not finished (resume it with --resume)")
@@ -172,6 +192,7 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
     n = payload["neutral"]
     neutral = GMM(torch.as_tensor(n["params"]), n["box"], n["pixel_size_angstrom"], n["box_centre_world_angstrom"],
                   dict(n["extras"]))
+    _import_recorded_plugins(payload.get("plugins", []), payload["config"], path)
     config = RunConfig.from_dict(payload["config"])
     model, _, _, steps, _ = build_model_for_round(config, neutral, payload["round"])
     model.load_state_dict(payload["state_dict"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..gmm import GMM
 from ..errors import ConfigError
 from .config import RunConfig
 
@@ -33,15 +34,15 @@ LOW_RES_ANGSTROM = 15.0
 LOSS = {"kind": "weighted_l2", "options": {"fit_scale": True}}
 
 
-def _low_res(neutral) -> float:
+def _low_res(neutral: GMM) -> float:
     return max(LOW_RES_ANGSTROM, 2.0 * float(neutral.pixel_size_angstrom))
 
 
-def _regularizers(neutral, weight: float) -> list:
+def _regularizers(neutral: GMM, weight: float) -> list:
     return [{"kind": "ca_backbone", "weight": weight}] if "bonds" in neutral.extras else []
 
 
-def _need_domain(neutral, domain, name) -> str:
+def _need_domain(neutral: GMM, domain, name) -> str:
     known = ", ".join(sorted(neutral.masks())) or "none"
     if not domain:
         raise ConfigError(f"preset {name!r} needs --domain NAME (masks in the GMM: {known})")
@@ -50,7 +51,7 @@ def _need_domain(neutral, domain, name) -> str:
     return domain
 
 
-def _base(neutral, **kw) -> dict:
+def _base(neutral: GMM, **kw) -> dict:
     """Shared settings: the gradient encoder (as EMAN2) on a fixed low-resolution band, so its
     input does not change when a later round moves the loss to full resolution; every round
     uses the ring-normalised L2 loss with a fitted scale (:data:`LOSS`)."""
@@ -62,7 +63,7 @@ def _base(neutral, **kw) -> dict:
     return d
 
 
-def rigid(neutral, domain=None) -> dict:
+def rigid(neutral: GMM, domain=None) -> dict:
     domain = _need_domain(neutral, domain, "rigid")
     lo = _low_res(neutral)
     return _base(
@@ -73,7 +74,7 @@ def rigid(neutral, domain=None) -> dict:
     )
 
 
-def hierarchical(neutral, domain=None) -> dict:
+def hierarchical(neutral: GMM, domain=None) -> dict:
     if "small_params" not in neutral.extras or "transition" not in neutral.extras:
         raise ConfigError("preset 'hierarchical' needs a GMM with a small GMM and transition matrix "
                           "(build it with the small GMM option)")
@@ -83,14 +84,15 @@ def hierarchical(neutral, domain=None) -> dict:
         decoders={"hier": {"kind": "hierarchical"}},
         rounds=[
             {"name": "small GMM, low resolution", "decoders": ["hier"], "epochs": 20, "learning_rate": 1e-3,
-             "batch_size": 32, "high_res_angstrom": lo, "train_transition": False},
+             "batch_size": 32, "high_res_angstrom": lo},
             {"name": "transition, full resolution", "decoders": ["hier"], "epochs": 5, "learning_rate": 2e-4,
-             "batch_size": 32, "high_res_angstrom": None, "train_transition": True},
+             "batch_size": 32, "high_res_angstrom": None,
+             "decoder_options": {"hier": {"train_transition": True}}},
         ],
     )
 
 
-def free(neutral, domain=None) -> dict:
+def free(neutral: GMM, domain=None) -> dict:
     lo = _low_res(neutral)
     regs = _regularizers(neutral, 1.0)
     subset = None if not domain else _need_domain(neutral, domain, "free")
@@ -106,7 +108,7 @@ def free(neutral, domain=None) -> dict:
     )
 
 
-def multi(neutral, domain=None) -> dict:
+def multi(neutral: GMM, domain=None) -> dict:
     domain = _need_domain(neutral, domain, "multi")
     lo = _low_res(neutral)
     regs = _regularizers(neutral, 1.0)
@@ -128,7 +130,7 @@ def multi(neutral, domain=None) -> dict:
 PRESETS: dict[str, Callable] = {"rigid": rigid, "hierarchical": hierarchical, "free": free, "multi": multi}
 
 
-def preset(name: str, neutral, domain: str | None = None, epochs: int | list | None = None, seed: int = 0,
+def preset(name: str, neutral: GMM, domain: str | None = None, epochs: int | list | None = None, seed: int = 0,
            latent_dim: int | None = None, batch_size: int | None = None) -> RunConfig:
     """A :class:`RunConfig` for preset ``name`` fitted to ``neutral`` (its pixel size, masks, extras)."""
     if name not in PRESETS:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
-from ..gmm import GMM
+from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
 
 # marker diameter in screen pixels per Å of σ (plotly 3D markers are sized in px)
 SIZE_PX_PER_SIGMA_ANGSTROM = 4.0
@@ -67,9 +67,9 @@ def _colour_spec(params: np.ndarray, color_by: Any, gmm: GMM | None) -> dict:
             raise ConfigError(f"color_by array has {values.size} values for {n} Gaussians")
         return dict(color=values, colorscale="Viridis", showscale=True, colorbar=dict(thickness=12))
     if color_by == "amplitude":
-        return dict(color=params[:, 3], colorscale="Viridis", showscale=True, colorbar=dict(title="amplitude", thickness=12))
+        return dict(color=params[:, AMPLITUDE], colorscale="Viridis", showscale=True, colorbar=dict(title="amplitude", thickness=12))
     if color_by == "sigma":
-        return dict(color=params[:, 4], colorscale="Viridis", showscale=True, colorbar=dict(title="σ (Å)", thickness=12))
+        return dict(color=params[:, WIDTH], colorscale="Viridis", showscale=True, colorbar=dict(title="σ (Å)", thickness=12))
     if color_by == "origin":
         if gmm is None or "origin" not in gmm.extras:
             raise ConfigError("color_by='origin' needs a GMM with the extra 'origin' (0 model, 1 pseudoatom)")
@@ -86,7 +86,7 @@ def _colour_spec(params: np.ndarray, color_by: Any, gmm: GMM | None) -> dict:
     if color_by == "displacement":
         if gmm is None or gmm.n != n:
             raise ConfigError("color_by='displacement' needs gmm= (the neutral GMM) with as many Gaussians as the parameters")
-        d = np.linalg.norm(params[:, :3] - as_params(gmm)[:, :3], axis=1)
+        d = np.linalg.norm(params[:, XYZ] - as_params(gmm)[:, XYZ], axis=1)
         return dict(color=d, colorscale="Plasma", cmin=0.0, showscale=True, colorbar=dict(title="shift (Å)", thickness=12))
     raise ConfigError(f"unknown color_by {color_by!r}; choose one of {', '.join(COLOUR_BY)} or give an array (N,)")
 
@@ -153,7 +153,7 @@ def gmm_figure(
     import plotly.graph_objects as go
 
     fig = _new_figure(title)
-    marker = dict(size=marker_sizes(params[:, 4]), opacity=0.9, line=dict(width=0))
+    marker = dict(size=marker_sizes(params[:, WIDTH]), opacity=0.9, line=dict(width=0))
     marker.update(_colour_spec(params, color_by, gmm))
     fig.add_trace(go.Scatter3d(x=params[:, 0], y=params[:, 1], z=params[:, 2], mode="markers", name="gaussians",
                                marker=marker, text=_hover(params, gmm), hoverinfo="text", showlegend=False))
@@ -165,7 +165,7 @@ def gmm_figure(
     if overlay_params is not None:
         ov = as_params(overlay_params)
         fig.add_trace(go.Scatter3d(x=ov[:, 0], y=ov[:, 1], z=ov[:, 2], mode="markers", name=overlay_name,
-                                   marker=dict(size=marker_sizes(ov[:, 4]), color="rgba(220,40,60,0.35)", line=dict(width=0)),
+                                   marker=dict(size=marker_sizes(ov[:, WIDTH]), color="rgba(220,40,60,0.35)", line=dict(width=0)),
                                    hoverinfo="name"))
     return finish(fig, "gmmplat-gmm", live)
 
@@ -179,7 +179,7 @@ def update_gmm_figure(fig, params: Any, gmm: GMM | None = None, color_by: str | 
     """
     p = as_params(params)
     names = [t.name for t in fig.data]
-    updates = {names.index("gaussians"): {"x": p[:, 0], "y": p[:, 1], "z": p[:, 2], "marker.size": marker_sizes(p[:, 4])}}
+    updates = {names.index("gaussians"): {"x": p[:, 0], "y": p[:, 1], "z": p[:, 2], "marker.size": marker_sizes(p[:, WIDTH])}}
     if color_by is not None:
         updates[names.index("gaussians")]["marker.color"] = _colour_spec(p, color_by, gmm)["color"]
     if "bonds" in names and gmm is not None and "bonds" in gmm.extras:
@@ -219,12 +219,12 @@ def mask_figure(gmm: GMM, masks: Mapping[str, np.ndarray] | None = None, title: 
         covered |= m
         fig.add_trace(go.Scatter3d(x=params[m, 0], y=params[m, 1], z=params[m, 2], mode="markers",
                                    name=f"{name} ({int(m.sum())})", text=list(hover[m]), hoverinfo="text",
-                                   marker=dict(size=marker_sizes(params[m, 4]), color=MASK_COLOURS[k % len(MASK_COLOURS)],
+                                   marker=dict(size=marker_sizes(params[m, WIDTH]), color=MASK_COLOURS[k % len(MASK_COLOURS)],
                                                opacity=0.9, line=dict(width=0))))
     rest = ~covered
     fig.add_trace(go.Scatter3d(x=params[rest, 0], y=params[rest, 1], z=params[rest, 2], mode="markers",
                                name=f"rest ({int(rest.sum())})", text=list(hover[rest]), hoverinfo="text",
-                               marker=dict(size=marker_sizes(params[rest, 4]), color=REST_COLOUR, opacity=0.5,
+                               marker=dict(size=marker_sizes(params[rest, WIDTH]), color=REST_COLOUR, opacity=0.5,
                                            line=dict(width=0))))
     bonds = gmm.extras.get("bonds")
     if show_bonds and bonds is not None and len(bonds):

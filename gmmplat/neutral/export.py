@@ -14,7 +14,7 @@ import os
 import gemmi
 import numpy as np
 
-from ..gmm import GMM, render_map
+from ..gmm import AMPLITUDE, GMM, WIDTH, render_map
 from ..io.atomic import atomic_write_path
 from ..io.mrc import write_map
 
@@ -28,7 +28,7 @@ def write_centres_pdb(path: str | os.PathLike, gmm: GMM) -> None:
     if world.size and (world.min() <= -1000 or world.max() >= 10000):
         raise ValueError("Gaussian centres outside the PDB coordinate range")
     p = gmm.params.detach().double().numpy()
-    amax = max(float(p[:, 3].max()), 1e-30) if gmm.n else 1.0
+    amax = max(float(p[:, AMPLITUDE].max()), 1e-30) if gmm.n else 1.0
     origin = np.asarray(gmm.extras.get("origin", np.zeros(gmm.n)), dtype=np.int64)
     st = gemmi.Structure()
     st.name = "gmm_centres"
@@ -52,7 +52,7 @@ def write_centres_pdb(path: str | os.PathLike, gmm: GMM) -> None:
         atom = gemmi.Atom()
         atom.name, atom.element = "C", gemmi.Element("C")
         atom.pos = gemmi.Position(*world[i])
-        atom.b_iso, atom.occ = float(p[i, 4]), float(np.clip(p[i, 3] / amax, 0.0, 1.0))
+        atom.b_iso, atom.occ = float(p[i, WIDTH]), float(np.clip(p[i, AMPLITUDE] / amax, 0.0, 1.0))
         res.add_atom(atom)
         chains[cid].add_residue(res)
     for c in chains.values():

@@ -23,9 +23,11 @@ import math
 import numpy as np
 import torch
 
-from .errors import ConfigError
-from .gmm import GMM
-from .io.mrc import MapData
+from ..errors import ConfigError
+from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
+from ..io.mrc import MapData
+from .from_map import build_from_map
+from .refine import refine_gmm, scale_to_map
 
 MAX_SMALL = 99  # "a few (< 100)"
 
@@ -75,7 +77,7 @@ def small_gmm_kmeans(gmm: GMM, n: int = 32, seed: int = 0) -> torch.Tensor:
 
     _check_n(n, gmm.n)
     p = gmm.params.detach().double().numpy()
-    xyz, amp, sig = p[:, :3], p[:, 3], p[:, 4]
+    xyz, amp, sig = p[:, XYZ], p[:, AMPLITUDE], p[:, WIDTH]
     mass = np.clip(amp, 1e-12, None) * (2 * math.pi * sig**2) ** 1.5
     km = KMeans(n_clusters=int(n), n_init=1, random_state=int(seed)).fit(xyz, sample_weight=mass)
     _, label = np.unique(km.labels_, return_inverse=True)
@@ -91,8 +93,6 @@ def small_gmm_kmeans(gmm: GMM, n: int = 32, seed: int = 0) -> torch.Tensor:
 def small_gmm_from_map(map_data: MapData, n: int = 32, resolution_angstrom: float = 20.0, steps: int = 150,
                        threshold: float | None = None, seed: int = 0, map_path=None) -> torch.Tensor:
     """Small GMM ``(n, 5)``: ``n`` pseudoatoms on the map, refined against it up to ``resolution_angstrom``."""
-    from .build.from_map import build_from_map
-    from .build.refine import refine_gmm, scale_to_map
 
     _check_n(n, None)
     coarse = build_from_map(map_data, resolution_angstrom, int(n), threshold, seed, map_path=map_path)
@@ -105,7 +105,7 @@ def add_hierarchy(gmm: GMM, small_params: torch.Tensor, s_angstrom: float | None
     small = torch.as_tensor(small_params, dtype=torch.float32)
     _check_n(small.shape[0], None)
     s = default_transition_s(gmm) if s_angstrom is None else float(s_angstrom)
-    W = transition_matrix(small[:, :3].double().numpy(), gmm.params[:, :3].double().numpy(), s)
+    W = transition_matrix(small[:, XYZ].double().numpy(), gmm.params[:, XYZ].double().numpy(), s)
     gmm.extras["small_params"] = small.numpy().astype(np.float32)
     gmm.extras["transition"] = W.astype(np.float32)
     return W

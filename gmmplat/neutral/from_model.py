@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import math
 
 import gemmi
 import numpy as np
@@ -24,18 +23,11 @@ from scipy import ndimage
 from ..errors import ConfigError, InputError
 from ..gmm import GMM
 from ..io.models import AtomModel
-from ..io.mrc import MapData, box_centre_world_angstrom
+from ..io.mrc import MapData
 from ..regularizers.backbone import ca_graph_from_model
-from .from_map import default_threshold, density_centre_world
+from .from_map import default_threshold, density_centre_world, map_frame, sigma_for_resolution
 
 MIN_OVERLAP_FRACTION = 0.5
-
-
-def sigma_for_resolution(resolution_angstrom: float) -> float:
-    """Gaussian width (Å) for a target resolution: ``d / (π √2)``."""
-    if not resolution_angstrom > 0:
-        raise ConfigError(f"resolution must be positive, got {resolution_angstrom}")
-    return float(resolution_angstrom) / (math.pi * math.sqrt(2.0))
 
 
 def electron_counts(elements) -> np.ndarray:
@@ -45,14 +37,6 @@ def electron_counts(elements) -> np.ndarray:
         z = gemmi.Element(str(el)).atomic_number if str(el).strip() else 0
         out.append(z if z > 0 else 6)
     return np.asarray(out, dtype=np.float64)
-
-
-def map_frame(map_data: MapData, path=None) -> tuple[int, float, np.ndarray]:
-    """``(box, pixel_size_angstrom, box_centre_world_angstrom (3,))`` of a cubic map."""
-    nz, ny, nx = map_data.data.shape
-    if not nx == ny == nz:
-        raise InputError(path, f"map is not cubic ({nx}x{ny}x{nz} voxels); GMMs need a cubic box")
-    return nx, float(map_data.voxel_size_angstrom), box_centre_world_angstrom(map_data)
 
 
 def check_model_overlaps_map(model: AtomModel, map_data: MapData, resolution_angstrom: float,
@@ -111,7 +95,7 @@ def build_from_model(model: AtomModel, map_data: MapData, resolution_angstrom: f
         ``(n_atoms_total,) int64`` (-1 for atoms not selected) and, when
         Gaussians are single Cα atoms, the Cα graph (``bonds`` …).
         Amplitudes are electron counts (scale to the map with
-        :func:`gmmplat.build.refine.scale_to_map`).
+        :func:`gmmplat.neutral.refine.scale_to_map`).
     """
     box, apix, centre = map_frame(map_data, map_path)
     sigma0 = sigma_for_resolution(resolution_angstrom)

@@ -6,7 +6,7 @@ whichever atoms the selection turns into Gaussians). What remains above the
 threshold is opened (eroded then dilated) with a ball of radius ``d/3``, which
 removes the thin shell of blurred modelled density just outside the mask but
 keeps anything thicker (a helix, a lipid belt); pseudoatoms are seeded
-(:func:`gmmplat.build.from_map.build_from_map`) on the rest. Both sets are merged, model Gaussians first (so ``atom_to_gaussian``
+(:func:`gmmplat.neutral.from_map.build_from_map`) on the rest. Both sets are merged, model Gaussians first (so ``atom_to_gaussian``
 and the Cα graph keep their indices), flagged by the extra ``origin``
 (0 model, 1 pseudoatom), and their amplitudes put in the map's units with one
 least-squares factor per origin.
@@ -22,8 +22,8 @@ from ..errors import InputError
 from ..gmm import GMM
 from ..io.models import AtomModel
 from ..io.mrc import MapData
-from .from_map import build_from_map, default_threshold
-from .from_model import build_from_model, map_frame
+from .from_map import build_from_map, default_threshold, map_frame
+from .from_model import build_from_model
 from .refine import scale_to_map
 
 

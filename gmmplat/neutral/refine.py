@@ -25,7 +25,7 @@ import torch
 
 from ..errors import ConfigError
 from ..fsc import fsc_curve, resolution_at_threshold
-from ..gmm import GMM, render_map
+from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ, render_map
 from ..io.mrc import MapData
 
 WEIGHTINGS = ("projection", "uniform")
@@ -78,8 +78,8 @@ class FourierSphere:
         factors; returns ``(Kz, Ky, Kx)`` complex (complex64 for float32 input), differentiable.
         """
         p = params if params.dtype == torch.float64 else params.to(torch.float32)
-        sig = p[:, 4]
-        weight = p[:, 3] * (2 * math.pi * sig**2) ** 1.5 / self.pixel_size_angstrom**3
+        sig = p[:, WIDTH]
+        weight = p[:, AMPLITUDE] * (2 * math.pi * sig**2) ** 1.5 / self.pixel_size_angstrom**3
         s2 = (2 * math.pi**2) * sig**2
         k = [v.to(device=p.device, dtype=p.dtype) for v in (self.kz, self.ky, self.kx)]
         return _SeparableTransform3D.apply(p[:, 0], p[:, 1], p[:, 2], weight, s2, *k)
@@ -160,7 +160,7 @@ def scale_to_map(gmm: GMM, map_data: MapData, resolution_angstrom: float, weight
     groups = np.asarray(gmm.extras.get("origin", np.zeros(gmm.n)), dtype=np.int64)
     s = fit_amplitude_scales(gmm.params, groups, map_data, resolution_angstrom, weighting)
     params = gmm.params.clone()
-    params[:, 3] *= torch.as_tensor(s[groups], dtype=torch.float32)
+    params[:, AMPLITUDE] *= torch.as_tensor(s[groups], dtype=torch.float32)
     return GMM(params, gmm.box, gmm.pixel_size_angstrom, gmm.box_centre_world_angstrom, dict(gmm.extras)), s
 
 
@@ -202,10 +202,10 @@ def refine_gmm(gmm: GMM, map_data: MapData, resolution_angstrom: float, steps: i
         F = sphere.map_transform(map_data.data)
         p0 = gmm.params.detach().clone()
         sigma_d = float(resolution_angstrom) / (math.pi * math.sqrt(2))
-        lo, hi = sigma_bounds_angstrom or (0.5 * sigma_d, max(4 * sigma_d, 2 * float(p0[:, 4].max())))
-        xyz = p0[:, :3].clone().requires_grad_(True)
-        log_a = torch.log(p0[:, 3].clamp_min(1e-12)).requires_grad_(fit_amplitude)
-        log_s = torch.log(p0[:, 4].clamp(lo, hi)).requires_grad_(fit_sigma)
+        lo, hi = sigma_bounds_angstrom or (0.5 * sigma_d, max(4 * sigma_d, 2 * float(p0[:, WIDTH].max())))
+        xyz = p0[:, XYZ].clone().requires_grad_(True)
+        log_a = torch.log(p0[:, AMPLITUDE].clamp_min(1e-12)).requires_grad_(fit_amplitude)
+        log_s = torch.log(p0[:, WIDTH].clamp(lo, hi)).requires_grad_(fit_sigma)
         groups = [{"params": [xyz], "lr": lr_xyz_angstrom or 0.03 * float(resolution_angstrom)}]
         if fit_amplitude:
             groups.append({"params": [log_a], "lr": lr_log_amplitude})

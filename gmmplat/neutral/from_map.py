@@ -22,9 +22,24 @@ from scipy import ndimage
 
 from ..errors import ConfigError, InputError
 from ..gmm import GMM
-from ..io.mrc import MapData
+from ..io.mrc import MapData, box_centre_world_angstrom
 
 SPACING_FACTOR = 1.0
+
+
+def sigma_for_resolution(resolution_angstrom: float) -> float:
+    """Gaussian width (Å) for a target resolution: ``d / (π √2)``."""
+    if not resolution_angstrom > 0:
+        raise ConfigError(f"resolution must be positive, got {resolution_angstrom}")
+    return float(resolution_angstrom) / (math.pi * math.sqrt(2.0))
+
+
+def map_frame(map_data: MapData, path=None) -> tuple[int, float, np.ndarray]:
+    """``(box, pixel_size_angstrom, box_centre_world_angstrom (3,))`` of a cubic map."""
+    nz, ny, nx = map_data.data.shape
+    if not nx == ny == nz:
+        raise InputError(path, f"map is not cubic ({nx}x{ny}x{nz} voxels); GMMs need a cubic box")
+    return nx, float(map_data.voxel_size_angstrom), box_centre_world_angstrom(map_data)
 
 
 def default_threshold(data: np.ndarray) -> float:
@@ -99,8 +114,6 @@ def build_from_map(map_data: MapData, resolution_angstrom: float, n_gaussians: i
     Raises:
         InputError: no voxels above the threshold (outside ``exclude``).
     """
-    from .from_model import map_frame, sigma_for_resolution
-
     box, apix, centre = map_frame(map_data, map_path)
     thr = default_threshold(map_data.data) if threshold is None else float(threshold)
     idx, rho = density_voxels(map_data, thr, resolution_angstrom, exclude)

@@ -22,10 +22,13 @@ from ..gmm import GMM
 from ..io.atomic import atomic_write_path
 from ..io.models import read_model
 from ..io.mrc import read_map
+from ..masks import apply_mask_spec
+from ..regularizers import REGULARIZERS
 from .combine import build_combined, default_mask_radius
 from .export import write_centres_pdb, write_gmm_map
-from .from_map import build_from_map, default_threshold
-from .from_model import build_from_model, check_model_overlaps_map, sigma_for_resolution
+from .from_map import build_from_map, default_threshold, sigma_for_resolution
+from .from_model import build_from_model, check_model_overlaps_map
+from .hierarchy import add_hierarchy, small_gmm_from_map, small_gmm_kmeans
 from .refine import gmm_map_fsc, refine_gmm, scale_to_map
 
 OUTPUT_FILES = ("gmm.npz", "gmm_centres.pdb", "gmm_map.mrc", "fsc.csv", "fsc.png", "build.json")
@@ -66,10 +69,6 @@ def build_neutral_gmm(opts: BuildOptions, log=print, write_dir: str | os.PathLik
     Files go to ``write_dir`` when given (a temporary folder renamed onto ``opts.out_dir``
     by the caller), else to ``opts.out_dir``.
     """
-    from ..hierarchy import add_hierarchy, small_gmm_from_map, small_gmm_kmeans
-    from ..masks import apply_mask_spec
-    from ..regularizers import REGULARIZERS
-
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
