@@ -2,8 +2,8 @@
 
 Every function works on explicit inputs (latent arrays, a ``decode_fn: z (B, d) ->
 params (B, N, 5)`` callable, :class:`~gmmplat.gmm.GMM` and
-:class:`~gmmplat.io.models.AtomModel` objects); only the ``analyze``, ``morph`` and
-``evaluate`` commands load run folders.
+:class:`~gmmplat.io.models.AtomModel` objects); only :func:`analyze_run` and the ``analyze``,
+``morph``, ``evaluate`` and ``select`` commands load run folders.
 
 * :mod:`.latent`: PCA, trajectories along eigenvectors (1st–99th percentile), k-means.
 * :mod:`.maps`: decoded GMM maps; CTF-corrected reconstruction from particles near a latent point.
@@ -11,6 +11,8 @@ params (B, N, 5)`` callable, :class:`~gmmplat.gmm.GMM` and
 * :mod:`.rigid_report`: rotation angle and axis of a domain per frame (Kabsch).
 * :mod:`.evaluate`: scores against the ground truth of simulated data.
 * :mod:`.plots`: PNG figures for the command line.
+* :mod:`.pipeline`: :func:`analyze_run`, all of the above for a run folder in one call
+  (``gmmplat analyze``), writing :mod:`.frame_outputs` per trajectory frame.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .maps import (
 from .morph import (
     ModelMorpher, check_overlap, default_s_angstrom, displacement, per_residue_displacement, write_morphed_models,
 )
+from .pipeline import AnalysisResult, analyze_run
 from .rigid_report import kabsch, rigid_motion, rigid_motion_from_params, rotation_angle_axis
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "write_volume",
     "ModelMorpher", "check_overlap", "default_s_angstrom", "displacement", "per_residue_displacement",
     "write_morphed_models",
+    "AnalysisResult", "analyze_run",
     "kabsch", "rigid_motion", "rigid_motion_from_params", "rotation_angle_axis",
     "check_rows", "evaluate_latent", "frame_rmsd", "knn_r2", "load_truth", "neighbour_overlap",
     "read_model_frames", "spearman_best_pc",

@@ -65,3 +65,20 @@ def existing_file(path, option: str, what: str = "file") -> None:
         raise InputError(path, "file not found")
     if not os.path.isfile(path):
         raise InputError(path, f"{option} is not a regular file")
+
+
+#: options several verbs take with the same meaning: their argparse keywords, written once
+SHARED_OPTIONS = {
+    "--run": dict(required=True, help="run folder written by gmmplat train"),
+    "--overwrite": dict(action="store_true", help="replace a non-empty --out (refused otherwise)"),
+    "--s-angstrom": dict(type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)"),
+    "--truth-frames": dict(help="multi-model PDB of the true frames (with --model)"),
+    "--invert-contrast": dict(action="store_true", help="particles have dark protein: multiply by -1"),
+    "--no-progress": dict(action="store_true", help="no progress bar"),
+}
+
+
+def add_shared_options(parser: argparse.ArgumentParser, *options: str) -> None:
+    """Add each named option of :data:`SHARED_OPTIONS` to ``parser``."""
+    for option in options:
+        parser.add_argument(option, **SHARED_OPTIONS[option])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..neutral.pipeline import BuildOptions, build_neutral_gmm
-from ._common import nonnegative_float, nonnegative_int, positive_float, positive_int
+from ._common import add_shared_options, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 HELP = "build the neutral GMM from a consensus map and/or an atomic model, refine it against the map"
 
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=d.threads,
                         help="torch CPU threads during refinement (default %(default)s: its products are small)")
     parser.add_argument("--out", required=True, help="output folder (written whole on success)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_shared_options(parser, "--overwrite")
 
 
 def run(args: argparse.Namespace) -> int:

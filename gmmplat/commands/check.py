@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import existing_file, int_at_least, nonnegative_int, positive_float
+from ._common import add_shared_options, existing_file, int_at_least, nonnegative_int, positive_float
 from .particle_args import add_particle_arguments, particle_source
 
 HELP = "check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order"
@@ -27,12 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int_at_least(3), default=500, help="particles drawn at random, >= 3 (default %(default)s)")
     p.add_argument("--lowpass-angstrom", type=positive_float, default=12.0,
                    help="resolution limit of the correlation, Å (default %(default)s)")
-    p.add_argument("--invert-contrast", action="store_true", help="particles have dark protein: multiply by -1")
+    add_shared_options(p, "--invert-contrast")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the particle draw (default %(default)s)")
     p.add_argument("--out", default="check",
                    help="folder for check.png and check.csv, or a .png path (the .csv goes beside it; its folder "
                         "must exist); both are written together once the check is done (default %(default)s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_shared_options(p, "--no-progress")
 
 
 def run(args: argparse.Namespace) -> int:

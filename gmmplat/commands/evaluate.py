@@ -17,20 +17,20 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import positive_float, positive_int
+from ._common import add_shared_options, positive_int
 
 HELP = "score a run's latent space against ground truth (Spearman, kNN R², neighbours, Cα RMSD)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run folder written by gmmplat train")
+    add_shared_options(p, "--run")
     p.add_argument("--truth", required=True, help="truth.csv (particle_index, t[, frame])")
-    p.add_argument("--truth-frames", help="multi-model PDB of the true frames (with --model)")
+    add_shared_options(p, "--truth-frames")
     p.add_argument("--model", help="neutral atomic model, the template of the truth frames (with --truth-frames)")
     p.add_argument("--out", help="scores JSON (default RUN/scores.json)")
     p.add_argument("--latent", help="latent .npy to score instead of RUN/latent.npy")
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for kNN R² and overlap (default 10)")
-    p.add_argument("--s-angstrom", type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)")
+    add_shared_options(p, "--s-angstrom")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
 
 

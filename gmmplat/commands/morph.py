@@ -16,13 +16,13 @@ import argparse
 
 import numpy as np
 
-from ._common import positive_float, positive_int
+from ._common import add_shared_options, positive_int
 
 HELP = "morph an atomic model along a latent PC trajectory or to given latent points"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run folder written by gmmplat train")
+    add_shared_options(p, "--run")
     p.add_argument("--model", required=True, help="atomic model fitted in the consensus map (PDB/mmCIF)")
     p.add_argument("--out", required=True, help="output .pdb or .cif (the other format is written beside it)")
     where = p.add_mutually_exclusive_group()
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--z", help="latent point(s): comma-separated values, points separated by ';'")
     p.add_argument("--frames", type=positive_int, default=10, help="frames along the PC (default 10)")
     p.add_argument("--latent", help="latent .npy instead of RUN/latent.npy (for the PCA)")
-    p.add_argument("--s-angstrom", type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)")
+    add_shared_options(p, "--s-angstrom")
 
 
 def parse_points(text: str, latent_dim: int) -> np.ndarray:

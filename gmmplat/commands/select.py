@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ._common import existing_file, positive_int
+from ._common import add_shared_options, existing_file, positive_int
 from .particle_args import add_particle_arguments, open_particles, particle_file_given
 
 HELP = "write the particles of a latent-space selection (state, PC range, ellipse, indices) as STAR or .cs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run folder written by gmmplat train")
+    add_shared_options(p, "--run")
     p.add_argument("--out", required=True, help="subset file to write: .star or .cs (its folder must exist)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--state", type=_states, metavar="K[,K...]",

@@ -24,7 +24,7 @@ import sys
 
 from ..errors import ConfigError
 from ..train.presets import PRESETS
-from ._common import existing_file, nonnegative_float, nonnegative_int, positive_int
+from ._common import add_shared_options, existing_file, nonnegative_float, nonnegative_int, positive_int
 from .particle_args import add_particle_arguments, particle_source, print_notes
 
 HELP = "train an encoder and decoders on particles (rounds from --config JSON or a --preset)"
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=positive_int, help="with --preset: latent dimension")
     p.add_argument("--out", help="run folder (created; required unless --print-config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--invert-contrast", action="store_true", help="particles have dark protein: multiply by -1")
+    add_shared_options(p, "--invert-contrast")
     p.add_argument("--symmetry", default="C1", help="symmetry-expand the particles (e.g. C4, D2); default C1")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-data-check", action="store_true",
                    help="train even if the particles fit a convention mistake better (see gmmplat check)")
     p.add_argument("--print-config", action="store_true", help="print the configuration JSON and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_shared_options(p, "--no-progress")
 
 
 def _epochs(text: str) -> list[int]:
