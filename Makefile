@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(PY) -m gmmplat.demo --data $(DATA) --out $(OUT)
+	$(PY) -m gmmplat demo --data $(DATA) --out $(OUT)
 
 test: install
 	$(PY) -m pytest -q

@@ -1,7 +1,7 @@
 """The ``gmmplat`` command line: one module per verb in ``gmmplat.commands``.
 
-Each verb module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int``.  Every verb takes ``--plugin FILE.py|MODULE`` (repeatable): the
+Each verb module defines ``add_arguments(parser)`` and ``run(args) -> int``; its one-line
+help is its entry in :data:`VERBS`.  Every verb takes ``--plugin FILE.py|MODULE`` (repeatable): the
 module is imported before the verb runs, so steps it registers are known.  Only the invoked verb's module is imported, so
 ``gmmplat --help`` is instant and one verb's dependencies never break another.
 
@@ -24,15 +24,18 @@ from pathlib import Path
 
 from .errors import GmmplatError
 
+#: the verbs and their one-line help: the one place it is written (``gmmplat --help`` lists it
+#: without importing any verb module; ``gmmplat VERB --help`` shows it as the description)
 VERBS = {
-    "simulate": "Simulate the synthetic sample datasets (particles, STAR, map, model, truth).",
-    "build": "Build and refine a neutral GMM from an atomic model and/or a consensus map.",
+    "simulate": "Simulate a synthetic particle dataset with a known motion (hinge, bend, coupled or all).",
+    "build": "Build the neutral GMM from a consensus map and/or an atomic model, refine it against the map.",
     "check": "Check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order.",
-    "train": "Train encoder and decoders on particles (rounds, checkpoints, --resume, DDP).",
-    "analyze": "Latent PCA trajectories, maps and morphed models from a training run.",
-    "morph": "Morph the fitted atomic model to latent points or along a PC.",
-    "evaluate": "Score a run's latent space against a synthetic dataset's ground truth.",
-    "select": "Write the particles of a latent-space selection as STAR or .cs, for re-refinement.",
+    "train": "Train an encoder and decoders on particles (rounds from --config JSON or a --preset; --resume, DDP).",
+    "analyze": "Analyse a trained run: latent PCA, trajectories, maps and morphed models per frame, scores, ChimeraX.",
+    "morph": "Morph an atomic model along a latent PC trajectory or to given latent points.",
+    "evaluate": "Score a run's latent space against ground truth (Spearman, kNN R², neighbours, Cα RMSD).",
+    "select": "Write the particles of a latent-space selection (state, PC range, ellipse, indices) as STAR or .cs.",
+    "demo": "Simulate the sample data if needed and run the notebook series headless (the end-to-end demo).",
 }
 
 # a value that starts with a minus sign but is a number or a list of numbers ("-0.07,-0.7; 1e-3")

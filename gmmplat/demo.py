@@ -1,6 +1,7 @@
-"""The end-to-end demo: ``python -m gmmplat.demo --data sample_data --out out``.
+"""The end-to-end demo (``gmmplat demo``; ``python -m gmmplat.demo`` is the same command).
 
-1. Simulates the sample datasets missing from ``--data`` (as ``gmmplat simulate all``).
+1. Simulates the sample datasets missing from ``--data`` (as ``gmmplat simulate all``), and
+   again those simulated before the current origin convention.
 2. Runs every ``notebooks/NN_*.ipynb`` in order with papermill (full setting, or
    ``--smoke`` for the tiny one), each reading the earlier ones' outputs under ``--out``;
    executed notebooks go to ``OUT/notebooks/`` with ``run_report.json`` (seconds per notebook).
@@ -10,41 +11,29 @@ with exit code 1 and a line naming it (its executed copy shows the failing cell)
 """
 from __future__ import annotations
 
-import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from .errors import GmmplatError
-from .notebooks import DATASETS, ensure_sample_data, run_notebooks
+from .errors import InputError
+from .notebooks import DATASETS, ensure_sample_data, list_notebooks, run_notebooks
 
 DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gmmplat.demo", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="sample_data", help="sample data folder (simulated there if missing)")
-    p.add_argument("--out", default="out", help="output folder: GMMs, runs, analysis, executed notebooks")
-    p.add_argument("--notebooks", default=str(DEFAULT_NOTEBOOKS), help="folder of the NN_*.ipynb notebooks")
-    p.add_argument("--smoke", action="store_true", help="tiny datasets and SMOKE = True (a quick check)")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    data, out = Path(args.data).absolute(), Path(args.out).absolute()
+def run_demo(data_dir: str | os.PathLike = "sample_data", out_dir: str | os.PathLike = "out",
+             notebook_dir: str | os.PathLike = DEFAULT_NOTEBOOKS, smoke: bool = False) -> int:
+    """Simulate the sample data if needed, run the notebooks; print a table; return the exit code
+    (0 all ran, 1 a notebook failed).  Bad input raises :class:`~gmmplat.errors.GmmplatError`."""
+    data, out = Path(data_dir).absolute(), Path(out_dir).absolute()
+    if not list_notebooks(notebook_dir):  # refused before any simulation
+        raise InputError(notebook_dir, "no notebooks named NN_*.ipynb")
     t0 = time.perf_counter()
-    try:
-        made = ensure_sample_data(data, DATASETS, smoke=args.smoke, progress=True)
-        print(f"sample data: {data} ({'simulated ' + ', '.join(made) if made else 'already there'})", flush=True)
-        results = run_notebooks(args.notebooks, out / "notebooks", parameters={"DATA_DIR": str(data), "OUT_DIR": str(out)},
-                                smoke=args.smoke, progress=True)
-    except GmmplatError as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("demo: interrupted", file=sys.stderr)
-        return 130
+    made = ensure_sample_data(data, DATASETS, smoke=smoke, progress=True)
+    print(f"sample data: {data} ({'simulated ' + ', '.join(made) if made else 'already there'})", flush=True)
+    results = run_notebooks(notebook_dir, out / "notebooks", parameters={"DATA_DIR": str(data), "OUT_DIR": str(out)},
+                            smoke=smoke, progress=True)
     width = max(len(r.name) for r in results)
     print("\nnotebook".ljust(width + 1) + "  seconds  status")
     for r in results:
@@ -52,10 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in results if r.status == "failed"]
     if failed:
         f = failed[0]
-        print(f"demo: notebook {f.name} failed: {f.error}; see {f.output_path}", file=sys.stderr)
+        print(f"gmmplat demo: notebook {f.name} failed: {f.error}; see {f.output_path}", file=sys.stderr)
         return 1
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}, executed notebooks in {out / 'notebooks'}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gmmplat.demo ARGS`` = ``gmmplat demo ARGS``."""
+    from .cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,8 +9,8 @@ plotly ``FigureWidget`` would add its 5 MB front-end bundle); open them in Jupyt
 or Voila with a kernel to get the live viewers back.  The first failure stops the run: later
 notebooks depend on its outputs.
 
-:func:`ensure_sample_data` simulates the sample datasets that are missing
-(``SMOKE``: tiny ones, a few seconds each).
+:func:`ensure_sample_data` simulates the sample datasets that are missing, or stale
+(simulated before the current origin convention; ``SMOKE``: tiny ones, a few seconds each).
 """
 from __future__ import annotations
 
@@ -76,19 +76,34 @@ def _printer(progress: bool | Progress) -> Progress:
     return lambda line: None
 
 
-def dataset_ready(data_dir: str | os.PathLike, name: str) -> bool:
-    """True when ``data_dir/name/metadata.json`` exists and says the dataset is complete."""
-    meta = Path(data_dir) / name / "metadata.json"
+def _metadata(data_dir: str | os.PathLike, name: str) -> dict:
+    """``data_dir/name/metadata.json``, or {} when it is missing or unreadable."""
     try:
-        return bool(json.loads(meta.read_text()).get("complete"))
+        meta = json.loads((Path(data_dir) / name / "metadata.json").read_text())
     except (OSError, ValueError):
-        return False
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def dataset_ready(data_dir: str | os.PathLike, name: str) -> bool:
+    """True when ``data_dir/name/metadata.json`` says the dataset is complete and was simulated
+    with the current origin convention (:data:`gmmplat.simulate.ORIGIN_CONVENTION`)."""
+    from .simulate import ORIGIN_CONVENTION
+
+    meta = _metadata(data_dir, name)
+    return bool(meta.get("complete")) and meta.get("origin_convention") == ORIGIN_CONVENTION
 
 
 def ensure_sample_data(data_dir: str | os.PathLike, datasets: tuple[str, ...] = DATASETS, smoke: bool = False,
                        progress: bool | Progress = True) -> list[str]:
-    """Simulate each dataset missing from ``data_dir`` (``smoke``: :data:`SMOKE_SIMULATION`); returns those made."""
-    from .simulate import simulate_dataset
+    """Simulate each dataset of ``data_dir`` that is missing, incomplete or stale (``smoke``:
+    :data:`SMOKE_SIMULATION`); returns those made.
+
+    A complete dataset whose metadata lacks the current origin convention was simulated
+    with another origin sign: its images would silently disagree with every projector, so
+    it is simulated again, saying so in one line.
+    """
+    from .simulate import ORIGIN_CONVENTION, simulate_dataset
 
     say = _printer(progress)
     made = []
@@ -96,9 +111,14 @@ def ensure_sample_data(data_dir: str | os.PathLike, datasets: tuple[str, ...] = 
         if dataset_ready(data_dir, name):
             continue
         t0 = time.perf_counter()
-        say(f"simulating sample dataset {name!r} into {Path(data_dir) / name}{' (smoke size)' if smoke else ''} ...")
-        simulate_dataset(name, Path(data_dir) / name, progress=bool(progress) and not smoke,
-                         **(SMOKE_SIMULATION if smoke else {}))
+        folder = Path(data_dir) / name
+        size = " (smoke size)" if smoke else ""
+        if _metadata(data_dir, name).get("complete"):
+            say(f"simulating sample dataset {name!r} again into {folder}{size}: it predates the origin "
+                f"convention {ORIGIN_CONVENTION!r} ...")
+        else:
+            say(f"simulating sample dataset {name!r} into {folder}{size} ...")
+        simulate_dataset(name, folder, progress=bool(progress) and not smoke, **(SMOKE_SIMULATION if smoke else {}))
         say(f"  {name} done in {time.perf_counter() - t0:.1f} s")
         made.append(name)
     return made

@@ -34,6 +34,11 @@ from .io.star import TABLE_COLUMNS, write_particle_star
 from .simulate_images import apply_ctf, project_atoms, render_volume, write_stack  # noqa: F401 (re-exported)
 from .synthetic.motions import Motion, get_motion, summarize
 
+#: recorded in each dataset's ``metadata.json`` as ``origin_convention``: datasets without
+#: this value were simulated with another origin sign and are stale (re-simulated by
+#: :func:`gmmplat.notebooks.ensure_sample_data`)
+ORIGIN_CONVENTION = "relion: image = projection translated by -origin"
+
 SNR_DEFINITION = (
     "snr = mean over particles of the pixel variance (whole box) of the noise-free, CTF-modulated image, "
     "divided by the variance of the added white Gaussian noise"
@@ -274,6 +279,7 @@ def _metadata(name, motion, options, centre, origin, signal_variance, noise_std,
     return {
         "dataset": name,
         "complete": True,
+        "origin_convention": ORIGIN_CONVENTION,
         "package": "gmmplat",
         "package_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -446,6 +446,11 @@ CASES = {
         _select(c, "--datadir", FIXTURE, "--voltage", "300"), "--datadir and --voltage only apply")),
     "select-voltage-out-of-range": ("select", lambda c: (_select(c, "--voltage", "-300"), "--voltage")),
     "select-unknown-rule": ("select", lambda c: (_select(c, "--rule", "most"), "invalid choice")),
+    # ---------------------------------------------------------------- demo (refused before simulating)
+    "demo-no-notebooks": ("demo", lambda c: (
+        ["--data", c.tmp / "data", "--out", c.tmp / "out", "--notebooks", c.tmp], "no notebooks named NN_*.ipynb")),
+    "demo-notebook-folder-missing": ("demo", lambda c: (
+        ["--data", c.tmp / "data", "--notebooks", c.tmp / "nb"], "notebook folder not found")),
     # ---------------------------------------------------------------- any verb
     "missing-required-option": ("analyze", lambda c: (["--out", c.tmp / "a"], "--run")),
     "unknown-option": ("morph", lambda c: (_morph(c, "--colour", "red"), "--colour")),

@@ -377,13 +377,16 @@ def test_run_notebooks_order_parameters_failure_and_report(tmp_path):
 
 
 def test_demo_exit_codes_name_the_failing_notebook(tmp_path, capsys):
+    import json
+
     from gmmplat import demo
     from gmmplat.notebooks import DATASETS
+    from gmmplat.simulate import ORIGIN_CONVENTION
 
     data = tmp_path / "data"
-    for name in DATASETS:  # present and complete: the demo simulates nothing
+    for name in DATASETS:  # present, complete and current: the demo simulates nothing
         (data / name).mkdir(parents=True)
-        (data / name / "metadata.json").write_text('{"complete": true}')
+        (data / name / "metadata.json").write_text(json.dumps({"complete": True, "origin_convention": ORIGIN_CONVENTION}))
     good, bad = tmp_path / "good", tmp_path / "bad"
     good.mkdir()
     bad.mkdir()

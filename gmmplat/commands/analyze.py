@@ -22,7 +22,6 @@ import argparse
 
 from ._common import add_shared_options, nonnegative_int, positive_float, positive_int
 
-HELP = "analyse a trained run: latent PCA, trajectories, maps and morphed models per frame"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

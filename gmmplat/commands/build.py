@@ -6,7 +6,6 @@ import argparse
 from ..neutral.pipeline import BuildOptions, build_neutral_gmm
 from ._common import add_shared_options, nonnegative_float, nonnegative_int, positive_float, positive_int
 
-HELP = "build the neutral GMM from a consensus map and/or an atomic model, refine it against the map"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,6 @@ import argparse
 from ._common import add_shared_options, existing_file, int_at_least, nonnegative_int, positive_float
 from .particle_args import add_particle_arguments, particle_source
 
-HELP = "check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

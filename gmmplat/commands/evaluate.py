@@ -19,7 +19,6 @@ from pathlib import Path
 
 from ._common import add_shared_options, positive_int
 
-HELP = "score a run's latent space against ground truth (Spearman, kNN R², neighbours, Cα RMSD)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

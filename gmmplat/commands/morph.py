@@ -18,7 +18,6 @@ import numpy as np
 
 from ._common import add_shared_options, positive_int
 
-HELP = "morph an atomic model along a latent PC trajectory or to given latent points"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

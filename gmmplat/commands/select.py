@@ -23,7 +23,6 @@ from ..errors import ConfigError, InputError
 from ._common import add_shared_options, existing_file, positive_int
 from .particle_args import add_particle_arguments, open_particles, particle_file_given
 
-HELP = "write the particles of a latent-space selection (state, PC range, ellipse, indices) as STAR or .cs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import positive_float, positive_int
+from ._common import SHARED_OPTIONS, positive_float, positive_int
 
-HELP = "Simulate a synthetic particle dataset with a known motion (hinge, bend, coupled or all)."
 
 DATASET_CHOICES = ("hinge", "bend", "coupled", "all")
 
@@ -26,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-per-stack", type=positive_int, default=1000, help="images per .mrcs stack (default 1000)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing dataset folder OUT/<name> (refused otherwise)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true",
+                        help=SHARED_OPTIONS["--no-progress"]["help"])
 
 
 def run(args: argparse.Namespace) -> int:

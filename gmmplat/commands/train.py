@@ -27,7 +27,6 @@ from ..train.presets import PRESETS
 from ._common import add_shared_options, existing_file, nonnegative_float, nonnegative_int, positive_int
 from .particle_args import add_particle_arguments, particle_source, print_notes
 
-HELP = "train an encoder and decoders on particles (rounds from --config JSON or a --preset)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
