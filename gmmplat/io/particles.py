@@ -58,14 +58,9 @@ class ParticleSource:
         return read_particles(self.path, require_poses=require_poses, require_ctf=require_ctf, **self.options())
 
 
-def read_particles(
-    path: str | os.PathLike,
-    passthrough: str | os.PathLike | None = None,
-    datadir: str | os.PathLike | None = None,
-    require_poses: bool = True,
-    require_ctf: bool = True,
-    ctf_defaults: dict[str, float | None] | None = None,
-) -> ParticleStar:
+def read_particles(path: str | os.PathLike, passthrough: str | os.PathLike | None = None,
+                   datadir: str | os.PathLike | None = None, require_poses: bool = True, require_ctf: bool = True,
+                   ctf_defaults: dict[str, float | None] | None = None) -> ParticleStar:
     """Read a RELION STAR or a cryoSPARC ``.cs`` particle file (by suffix) into a ParticleStar.
 
     ``datadir`` is the STAR reader's ``project_dir``; ``passthrough`` is refused for STAR
