@@ -9,7 +9,7 @@ from test_analysis_cli import APIX, BOX, CENTRE, N_PARTICLES, run_dir  # noqa: F
 
 from gmmplat.analysis import AnalysisResult, analyze_run
 from gmmplat.analysis.runs import load_analysis_run
-from gmmplat.errors import InputError
+from gmmplat.errors import ConfigError, InputError
 from gmmplat.io.mrc import read_map
 
 
@@ -33,6 +33,8 @@ def test_analyze_run_returns_what_it_wrote(run_dir, tmp_path):  # noqa: F811
     assert "1 trajectories x 3 frames" in res.summary
     page = res._repr_html_()
     assert page.count("<img") == len(res.figures) and "latent_pca" in page
+    with pytest.raises(ConfigError, match="latent goes with a run folder"):
+        analyze_run(ar, tmp_path / "other", latent=run_dir / "run" / "latent.npy")
 
 
 def test_analyze_run_default_folder_and_overwrite(run_dir):  # noqa: F811

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from . import plots
 from .frame_outputs import (
     write_csv, write_decoded_maps, write_json, write_morph_outputs, write_reconstructions, write_rigid_reports,
@@ -106,6 +106,8 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
     """
     from ..io.atomic import staged_folder
 
+    if isinstance(run, AnalysisRun) and latent is not None:
+        raise ConfigError("latent goes with a run folder; a loaded AnalysisRun brings its own latent")
     ar = run if isinstance(run, AnalysisRun) else load_analysis_run(run, latent)
     pcs = min(3, ar.latent_dim) if pcs is None else pcs
     check_pcs(pcs, ar.latent_dim)
