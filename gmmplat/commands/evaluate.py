@@ -5,11 +5,15 @@ Examples::
     gmmplat evaluate --run runs/hinge --truth sample_data/hinge/truth.csv
     gmmplat evaluate --run runs/hinge --truth sample_data/hinge/truth.csv \\
         --truth-frames sample_data/hinge/truth_frames.pdb --model sample_data/hinge/neutral_model.pdb
+    gmmplat evaluate --oracle sample_data/hinge --run runs/hinge_a --run runs/hinge_b
 
 Writes ``scores.json`` (default ``RUN/scores.json``): ``spearman_abs`` (best of the
 first three PCs), ``knn_r2``, ``neighbour_overlap`` (and its random baseline) and,
 with atomic frames, ``frame_rmsd`` per frame (morphed vs neutral model, Cα, Å).
-See docs/analysis.md.
+With ``--oracle DATASET`` (a ``gmmplat simulate`` folder): the exact-likelihood oracle's
+scores on a subset of the particles, and every ``--run``'s beside them as a fraction of the
+way from the trivial answer to the oracle; each run's ``scores.json``, ``per_residue_rmsd.csv``
+and ``.png`` are written in its folder (gmmplat.analysis.oracle_report).  See docs/analysis.md.
 """
 from __future__ import annotations
 
@@ -21,8 +25,13 @@ HELP = "score a run's latent space against ground truth (Spearman, kNN R², neig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run folder written by gmmplat train")
-    p.add_argument("--truth", required=True, help="truth.csv (particle_index, t[, frame])")
+    p.add_argument("--run", action="append", default=[],
+                   help="run folder written by gmmplat train (repeatable with --oracle)")
+    p.add_argument("--truth", help="truth.csv (particle_index, t[, frame]); not with --oracle")
+    p.add_argument("--oracle", metavar="DATASET", help="simulated dataset folder: score the exact-likelihood "
+                                                       "oracle and put the runs beside it")
+    p.add_argument("--oracle-particles", type=int, default=1000,
+                   help="particles the oracle scores (seeded random subset; 0: all; default 1000)")
     p.add_argument("--truth-frames", help="multi-model PDB of the true frames (with --model)")
     p.add_argument("--model", help="neutral atomic model, the template of the truth frames (with --truth-frames)")
     p.add_argument("--out", help="scores JSON (default RUN/scores.json)")
@@ -37,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..io.atomic import atomic_write_path
 
+    if args.oracle:
+        return _oracle(args)
+    if len(args.run) != 1 or not args.truth:
+        raise ConfigError("give one --run and --truth (or --oracle DATASET with any number of --run)")
+    args.run = args.run[0]
     if bool(args.truth_frames) != bool(args.model):
         raise ConfigError("--truth-frames and --model go together")
     ar = load_analysis_run(args.run, args.latent)
@@ -51,5 +65,21 @@ def run(args: argparse.Namespace) -> int:
     if "mean_frame_rmsd_angstrom" in scores:
         line += (f", Cα RMSD to true frames {scores['mean_frame_rmsd_angstrom']:.2f} Å "
                  f"(neutral {scores['mean_neutral_rmsd_angstrom']:.2f} Å)")
+    if "amplitude_ratio" in scores:
+        line += f", amplitude ratio {scores['amplitude_ratio']:.2f}"
     print(line + f"; wrote {out}")
+    return 0
+
+
+def _oracle(args: argparse.Namespace) -> int:
+    from ..analysis.oracle_report import format_report, score_runs_against_oracle
+    from ..errors import ConfigError
+
+    if args.truth or args.truth_frames or args.model or args.latent or args.out:
+        raise ConfigError("--oracle reads the truth from the dataset folder and writes into each run folder; "
+                          "drop --truth, --truth-frames, --model, --latent and --out")
+    oracle, results = score_runs_against_oracle(args.oracle, args.run, args.oracle_particles or None,
+                                                seed=args.seed, k=args.k, s_angstrom=args.s_angstrom,
+                                                progress=True)
+    print(format_report(oracle, results))
     return 0
