@@ -86,7 +86,8 @@ def compare(run_scores: dict, oracle: dict) -> dict:
 
 def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_particles: int | None = 1000,
                               seed: int = 0, k: int = 10, s_angstrom: float | None = None,
-                              progress: bool = False, write: bool = True) -> tuple[dict, dict]:
+                              morph_reference: str = "median", progress: bool = False,
+                              write: bool = True) -> tuple[dict, dict]:
     """Oracle and every run's scores; writes each run's ``scores.json`` and per-residue CSV/PNG when ``write``.
 
     Returns ``(oracle, {run name: scores})``; each run's scores are those of
@@ -103,8 +104,9 @@ def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_part
     results = {}
     for run_dir in run_dirs:
         ar = load_analysis_run(run_dir)
-        scores = score_run(ar, *files, k=k, seed=seed, s_angstrom=s_angstrom)
-        subset = score_run(ar, *files, k=k, seed=seed, s_angstrom=s_angstrom, rows=rows)
+        kw = dict(k=k, seed=seed, s_angstrom=s_angstrom, morph_reference=morph_reference)
+        scores = score_run(ar, *files, **kw)
+        subset = score_run(ar, *files, rows=rows, **kw)
         scores["oracle_comparison"] = {"subset": oracle["subset"], **compare(subset, oracle)}
         scores["oracle"] = {key: oracle["oracle"][key] for key, _, _ in COMPARED}
         name = Path(run_dir).name
@@ -163,3 +165,26 @@ def format_report(oracle: dict, results: dict) -> str:
             parts.append(f"amplitude ratio {s['amplitude_ratio']:.2f}" + (f" ({amp})" if amp else ""))
         lines.append(f"{name}: " + ", ".join(parts))
     return "\n".join(lines)
+
+
+def oracle_comparison(run_dirs: list, n_particles: int | None = 1000, seed: int = 0, k: int = 10,
+                      progress: bool = False, write: bool = False) -> pd.DataFrame:
+    """:func:`comparison_table` for runs on any simulated datasets, grouped by dataset (a ``dataset`` column).
+
+    Each run's dataset is the folder of its STAR file; runs whose folder holds no simulated
+    dataset (``metadata.json``) are left out.
+    """
+    from .runs import dataset_dir, load_analysis_run
+
+    by_dataset: dict[Path, list] = {}
+    for run_dir in run_dirs:
+        data = dataset_dir(load_analysis_run(run_dir))
+        if data is not None and (data / "metadata.json").is_file():
+            by_dataset.setdefault(data, []).append(run_dir)
+    tables = []
+    for data, dirs in sorted(by_dataset.items()):
+        oracle, results = score_runs_against_oracle(data, dirs, n_particles, seed, k, progress=progress, write=write)
+        table = comparison_table(oracle, results)
+        table.insert(0, "dataset", data.name)
+        tables.append(table)
+    return pd.concat(tables) if tables else pd.DataFrame()

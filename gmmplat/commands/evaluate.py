@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent", help="latent .npy to score instead of RUN/latent.npy")
     p.add_argument("--k", type=int, default=10, help="neighbours for kNN R² and overlap (default 10)")
     p.add_argument("--s-angstrom", type=float, help="width of the GMM→atom transition (default: Gaussian spacing)")
+    p.add_argument("--morph-reference", choices=("median", "neutral"), default="median",
+                   help="morph the model by the decoded motion from the latent median (default) or by the "
+                        "offsets from the neutral GMM")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
 
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--truth-frames and --model go together")
     ar = load_analysis_run(args.run, args.latent)
     scores = score_run(ar, args.truth, args.truth_frames or None, args.model or None, k=args.k, seed=args.seed,
-                       s_angstrom=args.s_angstrom)
+                       s_angstrom=args.s_angstrom, morph_reference=args.morph_reference)
     out = Path(args.out) if args.out else Path(args.run) / "scores.json"
     with atomic_write_path(out) as tmp:
         Path(tmp).write_text(json.dumps(scores, indent=2) + "\n")
@@ -80,6 +83,6 @@ def _oracle(args: argparse.Namespace) -> int:
                           "drop --truth, --truth-frames, --model, --latent and --out")
     oracle, results = score_runs_against_oracle(args.oracle, args.run, args.oracle_particles or None,
                                                 seed=args.seed, k=args.k, s_angstrom=args.s_angstrom,
-                                                progress=True)
+                                                morph_reference=args.morph_reference, progress=True)
     print(format_report(oracle, results))
     return 0
