@@ -125,12 +125,12 @@ def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_part
 
 def comparison_table(oracle: dict, results: dict) -> pd.DataFrame:
     """One row for the trivial answer, one for the oracle, one per run: scores and fractions."""
-    rows = [{"": "trivial (random latent / neutral model)",
+    rows = [{"run": "trivial (random latent / neutral model)",
              **{label: oracle["trivial"][key] for key, label, _ in COMPARED}},
-            {"": "oracle", **{label: oracle["oracle"][key] for key, label, _ in COMPARED},
+            {"run": "oracle", **{label: oracle["oracle"][key] for key, label, _ in COMPARED},
              "amplitude ratio": oracle["oracle"].get("amplitude_ratio")}]
     for name, s in results.items():
-        row = {"": name}
+        row = {"run": name}
         for key, label, _ in COMPARED:
             c = s["oracle_comparison"].get(key)
             row[label] = None if c is None else c["run"]
@@ -140,7 +140,7 @@ def comparison_table(oracle: dict, results: dict) -> pd.DataFrame:
             if mk.startswith("amplitude_ratio_"):
                 row[f"amplitude ratio {mk[len('amplitude_ratio_'):]}"] = mv
         rows.append(row)
-    return pd.DataFrame(rows).set_index("")
+    return pd.DataFrame(rows).set_index("run")
 
 
 def format_report(oracle: dict, results: dict) -> str:
