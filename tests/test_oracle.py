@@ -251,3 +251,20 @@ def test_morph_reference_removes_a_constant_decoded_offset(datasets):
     median = score_run(ar, *files, k=5)
     neutral = score_run(ar, *files, k=5, morph_reference="neutral")
     assert median["mean_frame_rmsd_angstrom"] < 0.5 * neutral["mean_frame_rmsd_angstrom"]
+
+
+def test_evaluate_bad_inputs_are_one_line_errors(tmp_path):
+    from gmmplat.commands import evaluate
+    from gmmplat.errors import ConfigError
+
+    from factories import assert_one_line_error
+
+    p = argparse.ArgumentParser()
+    evaluate.add_arguments(p)
+    with pytest.raises(InputError) as e:
+        evaluate.run(p.parse_args(["--oracle", str(tmp_path)]))
+    assert_one_line_error(e, tmp_path / "metadata.json", "simulated dataset")
+    with pytest.raises(ConfigError, match="one --run and --truth"):
+        evaluate.run(p.parse_args(["--run", str(tmp_path)]))
+    with pytest.raises(ConfigError, match="drop --truth"):
+        evaluate.run(p.parse_args(["--oracle", str(tmp_path), "--truth", "t.csv"]))
