@@ -1,4 +1,5 @@
 """Small test data factories shared by the test modules (importable as ``factories``)."""
+import numpy as np
 import torch
 
 
@@ -36,3 +37,25 @@ def assert_cli_error(code, err, verb, *words):
 def devices():
     """Devices the step contract tests run on: the CPU always, CUDA when present."""
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def set_rigid_mlp(decoder, motion, max_deg=15.0, gain=1.0):
+    """Set a rigid decoder's MLP so latent z0 turns the domain by ``gain · max_deg · z0`` about the motion's hinge.
+
+    Output linear in z0: rotation vector θ·z0·axis, translation θ·axis×(c − hinge point) (first order).
+    """
+    axis = np.asarray(motion.info["hinge_axis"], dtype=np.float64)
+    axis /= np.linalg.norm(axis)
+    c = decoder.centroids[0].double().numpy()
+    p = np.asarray(motion.info["hinge_point_angstrom"], dtype=np.float64)
+    theta = np.radians(max_deg) * gain
+    out = np.concatenate([theta * axis, theta * np.cross(axis, c - p)]) / decoder.scales.double().numpy()
+    lin = [m for m in decoder.mlp if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for m in lin:
+            m.weight.zero_()
+            m.bias.zero_()
+        lin[0].weight[0, 0], lin[0].weight[1, 0] = 1.0, -1.0  # relu(z0), relu(-z0)
+        lin[1].weight[0, 0], lin[1].weight[1, 1] = 1.0, 1.0
+        lin[2].weight[:, 0] = torch.as_tensor(out, dtype=torch.float32)
+        lin[2].weight[:, 1] = -torch.as_tensor(out, dtype=torch.float32)

@@ -23,27 +23,10 @@ from gmmplat.io.mrc import read_map, write_map
 from gmmplat.io.star import TABLE_COLUMNS, write_particle_star
 from gmmplat.synthetic.motions import get_motion
 
+from factories import set_rigid_mlp
+
 CENTRE = np.array([100.0, 110.0, 90.0])
 BOX, APIX, N_PARTICLES, MAX_DEG = 64, 2.0, 150, 15.0
-
-
-def _set_rigid_mlp(decoder, motion):
-    """MLP output linear in z0: rotation vector 15°·z0·axis, translation θ·axis×(c − hinge point)."""
-    axis = np.asarray(motion.info["hinge_axis"], dtype=np.float64)
-    axis /= np.linalg.norm(axis)
-    c = decoder.centroids[0].double().numpy()
-    p = np.asarray(motion.info["hinge_point_angstrom"], dtype=np.float64)
-    theta = np.radians(MAX_DEG)
-    out = np.concatenate([theta * axis, theta * np.cross(axis, c - p)]) / decoder.scales.double().numpy()
-    lin = [m for m in decoder.mlp if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for m in lin:
-            m.weight.zero_()
-            m.bias.zero_()
-        lin[0].weight[0, 0], lin[0].weight[1, 0] = 1.0, -1.0  # relu(z0), relu(-z0)
-        lin[1].weight[0, 0], lin[1].weight[1, 1] = 1.0, 1.0
-        lin[2].weight[:, 0] = torch.as_tensor(out, dtype=torch.float32)
-        lin[2].weight[:, 1] = -torch.as_tensor(out, dtype=torch.float32)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +64,7 @@ def run_dir(tmp_path_factory):
     config = preset("rigid", neutral, domain="moving_domain", latent_dim=2)
     config.data = DataConfig(str(root / "particles.star"), str(root / "gmm.npz"), "C1", False)
     hetero, _, decoders, _, _ = build_model_for_round(config, neutral, 0)
-    _set_rigid_mlp(decoders["domain"], motion)
+    set_rigid_mlp(decoders["domain"], motion, MAX_DEG)
     run = root / "run"
     run.mkdir()
     save_model(run / "model.pt", config, hetero, neutral, str(root / "gmm.npz"), 0)
@@ -155,6 +138,8 @@ def test_evaluate_command(run_dir, tmp_path):
     assert s["spearman_abs"] > 0.99 and s["knn_r2"] > 0.9
     assert s["mean_frame_rmsd_angstrom"] < 0.5 < s["mean_neutral_rmsd_angstrom"]
     assert len(s["frame_rmsd"]) == 11
+    assert s["amplitude_ratio"] == pytest.approx(1.0, abs=0.1)  # the decoder turns the domain by the true angle
+    assert len(s["per_residue"]) == 186
 
     shuffled = np.load(run_dir / "run" / "latent.npy")[np.random.default_rng(1).permutation(N_PARTICLES)]
     np.save(tmp_path / "shuffled.npy", shuffled)

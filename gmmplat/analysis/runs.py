@@ -121,24 +121,33 @@ def dataset_dir(ar: AnalysisRun) -> Path | None:
 
 
 def score_run(ar: AnalysisRun, truth_path, truth_frames_path=None, model_path=None, k: int = 10, seed: int = 0,
-              s_angstrom: float | None = None) -> dict:
+              s_angstrom: float | None = None, rows=None, morph_reference: str = "median") -> dict:
     """The ``gmmplat evaluate`` scores of a loaded run (see :mod:`gmmplat.analysis.evaluate`).
 
     With ``truth_frames_path`` and ``model_path`` (the truth frames' template, fitted in the
     consensus map) also the per-frame Cα RMSD of the morphed model (``frame_rmsd`` records,
-    ``mean_frame_rmsd_angstrom``, ``mean_neutral_rmsd_angstrom``).
+    ``mean_frame_rmsd_angstrom``, ``mean_neutral_rmsd_angstrom``), the amplitude ratios and the
+    per-residue records (:func:`gmmplat.analysis.amplitude.truth_motion_scores`).  ``rows``: score
+    only these particles (0-based STAR rows), e.g. the oracle's subset.  ``morph_reference``:
+    the morph carries the decoded motion from the latent median (``"median"``) or the offsets
+    from the neutral GMM (``"neutral"``), see :mod:`gmmplat.analysis.morph_reference`.
     """
     from ..errors import ConfigError
     from ..io.models import read_model
-    from .evaluate import evaluate_latent, frame_rmsd, load_truth, read_model_frames
-    from .morph import ModelMorpher
+    from .evaluate import evaluate_latent, frame_rmsd, load_truth, particle_latent, read_model_frames
+    from .amplitude import truth_motion_scores
+    from .morph_reference import run_morpher
 
     if (truth_frames_path is None) != (model_path is None):
         raise ConfigError("truth frames and the model they are frames of go together")
     truth = load_truth(truth_path)
     check_rows(ar.latent, len(truth), ar.latent_path, truth_path)
-    scores = evaluate_latent(ar.latent, truth["t"].to_numpy(dtype=np.float64), k=k, seed=seed)
+    latent = ar.latent
+    if rows is not None:
+        latent, truth = particle_latent(latent)[rows], truth.iloc[rows].reset_index(drop=True)
+    scores = evaluate_latent(latent, truth["t"].to_numpy(dtype=np.float64), k=k, seed=seed)
     scores.update(run=str(Path(ar.run.run_dir).absolute()), latent=str(ar.latent_path.absolute()),
+                  morph_reference=morph_reference,
                   truth=str(Path(truth_path).absolute()), symmetry_copy_scored=0 if ar.latent.ndim == 3 else None)
     if truth_frames_path is None:
         return scores
@@ -153,10 +162,18 @@ def score_run(ar: AnalysisRun, truth_path, truth_frames_path=None, model_path=No
     if frame.min() < 0 or frame.max() >= len(frames_all):
         raise InputError(truth_path, f"frame indices run {frame.min()}..{frame.max()} but "
                                      f"{truth_frames_path} holds {len(frames_all)} models")
-    morpher = ModelMorpher(ar.neutral, ca, s_angstrom=s_angstrom)
-    table = frame_rmsd(ar.latent, frame, frames_all[:, ca.atom_index], lambda z: morpher.morph(ar.decode_fn, z),
-                       ca.xyz_angstrom)
+    morpher = run_morpher(ar, ca, morph_reference, s_angstrom=s_angstrom)
+    morphed = {}
+
+    def morph_fn(z):
+        morphed["xyz"] = morpher.morph(ar.decode_fn, z)
+        return morphed["xyz"]
+
+    true_ca = frames_all[:, ca.atom_index]
+    table = frame_rmsd(latent, frame, true_ca, morph_fn, ca.xyz_angstrom)
     scores["frame_rmsd"] = table.to_dict(orient="records")
     scores["mean_frame_rmsd_angstrom"] = float(table["rmsd_angstrom"].mean())
     scores["mean_neutral_rmsd_angstrom"] = float(table["neutral_rmsd_angstrom"].mean())
+    scores.update(truth_motion_scores(morphed["xyz"], table["frame"].to_numpy(), true_ca, ca,
+                                      Path(truth_path).parent / "masks.json"))
     return scores

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import InputError
 from ..fourier import Band, image_to_rfft
+from ..gmm import AMPLITUDE, N_COLUMNS, WIDTH, XYZ
 
 PIXEL_SIZE_RTOL = 0.005
 
@@ -136,10 +137,10 @@ def model_reference(model_path, map_data, map_path=None) -> GMMReference:
 
     model = read_model(model_path, selection="heavy")
     xyz = model.xyz_angstrom - box_centre_world_angstrom(map_data)
-    params = np.zeros((len(xyz), 5), dtype=np.float32)
-    params[:, :3] = xyz
-    params[:, 3] = electron_counts(model.element)
-    params[:, 4] = 1.0
+    params = np.zeros((len(xyz), N_COLUMNS), dtype=np.float32)
+    params[:, XYZ] = xyz
+    params[:, AMPLITUDE] = electron_counts(model.element)
+    params[:, WIDTH] = 1.0
     half = 0.5 * map_data.data.shape[0] * map_data.voxel_size_angstrom
     if np.mean(np.all(np.abs(xyz) < half, axis=1)) < 0.5:
         raise InputError(model_path, f"fewer than half of the atoms lie inside the box of {map_path or 'the map'}; "
