@@ -116,12 +116,17 @@ def test_morph_command(run_dir, tmp_path, capsys):
     frames = read_model_frames(out)
     assert frames.shape[0] == 5 and (tmp_path / "pc1.cif").is_file()
     assert morph.run(_args(morph, ["--run", str(run_dir / "run"), "--model", str(run_dir / "neutral_model.pdb"),
-                                   "--out", str(tmp_path / "z.cif"), "--z", "0,0; 1,0"])) == 0
+                                   "--out", str(tmp_path / "z.cif"), "--z", "0,0; 1,0", "--morph-reference", "neutral"])) == 0
     two = read_model_frames(tmp_path / "z.cif")
     neutral = read_model(run_dir / "neutral_model.pdb").xyz_angstrom
     np.testing.assert_allclose(two[0], neutral, atol=2e-3)  # z = 0: the rigid decoder does nothing
     truth = read_model_frames(run_dir / "truth_frames.pdb")[-1]  # t = 1
     assert np.sqrt(np.mean(np.sum((two[1] - truth) ** 2, 1))) < 0.5
+    # default reference: the fitted model stands for the median particle, so z = median returns it
+    median = np.median(np.load(run_dir / "run" / "latent.npy"), axis=0)
+    assert morph.run(_args(morph, ["--run", str(run_dir / "run"), "--model", str(run_dir / "neutral_model.pdb"),
+                                   "--out", str(tmp_path / "m.pdb"), "--z", ",".join(f"{v:.8f}" for v in median)])) == 0
+    np.testing.assert_allclose(read_model_frames(tmp_path / "m.pdb")[0], neutral, atol=2e-3)
     with pytest.raises(ConfigError, match="has 3 values, the latent space 2"):
         morph.run(_args(morph, ["--run", str(run_dir / "run"), "--model", str(run_dir / "neutral_model.pdb"),
                                 "--out", str(tmp_path / "y.pdb"), "--z", "1,2,3"]))

@@ -13,6 +13,9 @@ params (B, N, 5)`` callable, :class:`~gmmplat.gmm.GMM` and
 * :mod:`.plots`: PNG figures for the command line.
 * :mod:`.pipeline`: :func:`analyze_run`, all of the above for a run folder in one call
   (``gmmplat analyze``), writing :mod:`.frame_outputs` per trajectory frame.
+* :mod:`.overview`: :func:`load_runs` (every run of a folder, as a table), :func:`pick_run`.
+* :mod:`.oracle`, :mod:`.oracle_report`: the exact-likelihood limit on simulated data
+  (``gmmplat evaluate --oracle``), :func:`oracle_comparison`.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ from .maps import (
 from .morph import (
     ModelMorpher, check_overlap, default_s_angstrom, displacement, per_residue_displacement, write_morphed_models,
 )
+from .oracle_report import oracle_comparison
+from .overview import load_runs, pick_run
 from .pipeline import AnalysisResult, analyze_run
 from .rigid_report import kabsch, rigid_motion, rigid_motion_from_params, rotation_angle_axis
 
@@ -39,7 +44,7 @@ __all__ = [
     "write_volume",
     "ModelMorpher", "check_overlap", "default_s_angstrom", "displacement", "per_residue_displacement",
     "write_morphed_models",
-    "AnalysisResult", "analyze_run",
+    "AnalysisResult", "analyze_run", "load_runs", "pick_run", "oracle_comparison",
     "kabsch", "rigid_motion", "rigid_motion_from_params", "rotation_angle_axis",
     "check_rows", "evaluate_latent", "frame_rmsd", "knn_r2", "load_truth", "neighbour_overlap",
     "read_model_frames", "spearman_best_pc",

@@ -84,7 +84,8 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
                 map_path: str | os.PathLike | None = None, latent: str | os.PathLike | None = None,
                 truth: str | os.PathLike | None = None, truth_frames: str | os.PathLike | None = None,
                 reconstruct: int = 0, snr: float = 1.0, particles=None, states: int = 0,
-                s_angstrom: float | None = None, seed: int = 0, overwrite: bool = False) -> AnalysisResult:
+                s_angstrom: float | None = None, seed: int = 0, morph_reference: str = "median",
+                overwrite: bool = False) -> AnalysisResult:
     """Analyse a trained run into ``out`` (default ``RUN/analysis``); see docs/analysis.md for the files.
 
     Args:
@@ -102,6 +103,9 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
             replaces the run's own particle file.
         states: k-means states of the latent (0: off), seeded by ``seed``.
         s_angstrom: width of the GMM→atom transition (default: the Gaussians' spacing).
+        morph_reference: ``"median"`` (the model moves by the decoded motion from the latent
+            median: it stands for the median particle) or ``"neutral"`` (offsets from the neutral
+            GMM); see :func:`gmmplat.analysis.morph_reference.run_morpher`.
         overwrite: replace a non-empty ``out`` (refused otherwise).
     """
     from ..io.atomic import staged_folder
@@ -114,7 +118,7 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
     final = Path(out) if out is not None else Path(ar.run.run_dir) / "analysis"
     options = dict(pcs=pcs, frames=frames, model=model, map_path=map_path, truth=truth, truth_frames=truth_frames,
                    reconstruct=reconstruct, snr=snr, particles=particles, states=states, s_angstrom=s_angstrom,
-                   seed=seed)
+                   seed=seed, morph_reference=morph_reference)
     with staged_folder(final, overwrite=overwrite) as staging:
         result = _analyze(ar, staging, **options)
     result.out = final
@@ -124,7 +128,7 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
 
 
 def _analyze(ar: AnalysisRun, out: Path, *, pcs, frames, model, map_path, truth, truth_frames, reconstruct, snr,
-             particles, states, s_angstrom, seed) -> AnalysisResult:
+             particles, states, s_angstrom, seed, morph_reference) -> AnalysisResult:
     """Write every output into ``out``; the result's paths are filled in by the caller."""
     from .chimerax import write_analysis_cxc
 
@@ -133,15 +137,15 @@ def _analyze(ar: AnalysisRun, out: Path, *, pcs, frames, model, map_path, truth,
     truth_t = _truth_values(ar, truth)
     pca, traj = _latent_outputs(ar, out, pcs, frames, truth_t)
     kmeans = _states(ar, out, states, seed) if states else None
-    scores = _scores(ar, out, truth, truth_frames, model, s_angstrom, seed) if truth else None
+    scores = _scores(ar, out, truth, truth_frames, model, s_angstrom, seed, morph_reference) if truth else None
 
     morpher = atom_model = None
     if model:
         from ..io.models import read_model
-        from .morph import ModelMorpher
+        from .morph_reference import run_morpher
 
         atom_model = read_model(model)
-        morpher = ModelMorpher(neutral, atom_model, s_angstrom=s_angstrom)
+        morpher = run_morpher(ar, atom_model, reference=morph_reference, s_angstrom=s_angstrom)
     recon = _reconstruction_inputs(ar, particles) if reconstruct > 0 else None
     masks = domain_masks(ar.run.model, neutral)
     for i, p in enumerate(traj.pcs):
@@ -213,11 +217,12 @@ def _states(ar: AnalysisRun, out: Path, n_states: int, seed: int) -> tuple[np.nd
     return centres, labels
 
 
-def _scores(ar: AnalysisRun, out: Path, truth, truth_frames, model, s_angstrom, seed) -> dict:
+def _scores(ar: AnalysisRun, out: Path, truth, truth_frames, model, s_angstrom, seed, morph_reference) -> dict:
     """``scores.json``: the ``gmmplat evaluate`` scores (with ``truth_frames``: Cα RMSD of the morphed model)."""
     from .runs import score_run
 
-    scores = score_run(ar, truth, truth_frames, model if truth_frames else None, seed=seed, s_angstrom=s_angstrom)
+    scores = score_run(ar, truth, truth_frames, model if truth_frames else None, seed=seed, s_angstrom=s_angstrom,
+                       morph_reference=morph_reference)
     write_json(out / "scores.json", scores)
     return scores
 

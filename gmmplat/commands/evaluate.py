@@ -27,7 +27,7 @@ from ._common import add_shared_options, nonnegative_int, positive_int
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", action="append", default=[],
-                   help="run folder written by gmmplat train (repeatable with --oracle)")
+                   help="a training run's folder; repeatable with --oracle")
     p.add_argument("--truth", help="truth.csv (particle_index, t[, frame]); not with --oracle")
     p.add_argument("--oracle", metavar="DATASET", help="simulated dataset folder: score the exact-likelihood "
                                                        "oracle and put the runs beside it")
@@ -39,9 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent", help="latent .npy to score instead of RUN/latent.npy")
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for kNN R² and overlap (default 10)")
     add_shared_options(p, "--s-angstrom")
-    p.add_argument("--morph-reference", choices=("median", "neutral"), default="median",
-                   help="morph the model by the decoded motion from the latent median (default) or by the "
-                        "offsets from the neutral GMM")
+    add_shared_options(p, "--morph-reference")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
 
 

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--z", help="latent point(s): comma-separated values, points separated by ';'")
     p.add_argument("--frames", type=positive_int, default=10, help="frames along the PC (default 10)")
     p.add_argument("--latent", help="latent .npy instead of RUN/latent.npy (for the PCA)")
-    add_shared_options(p, "--s-angstrom")
+    add_shared_options(p, "--s-angstrom", "--morph-reference")
 
 
 def parse_points(text: str, latent_dim: int) -> np.ndarray:
@@ -52,7 +52,8 @@ def parse_points(text: str, latent_dim: int) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.latent import check_pcs, fit_pca, pc_trajectories
-    from ..analysis.morph import ModelMorpher, displacement, write_morphed_models
+    from ..analysis.morph import displacement, write_morphed_models
+    from ..analysis.morph_reference import run_morpher
     from ..analysis.runs import load_analysis_run
     from ..io.atomic import check_output_path
     from ..io.models import read_model
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         z = pc_trajectories(fit_pca(ar.latent), pcs=[pc], n_frames=args.frames).z[0]
         what = f"PC {pc}, {args.frames} frames over the 1st-99th percentile"
     model = read_model(args.model)
-    morpher = ModelMorpher(ar.neutral, model, s_angstrom=args.s_angstrom)
+    morpher = run_morpher(ar, model, reference=args.morph_reference, s_angstrom=args.s_angstrom)
     frames = morpher.morph(ar.decode_fn, z)
     paths = write_morphed_models(args.out, model, frames)
     d = displacement(frames)

@@ -99,6 +99,21 @@ class Motion:
         """(B, N_atoms, 3) Å for ``t`` of shape (B,)."""
         raise NotImplementedError
 
+    def decode_fn(self, params, atom_index: np.ndarray):
+        """The true motion as a decoder: ``z (B, 1) -> params (B, N, 5)``, the GMM ``params (N, 5)``
+        with its centres on atoms ``atom_index (N,)`` at ``t = z[:, 0]`` (for viewers' sliders)."""
+        import torch
+
+        from ..gmm import with_xyz
+
+        base = torch.as_tensor(params)
+
+        def decode(z):
+            xyz = self.coordinates_batch(np.asarray(z)[:, 0])[:, np.asarray(atom_index)]
+            return with_xyz(base.expand(len(xyz), -1, -1), torch.as_tensor(xyz, dtype=base.dtype))
+
+        return decode
+
 
 class HingeMotion(Motion):
     """Two domains: the domain (pivot residue onward) turns by ``max_angle_deg · t`` about ``hinge_axis``."""
