@@ -302,6 +302,10 @@ CASES = {
         _analyze(c, "--latent", text_file(c.tmp / "z.npy")), "z.npy: not a latent array")),
     "analyze-latent-is-folder": ("analyze", lambda c: (_analyze(c, "--latent", c.tmp), "not a latent array")),
     "analyze-latent-short": ("analyze", lambda c: (_analyze(c, "--latent", c.short_latent()), "short.npy")),
+    "analyze-star-without-reconstruct": ("analyze", lambda c: (
+        _analyze(c, "--star", c.run_dir / "particles.star"), "--reconstruct")),
+    "analyze-datadir-without-star": ("analyze", lambda c: (
+        _analyze(c, "--reconstruct", "5", "--datadir", c.tmp), "--datadir")),
     "analyze-fails-late": ("analyze", lambda c: (
         _analyze(c, "--states", "3", "--model", other_protein(c.tmp / "bend.pdb"), run=c.rec_run),
         "not the model the GMM was built from")),

@@ -49,10 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.pipeline import analyze_run
-    from .particle_args import open_particles
+    from ..errors import ConfigError
+    from .particle_args import open_particles, particle_file_given
 
     particles = None
-    if args.reconstruct > 0 and (args.star is not None or args.cs is not None):
+    if particle_file_given(args):
+        if args.reconstruct == 0:
+            raise ConfigError("--star/--cs name the particles of --reconstruct K; without --reconstruct no particle is read")
         particles = open_particles(args)
     result = analyze_run(
         args.run, args.out, pcs=args.pcs, frames=args.frames, model=args.model, map_path=args.map,
