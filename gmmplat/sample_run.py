@@ -3,7 +3,9 @@
 ``s = sample_run(DATA_DIR, OUT_DIR, "bend", "02_hierarchical_bend")`` loads the neutral GMM
 that notebook 01 wrote (``OUT_DIR/gmm/<dataset>/gmm.npz``), the ground truth and the masks
 of the dataset, and prints what they hold; ``s.data_config()`` is the run configuration's
-data section.  Training is then ``gmmplat.train.train(config, s.run_dir, reuse="if-same-config")``.
+data section.  ``run = s.train(config)`` trains (``gmmplat.train.train(config, s.run_dir,
+reuse="if-same-config")``) and loads the run; ``s.show(run)`` displays its score, losses and
+latent space.
 """
 from __future__ import annotations
 
@@ -35,6 +37,32 @@ class SampleRun:
     def data_config(self) -> DataConfig:
         """The data section of a run on this dataset (absolute paths)."""
         return DataConfig(star=str((self.data / "particles.star").resolve()), gmm=str(self.gmm_path.resolve()))
+
+    def train(self, config, progress: bool = True):
+        """Train ``config`` on this dataset into ``run_dir`` (its data section set here, printed first);
+        the same configuration already there is resumed or reused, anything else is replaced.
+        Returns the loaded run (:func:`gmmplat.train.load_run`)."""
+        from .train import load_run, train
+
+        config.data = self.data_config()
+        print(config.to_json())
+        train(config, self.run_dir, reuse="if-same-config", progress=progress)
+        return load_run(self.run_dir)
+
+    def show(self, run) -> None:
+        """Display the run's score against the truth, its losses and its latent space coloured by ``t``."""
+        from IPython.display import display
+
+        from . import viewers
+        from .analysis.evaluate import spearman_best_pc
+
+        t = self.truth["t"].to_numpy()
+        rho, pc = spearman_best_pc(run.latent, t)
+        name = self.run_dir.name
+        print(f"|Spearman| between the true t and latent PC{pc}: {rho:.3f}")
+        display(viewers.loss_figure(self.run_dir / "losses.csv", title=f"{name}: losses"))
+        display(viewers.latent_figure(run.latent, color=t, color_label="true t",
+                                      title=f"{name}: latent space (PCA), coloured by the true t"))
 
     def require_masks(self, *names: str) -> None:
         """Each mask is in the neutral GMM (notebook 01 adds one per entry of masks.json)."""
