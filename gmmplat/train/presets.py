@@ -7,10 +7,10 @@
 * ``hierarchical``: the paper's two rounds: the small-GMM decoder through a constant
   transition matrix at 15 Å, then the transition trains at full resolution.  Needs
   ``small_params`` and ``transition`` in the neutral GMM.
-* ``free``: one free decoder for every Gaussian, with the Cα-backbone regularizer when
+* ``free``: one free decoder moving every Gaussian (positions only), with the Cα-backbone regularizer when
   the GMM holds a bond graph (``bonds`` extra); low resolution, then full resolution.
 * ``multi`` (needs ``domain``): a rigid decoder for ``domain`` at 15 Å, then a
-  bond-regularized free decoder for the rest (the core) added at full resolution;
+  bond-regularized free decoder (positions only) for the rest (the core) added at full resolution;
   both decoders share the encoder (the paper's coupled analysis).
 
 ``epochs`` replaces the rounds' epoch counts (one number for every round, or one per
@@ -43,6 +43,14 @@ def _low_res(neutral: GMM) -> float:
 #: 0.67 at 0.1; on ``coupled`` the hairpin's 0.09 and 0.16 (with 6 epochs in round 2: 0.23 at 0.1,
 #: 0.17 without the regularizer); docs/benchmarks.md, "Decoded motion size".
 BACKBONE_WEIGHT = 0.1
+
+#: Options of the ``free`` and ``multi`` presets' free decoders: positions only.  With amplitudes
+#: free too, the decoder explains a motion by taking density away at one end of a moving element and
+#: adding it at the other (the first thing gradient descent finds, and nearly the same image at low
+#: resolution) instead of moving the Gaussians: on ``coupled`` the hairpin's amplitude ratio is 0.20
+#: with amplitudes and 0.59 without, on ``bend`` 0.73 and 0.81 (docs/benchmarks.md, "Decoded motion
+#: size").  Write a config with ``move_amplitude: true`` for compositional changes.
+FREE_DECODER_OPTIONS = {"move_amplitude": False}
 
 
 def _regularizers(neutral: GMM, weight: float = BACKBONE_WEIGHT) -> list:
@@ -105,7 +113,7 @@ def free(neutral: GMM, domain=None) -> dict:
     subset = None if not domain else _need_domain(neutral, domain, "free")
     return _base(
         neutral,
-        decoders={"free": {"kind": "free", "subset": subset}},
+        decoders={"free": {"kind": "free", "subset": subset, "options": dict(FREE_DECODER_OPTIONS)}},
         rounds=[
             {"name": "low resolution", "decoders": ["free"], "epochs": 20, "learning_rate": 1e-3, "batch_size": 32,
              "high_res_angstrom": lo, "regularizers": regs},
@@ -123,7 +131,7 @@ def multi(neutral: GMM, domain=None) -> dict:
     return _base(
         neutral,
         decoders={"domain": {"kind": "rigid", "options": {"domains": [domain]}},
-                  "core": {"kind": "free", "subset": "!" + domain}},
+                  "core": {"kind": "free", "subset": "!" + domain, "options": dict(FREE_DECODER_OPTIONS)}},
         rounds=[
             {"name": "rigid domain", "decoders": ["domain"], "epochs": 20, "learning_rate": 1e-3, "batch_size": 32,
              "high_res_angstrom": lo},
