@@ -26,11 +26,15 @@ class HeteroModel(nn.Module):
         neutral: the neutral :class:`gmmplat.gmm.GMM` (its params become buffer ``neutral_params``).
         latent_noise_std: width of the Gaussian noise added to z while training (fixed, not
             trained; the paper's VAE-like continuity of the latent space).
-        latent_penalty: weight of :meth:`latent_penalty_term`.
+        latent_penalty: weight of :meth:`latent_penalty_term`'s unit-ball term.
+        latent_shrink: weight of :meth:`latent_penalty_term`'s ``mean_b |z_b|²`` term: against
+            the fixed noise it squeezes latent dimensions that explain little of the images
+            (nuisance, noise) towards 0, so the decoders cannot use them.
     """
 
     def __init__(self, encoder: Encoder, decoder: MultiDecoder | Decoder, neutral: GMM,
-                 latent_noise_std: float = 0.1, latent_penalty: float = 0.01):
+                 latent_noise_std: float = 0.1, latent_penalty: float = 0.01,
+                 latent_shrink: float = 0.0):
         super().__init__()
         if not isinstance(decoder, MultiDecoder):
             decoder = MultiDecoder([decoder])
@@ -39,6 +43,7 @@ class HeteroModel(nn.Module):
         self.neutral = neutral
         self.latent_noise_std = float(latent_noise_std)
         self.latent_penalty = float(latent_penalty)
+        self.latent_shrink = float(latent_shrink)
         self.register_buffer("neutral_params", neutral.params.detach().clone().to(torch.float32))
 
     @property
@@ -76,5 +81,10 @@ class HeteroModel(nn.Module):
         return self.params_from_z(z_dec), z
 
     def latent_penalty_term(self, z: torch.Tensor) -> torch.Tensor:
-        """``latent_penalty · mean_b max(0, |z_b|² − 1)``: keeps the latent vectors within the unit ball."""
-        return self.latent_penalty * torch.relu(z.pow(2).sum(dim=1) - 1.0).mean()
+        """``latent_penalty · mean_b max(0, |z_b|² − 1) + latent_shrink · mean_b |z_b|²``: keeps the
+        latent vectors within the unit ball and (``latent_shrink`` > 0) shrinks them towards 0."""
+        norm2 = z.pow(2).sum(dim=1)
+        term = self.latent_penalty * torch.relu(norm2 - 1.0).mean()
+        if self.latent_shrink > 0:
+            term = term + self.latent_shrink * norm2.mean()
+        return term

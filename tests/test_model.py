@@ -84,6 +84,16 @@ def test_latent_penalty():
     assert z.grad[0, 0] > 0 and z.grad[1, 1] == 0
 
 
+def test_latent_shrink_pulls_every_latent_vector_towards_zero():
+    neutral, _, _ = _two_state_data(B=2)
+    model, _ = _model(neutral, Band(M, APIX, 8.0), latent_penalty=0.5, latent_shrink=0.2)
+    z = torch.tensor([[2.0, 0.0], [0.0, 0.5]], requires_grad=True)
+    val = model.latent_penalty_term(z)
+    assert torch.isclose(val, torch.tensor(0.5 * (4.0 - 1.0) / 2 + 0.2 * (4.0 + 0.25) / 2))
+    val.backward()
+    assert z.grad[1, 1] > 0 and z.grad[0, 1] == 0
+
+
 @pytest.fixture
 def one_thread():
     """Tiny tensors: intra-op threads only contend with the other processes on a shared machine."""

@@ -11,7 +11,7 @@ from test_train_fixtures import make_dataset, one_thread  # noqa: F401 (autouse 
 
 from gmmplat import cli
 from gmmplat.errors import ConfigError
-from gmmplat.train import load_run, preset
+from gmmplat.train import RunConfig, load_run, preset
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,13 @@ def test_presets_build_and_print(data, capsys):
         cfg = preset(name, neutral, domain="domain")
         cfg.check_bands(neutral.box, neutral.pixel_size_angstrom)
         assert cfg.rounds[0].high_res_angstrom == 15.0
+    # shrinking the latent helps the rigid decoder only; the free decoders move positions only
+    assert [preset(n, neutral, domain="domain").latent_shrink for n in ("rigid", "hierarchical", "free", "multi")] \
+        == [0.03, 0.0, 0.0, 0.0]
+    rigid_json = json.loads(preset("rigid", neutral, domain="domain").to_json())
+    assert rigid_json["latent_shrink"] == 0.03 and RunConfig.from_dict(rigid_json).latent_shrink == 0.03
+    for name, dec in (("free", "free"), ("multi", "core")):
+        assert preset(name, neutral, domain="domain").decoders[dec].options == {"move_amplitude": False}
     multi = preset("multi", neutral, domain="domain", epochs=[3, 1])
     assert [r.epochs for r in multi.rounds] == [3, 1]
     assert multi.rounds[1].decoders == ["domain", "core"] and multi.decoders["core"].subset == "!domain"

@@ -135,7 +135,8 @@ def assemble_model(config: RunConfig, encoder: nn.Module, decoders: dict, round_
     """HeteroModel of round ``round_index``: its decoders in order of first appearance."""
     names = [n for n in config.decoder_order() if n in config.rounds[round_index].decoders]
     return HeteroModel(encoder, MultiDecoder([decoders[n] for n in names]), neutral,
-                       latent_noise_std=config.latent_noise_std, latent_penalty=config.latent_penalty)
+                       latent_noise_std=config.latent_noise_std, latent_penalty=config.latent_penalty,
+                       latent_shrink=config.latent_shrink)
 
 
 def configure_trainable(config: RunConfig, round_index: int, encoder: nn.Module, decoders: dict) -> list:

@@ -277,6 +277,7 @@ class RunConfig:
     latent_dim: int = 4
     latent_noise_std: float = 0.1
     latent_penalty: float = 0.0
+    latent_shrink: float = 0.0
     validation_fraction: float = 0.1
     projector: str = "separable"
     seed: int = 0
@@ -304,6 +305,7 @@ class RunConfig:
             latent_dim=_number(d["latent_dim"], f"{where}.latent_dim", 1, integer=True),
             latent_noise_std=_number(d["latent_noise_std"], f"{where}.latent_noise_std", 0.0),
             latent_penalty=_number(d["latent_penalty"], f"{where}.latent_penalty", 0.0),
+            latent_shrink=_number(d["latent_shrink"], f"{where}.latent_shrink", 0.0),
             validation_fraction=vf,
             projector=projector,
             seed=_number(d["seed"], f"{where}.seed", 0, integer=True),
