@@ -68,3 +68,11 @@ def test_analyze_run_reconstructs_from_the_particles(run_dir, tmp_path):  # noqa
         analyze_run(run_dir / "run", tmp_path / "b", pcs=1, frames=2, reconstruct=20,
                     particles=read_particles(tmp_path / "short.star"))
     assert not (tmp_path / "b").exists()
+
+
+def test_analysis_json_records_options_seed_and_versions(run_dir, tmp_path):  # noqa: F811
+    result = analyze_run(run_dir / "run", tmp_path / "a", pcs=1, frames=3, seed=7)
+    record = json.loads((result.out / "analysis.json").read_text())
+    assert record["options"]["seed"] == 7 and record["options"]["frames"] == 3 and record["options"]["pcs"] == 1
+    assert record["environment"]["seed"] == 7 and record["environment"]["torch"] and record["environment"]["gmmplat"]
+    assert record["run"].endswith("run")

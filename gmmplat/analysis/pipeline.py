@@ -85,7 +85,7 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
                 truth: str | os.PathLike | None = None, truth_frames: str | os.PathLike | None = None,
                 reconstruct: int = 0, snr: float = 1.0, particles=None, states: int = 0,
                 s_angstrom: float | None = None, seed: int = 0, morph_reference: str = "median",
-                overwrite: bool = False) -> AnalysisResult:
+                overwrite: bool = False, progress: bool = False) -> AnalysisResult:
     """Analyse a trained run into ``out`` (default ``RUN/analysis``); see docs/analysis.md for the files.
 
     Args:
@@ -107,6 +107,10 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
             median: it stands for the median particle) or ``"neutral"`` (offsets from the neutral
             GMM); see :func:`gmmplat.analysis.morph_reference.run_morpher`.
         overwrite: replace a non-empty ``out`` (refused otherwise).
+        progress: a progress bar over the trajectories (maps, reconstructions, models).
+
+    ``analysis.json`` beside the outputs records the run, every option, the seed and the
+    versions (python, torch, numpy, gmmplat), so the analysis can be repeated.
     """
     from ..io.atomic import staged_folder
 
@@ -120,7 +124,8 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
                    reconstruct=reconstruct, snr=snr, particles=particles, states=states, s_angstrom=s_angstrom,
                    seed=seed, morph_reference=morph_reference)
     with staged_folder(final, overwrite=overwrite) as staging:
-        result = _analyze(ar, staging, **options)
+        result = _analyze(ar, staging, progress=progress, **options)
+        write_json(staging / "analysis.json", _record(ar, options))
     result.out = final
     result.files = sorted(p for p in final.rglob("*") if p.is_file())
     result.figures = {p.stem: p for p in result.files if p.suffix == ".png"}
@@ -128,7 +133,7 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
 
 
 def _analyze(ar: AnalysisRun, out: Path, *, pcs, frames, model, map_path, truth, truth_frames, reconstruct, snr,
-             particles, states, s_angstrom, seed, morph_reference) -> AnalysisResult:
+             particles, states, s_angstrom, seed, morph_reference, progress=False) -> AnalysisResult:
     """Write every output into ``out``; the result's paths are filled in by the caller."""
     from .chimerax import write_analysis_cxc
 
@@ -148,7 +153,9 @@ def _analyze(ar: AnalysisRun, out: Path, *, pcs, frames, model, map_path, truth,
         morpher = run_morpher(ar, atom_model, reference=morph_reference, s_angstrom=s_angstrom)
     recon = _reconstruction_inputs(ar, particles) if reconstruct > 0 else None
     masks = domain_masks(ar.run.model, neutral)
-    for i, p in enumerate(traj.pcs):
+    from tqdm.auto import tqdm
+
+    for i, p in enumerate(tqdm(traj.pcs, desc="analyze: trajectories", unit="PC", disable=not progress)):
         z = traj.z[i]
         write_decoded_maps(out, p, z, decode_fn, neutral.box, apix, origin)
         if recon is not None:
@@ -164,6 +171,17 @@ def _analyze(ar: AnalysisRun, out: Path, *, pcs, frames, model, map_path, truth,
                + ", ".join(f"PC{k + 1} {100 * r:.0f}%" for k, r in enumerate(pca.explained_variance_ratio[:pcs]))
                + f"; {len(traj.pcs)} trajectories x {frames} frames")
     return AnalysisResult(out, summary, pca, traj, states=kmeans, scores=scores)
+
+
+def _record(ar: AnalysisRun, options: dict) -> dict:
+    """``analysis.json``: the run, the options (paths as given; particles by file), seed and versions."""
+    from ..train.outputs import environment
+
+    opts = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in options.items() if k != "particles"}
+    particles = options.get("particles")
+    opts["particles"] = None if particles is None else str(getattr(particles, "path", particles))
+    return {"run": str(ar.run.run_dir), "latent": str(ar.latent_path), "options": opts,
+            "environment": environment(options["seed"], None, "cpu", 1)}
 
 
 def _truth_values(ar: AnalysisRun, truth) -> np.ndarray | None:

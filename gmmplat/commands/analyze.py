@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also reconstruct each frame from its K nearest particles (default 0: off)")
     p.add_argument("--snr", type=positive_float, default=1.0, help="Wiener term 1/SNR of the reconstructions (default 1)")
     p.add_argument("--states", type=nonnegative_int, default=0, help="k-means states of the latent (default 0: off)")
-    add_shared_options(p, "--s-angstrom", "--morph-reference")
+    add_shared_options(p, "--s-angstrom", "--morph-reference", "--no-progress")
     p.add_argument("--seed", type=int, default=0, help="seed of k-means and of the scores' cross-validation folds (default 0)")
     from .particle_args import add_particle_arguments
 
@@ -62,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
         latent=args.latent, truth=args.truth, truth_frames=args.truth_frames, reconstruct=args.reconstruct,
         snr=args.snr, particles=particles, states=args.states, s_angstrom=args.s_angstrom, seed=args.seed,
         morph_reference=args.morph_reference,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, progress=not args.no_progress)
     print(f"{result.summary} written to {result.out}")
     return 0
