@@ -644,7 +644,7 @@ def test_analyze_refuses_a_used_folder_and_overwrite_replaces_it_whole(run_dir, 
 
 
 def test_analyze_without_truth_warns_nothing(run_dir, tmp_path, capsys, recwarn):  # noqa: F811
-    code, _, err = call(capsys, "analyze", "--run", run_dir / "run", "--out", tmp_path / "a", "--frames", "2")
+    code, _, err = call(capsys, "analyze", "--run", run_dir / "run", "--out", tmp_path / "a", "--frames", "2", "--no-progress")
     assert code == 0 and err == ""
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [str(w.message) for w in recwarn]
 
