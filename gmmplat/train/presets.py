@@ -37,10 +37,9 @@ LOSS = {"kind": "weighted_l2", "options": {"fit_scale": True}}
 #: The band of the encoder and the first round of the deformable presets (``hierarchical``, ``free``).
 #: A bend with a twist of a helix bundle shows partly only at 10–15 Å (helices ~10 Å apart): at
 #: 15 Å the decoded motion is 0.85 of the true one on ``bend`` and the morph 1.00 Å from the true
-#: frames, at 10 Å
-#: 0.92 / 0.97 and 0.79 / 0.70 Å (seeds 0 / 1; the free preset 0.80 / 0.80 -> 0.86 / 0.83 and
-#: 1.26 / 1.28 -> 1.11 / 1.08 Å), for about 1.1x the training time (docs/benchmarks.md, "Decoded
-#: motion size").
+#: frames, at 10 Å 0.92 / 0.97 and 0.79 / 0.70 Å (seeds 0 / 1; the free preset 0.80 / 0.80 ->
+#: 0.86 / 0.83 and 1.26 / 1.28 -> 1.11 / 1.08 Å), for about 1.1x the training time
+#: (docs/benchmarks.md, "Decoded motion size").
 DEFORM_LOW_RES_ANGSTROM = 10.0
 
 
