@@ -26,10 +26,13 @@ def test_presets_build_and_print(data, capsys):
     from gmmplat.gmm import GMM
 
     neutral = GMM.load(gmm)
-    for name in ("rigid", "hierarchical", "free", "multi"):
+    # the deformable presets' encoder and first round see 10 Å, the domain presets' 15 Å
+    bands = {"rigid": 15.0, "hierarchical": 10.0, "free": 10.0, "multi": 15.0}
+    for name, band in bands.items():
         cfg = preset(name, neutral, domain="domain")
         cfg.check_bands(neutral.box, neutral.pixel_size_angstrom)
-        assert cfg.rounds[0].high_res_angstrom == 15.0
+        assert cfg.rounds[0].high_res_angstrom == band
+        assert cfg.encoder.options["input_res_angstrom"] == band
     # shrinking the latent helps the rigid decoder only; the free decoders move positions only
     assert [preset(n, neutral, domain="domain").latent_shrink for n in ("rigid", "hierarchical", "free", "multi")] \
         == [0.03, 0.0, 0.0, 0.0]

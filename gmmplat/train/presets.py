@@ -34,8 +34,17 @@ LOW_RES_ANGSTROM = 15.0
 LOSS = {"kind": "weighted_l2", "options": {"fit_scale": True}}
 
 
-def _low_res(neutral: GMM) -> float:
-    return max(LOW_RES_ANGSTROM, 2.0 * float(neutral.pixel_size_angstrom))
+#: The band of the encoder and the first round of the deformable presets (``hierarchical``, ``free``).
+#: A bend with a twist of a helix bundle shows partly only at 10–15 Å (helices ~10 Å apart): at
+#: 15 Å the decoded motion is 0.85 of the true one on ``bend`` and the morph 1.00 Å from the true
+#: frames, at 10 Å 0.92 / 0.97 and 0.79 / 0.70 Å (seeds 0 / 1; the free preset 0.80 / 0.80 ->
+#: 0.86 / 0.83 and 1.26 / 1.28 -> 1.11 / 1.08 Å), for about 1.1x the training time
+#: (docs/benchmarks.md, "Decoded motion size").
+DEFORM_LOW_RES_ANGSTROM = 10.0
+
+
+def _low_res(neutral: GMM, band: float = LOW_RES_ANGSTROM) -> float:
+    return max(band, 2.0 * float(neutral.pixel_size_angstrom))
 
 
 #: Weight of the Cα-backbone regularizer in the ``free`` and ``multi`` presets.  At 1 it holds the
@@ -66,12 +75,12 @@ def _need_domain(neutral: GMM, domain, name) -> str:
     return domain
 
 
-def _base(neutral: GMM, **kw) -> dict:
+def _base(neutral: GMM, band: float = LOW_RES_ANGSTROM, **kw) -> dict:
     """Shared settings: the gradient encoder (as EMAN2) on a fixed low-resolution band, so its
     input does not change when a later round moves the loss to full resolution; every round
     uses the ring-normalised L2 loss with a fitted scale (:data:`LOSS`)."""
     d = {"latent_dim": 4, "latent_noise_std": 0.05, "latent_penalty": 0.01, "validation_fraction": 0.1,
-         "encoder": {"kind": "gradient", "options": {"input_res_angstrom": _low_res(neutral)}}}
+         "encoder": {"kind": "gradient", "options": {"input_res_angstrom": _low_res(neutral, band)}}}
     d.update(kw)
     for r in d["rounds"]:
         r.setdefault("loss", dict(LOSS))
@@ -104,9 +113,9 @@ def hierarchical(neutral: GMM, domain=None) -> dict:
     if "small_params" not in neutral.extras or "transition" not in neutral.extras:
         raise ConfigError("preset 'hierarchical' needs a GMM with a small GMM and transition matrix "
                           "(build it with the small GMM option)")
-    lo = _low_res(neutral)
+    lo = _low_res(neutral, DEFORM_LOW_RES_ANGSTROM)
     return _base(
-        neutral,
+        neutral, band=DEFORM_LOW_RES_ANGSTROM,
         decoders={"hier": {"kind": "hierarchical"}},
         rounds=[
             {"name": "small GMM, low resolution", "decoders": ["hier"], "epochs": 20, "learning_rate": 1e-3,
@@ -119,11 +128,11 @@ def hierarchical(neutral: GMM, domain=None) -> dict:
 
 
 def free(neutral: GMM, domain=None) -> dict:
-    lo = _low_res(neutral)
+    lo = _low_res(neutral, DEFORM_LOW_RES_ANGSTROM)
     regs = _regularizers(neutral)
     subset = None if not domain else _need_domain(neutral, domain, "free")
     return _base(
-        neutral,
+        neutral, band=DEFORM_LOW_RES_ANGSTROM,
         decoders={"free": {"kind": "free", "subset": subset, "options": dict(FREE_DECODER_OPTIONS)}},
         rounds=[
             {"name": "low resolution", "decoders": ["free"], "epochs": 20, "learning_rate": 1e-3, "batch_size": 32,
