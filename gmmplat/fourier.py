@@ -99,3 +99,17 @@ class Band:
     def band_to_images(self, Fb: torch.Tensor) -> torch.Tensor:
         """Band ``(..., Ky, Kx)`` -> real images ``(..., M, M)`` (low-pass filtered)."""
         return rfft_to_image(self.uncrop(Fb), self.box)
+
+
+def origin_phase(kx: torch.Tensor, ky: torch.Tensor, shifts_angstrom: torch.Tensor) -> torch.Tensor:
+    """``exp(+2πi (kx·ox + ky·oy))`` ``(B, Ky, Kx)`` complex64 for origins ``(B, 2)`` [Å] on the
+    frequencies ``kx (Kx,)``, ``ky (Ky,)`` [1/Å].
+
+    RELION's origin: a particle image is its projection translated by ``−origin``, i.e. the
+    projection's transform times this factor; its conjugate translates an image by ``+origin``
+    (what ``relion_reconstruct`` does before inserting it).  docs/conventions.md.
+    """
+    s = shifts_angstrom.to(torch.float64)
+    phase = 2 * math.pi * (s[:, 0, None, None] * kx.to(torch.float64)[None, None, :]
+                           + s[:, 1, None, None] * ky.to(torch.float64)[None, :, None])
+    return torch.polar(torch.ones_like(phase), phase).to(torch.complex64)

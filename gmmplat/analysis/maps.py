@@ -16,7 +16,6 @@ atomic model in ChimeraX.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import fields
 from typing import Callable
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ctf import CTFParams
-from ..fourier import Band
+from ..fourier import Band, origin_phase
 from ..image_model import ctf_on_band
 from ..errors import ConfigError
 from ..gmm import GMM, render_map
@@ -118,9 +117,7 @@ def reconstruct(
         if p > 0:
             img = F.pad(img, [p] * 4)
         Fi = _centred_rfft_shifted(img)
-        sh = shifts_angstrom[sl].to(torch.float64)
-        phase = -2 * math.pi * (kx[None, None, :] * sh[:, 0, None, None] + ky[None, :, None] * sh[:, 1, None, None])
-        Fi = Fi * torch.polar(torch.ones_like(phase), phase).to(torch.complex64)
+        Fi = Fi * origin_phase(kx, ky, shifts_angstrom[sl]).conj()  # translate by +origin, as relion_reconstruct
         if ctf is None:
             c = torch.ones(Fi.shape, dtype=torch.float32)
         else:

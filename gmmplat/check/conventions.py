@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..fourier import Band
+from ..fourier import Band, origin_phase
 
 STATED = "stated"
 ROW_LABELS = {
@@ -64,11 +64,8 @@ def describe(names: list[str], invert_contrast: bool) -> tuple[str, str]:
 
 
 def shift_phase(band: Band, shifts_angstrom: torch.Tensor) -> torch.Tensor:
-    """``exp(+2πi (kx·ox + ky·oy))`` ``(B, Ky, Kx)``: a projection translated by ``−origin`` (RELION)."""
-    s = shifts_angstrom.to(torch.float64)
-    phase = 2 * torch.pi * (s[:, 0, None, None] * band.kx.double()[None, None, :]
-                            + s[:, 1, None, None] * band.ky.double()[None, :, None])
-    return torch.polar(torch.ones_like(phase), phase).to(torch.complex64)
+    """``exp(+2πi (kx·ox + ky·oy))`` ``(B, Ky, Kx)`` on the band: a projection translated by ``−origin`` (RELION)."""
+    return origin_phase(band.kx, band.ky, shifts_angstrom)
 
 
 def transpose_band(band: Band, F: torch.Tensor) -> torch.Tensor:
