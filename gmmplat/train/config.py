@@ -34,7 +34,7 @@ from typing import Any
 from ..decoders import DECODERS
 from ..errors import ConfigError, InputError
 
-__all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RunConfig",
+__all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RefineConfig", "RunConfig",
            "load_config", "config_hash"]
 
 
@@ -268,6 +268,27 @@ class DataConfig:
 
 
 @dataclass
+class RefineConfig:
+    """Latent refinement after training (:mod:`gmmplat.latent_refine`): ``anchors`` k-means centres of
+    the encoder's latent points (0: off; else at least 2), the band's ``high_res_angstrom`` (null:
+    Nyquist), the likelihood's ``temperature`` (1: exact)."""
+
+    anchors: int = 0
+    high_res_angstrom: float | None = 10.0
+    temperature: float = 1.0
+
+    @classmethod
+    def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
+        d = _check_keys(d, cls, where)
+        anchors = _number(d["anchors"], f"{where}.anchors", 0, integer=True)
+        if anchors == 1:
+            raise ConfigError(f"{where}.anchors: 0 (no refinement) or at least 2, got 1")
+        return cls(anchors, _number(d["high_res_angstrom"], f"{where}.high_res_angstrom", 0.0, allow_none=True,
+                                    strict_min=True),
+                   _number(d["temperature"], f"{where}.temperature", 0.0, strict_min=True))
+
+
+@dataclass
 class RunConfig:
     """A whole run (see the module docstring for the JSON layout)."""
 
@@ -281,6 +302,7 @@ class RunConfig:
     validation_fraction: float = 0.1
     projector: str = "separable"
     seed: int = 0
+    refine: RefineConfig = field(default_factory=RefineConfig)
     data: DataConfig = field(default_factory=DataConfig)
 
     @classmethod
@@ -309,6 +331,7 @@ class RunConfig:
             validation_fraction=vf,
             projector=projector,
             seed=_number(d["seed"], f"{where}.seed", 0, integer=True),
+            refine=RefineConfig.from_dict(d["refine"]),
             data=DataConfig.from_dict(d["data"]),
         )
         cfg._check_structure()

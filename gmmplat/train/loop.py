@@ -334,6 +334,26 @@ class Trainer:
         return float(sums[0] / sums[1])
 
     # ------------------------------------------------------------ outputs
+    def _refine(self, model, z: np.ndarray) -> np.ndarray:
+        """Latent refinement (main process): writes ``latent_encoder.npy`` and ``refine.json``; returns the refined ``z``."""
+        from ..io.atomic import atomic_write_path
+        from ..latent_refine import refine_latent
+
+        n, K = self.dataset.n_particles, self.dataset.n_sym
+        _save_npy(self.out / "latent_encoder.npy", z.reshape(n, K, -1) if K > 1 else z)
+        r = self.config.refine
+        result = refine_latent(model.decode, self.dataset, z, n_anchors=r.anchors, temperature=r.temperature,
+                               high_res_angstrom=r.high_res_angstrom, projector=self.config.projector,
+                               seed=self.config.seed, batch_size=self.eval_batch_size, device=self.device,
+                               progress=self.progress)
+        with atomic_write_path(self.out / "refine.json") as tmp:
+            Path(tmp).write_text(json.dumps(result.summary(), indent=1) + "\n")
+        if self.progress:
+            s = result.summary()
+            print(f"latent refined: {s['n_anchors']} anchors, mean posterior entropy {s['mean_posterior_entropy']:.2f}, "
+                  f"{s['seconds']:.1f} s", flush=True)
+        return result.latent
+
     @torch.no_grad()
     def _finish(self, model, last_round: int) -> None:
         model.eval()
@@ -349,14 +369,20 @@ class Trainer:
             z = np.empty((len(self.dataset), self.config.latent_dim), dtype=np.float32)
             for items, values in gathered:
                 z[items] = values
+            if self.config.refine.anchors:
+                z = self._refine(model, z)
             latent = z.reshape(n, K, -1) if K > 1 else z
-            from ..io.atomic import atomic_write_path
-
-            with atomic_write_path(self.out / "latent.npy") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, latent)
+            _save_npy(self.out / "latent.npy", latent)
             save_model(self.out / "model.pt", self.config, model, self.neutral, self.config.data.gmm, last_round)
         self.dist.barrier()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    from ..io.atomic import atomic_write_path
+
+    with atomic_write_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
 
 
 def _batch_order(items, batch_size, seed_words, shuffle, min_last):

@@ -1,0 +1,228 @@
+"""Latent refinement: each particle's latent point from the likelihood of its image under decoded states.
+
+The encoder maps an image to ``z`` in one pass.  At low SNR that amortised guess scatters:
+on the sample datasets (SNR 0.05) its |Spearman| with the true motion is 0.92–0.94, where
+the exact-likelihood oracle reaches 0.96–0.97 (docs/benchmarks.md).  Refinement asks the
+trained decoders directly which state explains each particle's image, in the way the oracle
+asks the true frames:
+
+1. **Anchors**: ``K`` k-means centres ``c_k (K, d)`` of the encoder's latent points; prior
+   ``π_k`` = the share of particles nearest ``c_k``.
+2. **Residuals**: the decoded GMM at every anchor, projected with the particle's pose, shift
+   and CTF on a band (:meth:`gmmplat.image_model.ImageModel.predict`), scaled by its
+   least-squares factor ``s_ik``; per Fourier ring ``r``,
+   ``ρ_ikr = Σ_{cells of r} w |O_i − s_ik P_ik|²`` with ``w`` counting each half-plane cell
+   with its conjugate (2; 1 on the self-conjugate columns ``kx = 0`` and ``kx = M/2``), so the
+   sums run over the whole Fourier plane.  The DC term is left out.
+3. **Noise power per ring**: ``σ²_r = mean_i ρ_{i k̂_i r} / n_r`` at each particle's best anchor
+   ``k̂_i``, over a seeded subset of at most ``noise_particles`` particles (``n_r``: cells of
+   ring ``r`` in the whole plane).  White noise gives a flat ``σ²_r``; coloured noise its
+   spectrum; the GMM's own error at the best anchor is included.
+4. **Likelihood**: ``ℓ_ik = −Σ_r ρ_ikr / (2 σ²_r) / T``, the Gaussian log-likelihood of the
+   image (Parseval: for white real-space noise of variance ``σ²`` per pixel, ``σ²_r = M² σ²``
+   and ``ℓ`` is the real-space ``−Σ_pixels (y − s x)² / (2σ²)``), ``T`` = ``temperature``
+   (1: the exact likelihood; larger: flatter, for decoders far from the truth).
+5. **Posterior mean**: ``p_ik ∝ π_k exp ℓ_ik``, refined ``z_i = Σ_k p_ik c_k``.
+
+Cost: ``K`` projections per particle on the band (8 Å by default: box 64 at 2 Å/px, 3000
+particles, 32 anchors: about 20 s on one CPU thread).  Memory: the ring sums of the noise
+subset ``(noise_particles, K, rings)`` and ``(n, K)`` log-likelihoods.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+from .fourier import Band
+from .image_model import ImageModel
+
+__all__ = ["Refinement", "refine_latent", "anchor_points", "ring_weights", "ring_residuals", "noise_per_ring",
+           "log_likelihood", "posterior"]
+
+DecodeFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Refinement:
+    """What :func:`refine_latent` found.
+
+    Attributes:
+        latent: ``(n, d)`` float32 refined latent points (posterior means).
+        anchors: ``(K, d)``; prior: ``(K,)``; posterior: ``(n, K)`` float32.
+        noise_per_ring: ``(R,)`` noise power per ring (whole-plane cells, unnormalised rfft);
+        ring_frequency: ``(R,)`` the rings' radii in 1/Å.
+        options: the settings used; seconds: wall time.
+    """
+
+    latent: np.ndarray
+    anchors: np.ndarray
+    prior: np.ndarray
+    posterior: np.ndarray
+    noise_per_ring: np.ndarray
+    ring_frequency: np.ndarray
+    options: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """JSON-ready record (``refine.json`` of a run): options, anchors, prior, noise, posterior statistics."""
+        p = np.clip(self.posterior.astype(np.float64), 1e-300, 1.0)
+        return {
+            "options": self.options, "n_particles": int(len(self.latent)), "n_anchors": int(len(self.anchors)),
+            "anchors": self.anchors.tolist(), "prior": self.prior.tolist(),
+            "noise_per_ring": [{"frequency_per_angstrom": float(f), "power": float(v)}
+                               for f, v in zip(self.ring_frequency, self.noise_per_ring)],
+            "mean_posterior_entropy": float(np.mean(-(p * np.log(p)).sum(1))),
+            "mean_max_posterior": float(self.posterior.max(1).mean()),
+            "seconds": round(float(self.seconds), 2),
+        }
+
+
+def anchor_points(z: np.ndarray, n_anchors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres (K, d), prior (K,))``: k-means of ``z (n, d)``; ``K = min(n_anchors, n)``."""
+    from sklearn.cluster import KMeans
+
+    z = np.asarray(z, dtype=np.float64)
+    k = int(min(n_anchors, len(z)))
+    if k < 2:
+        raise ConfigError(f"latent refinement needs at least 2 anchors and 2 particles (anchors {n_anchors}, "
+                          f"particles {len(z)})")
+    km = KMeans(n_clusters=k, n_init=4, random_state=int(seed)).fit(z)
+    counts = np.bincount(km.labels_, minlength=k).astype(np.float64)
+    prior = np.maximum(counts, 0.5) / np.maximum(counts, 0.5).sum()
+    return km.cluster_centers_, prior
+
+
+def ring_weights(band: Band) -> tuple[torch.Tensor, np.ndarray]:
+    """``(W (cells, R), ring_frequency (R,))``: cell → ring matrix of the band's half-plane cells.
+
+    ``W[c, r]`` is the cell's whole-plane multiplicity (2, or 1 on the self-conjugate columns)
+    when cell ``c`` is in band and in ring ``r``; DC excluded.  Cells are the band's
+    ``(Ky, Kx)`` grid flattened.
+    """
+    M = band.box
+    kx = band.kx_index
+    mult = torch.full(band.shape, 2.0)
+    mult[:, kx == 0] = 1.0
+    if M % 2 == 0:
+        mult[:, kx == M // 2] = 1.0
+    keep = band.in_band & (band.radius_px > 0.5)
+    rings = torch.unique(band.ring[keep])
+    W = torch.zeros(band.shape[0] * band.shape[1], len(rings))
+    ring_of = band.ring.flatten()
+    for j, r in enumerate(rings.tolist()):
+        sel = (ring_of == r) & keep.flatten()
+        W[sel, j] = mult.flatten()[sel]
+    return W, rings.numpy() / (M * band.pixel_size_angstrom)
+
+
+def ring_residuals(observed: torch.Tensor, predicted: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``(B, R)`` ring sums ``Σ w |O − s P|²`` with the least-squares scale ``s`` per image.
+
+    ``observed``, ``predicted``: ``(B, Ky, Kx)`` complex on the band; ``W`` from :func:`ring_weights`.
+    """
+    B = observed.shape[0]
+    w = W.sum(1)  # (cells,) multiplicity of the cells in use
+    O, P = observed.reshape(B, -1), predicted.reshape(B, -1)
+    s = (torch.real(P.conj() * O) * w).sum(1) / (P.abs() ** 2 * w).sum(1).clamp_min(1e-30)
+    return ((O - s[:, None] * P).abs() ** 2) @ W
+
+
+def noise_per_ring(ring_sums: np.ndarray, W: torch.Tensor) -> np.ndarray:
+    """``(R,)`` mean ring residual per whole-plane cell at each particle's best anchor; ``ring_sums (n, K, R)``."""
+    best = ring_sums.sum(-1).argmin(1)
+    at_best = ring_sums[np.arange(len(best)), best]  # (n, R)
+    cells = W.sum(0).numpy().astype(np.float64)
+    return np.maximum(at_best.mean(0) / cells, 1e-30)
+
+
+def log_likelihood(ring_sums: np.ndarray, noise: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``(..., K)`` Gaussian log-likelihood ``−Σ_r ρ_r / (2 σ²_r) / T`` of ring sums ``(..., K, R)``."""
+    return -(np.asarray(ring_sums, np.float64) / (2.0 * noise)).sum(-1) / float(temperature)
+
+
+def posterior(loglik: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """``(n, K)`` posterior over anchors from log-likelihoods ``(n, K)`` and the prior ``(K,)``."""
+    L = loglik + np.log(prior)[None]
+    L -= L.max(1, keepdims=True)
+    p = np.exp(L)
+    return p / p.sum(1, keepdims=True)
+
+
+def _band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None) -> Band:
+    nyquist = 2.0 * float(pixel_size_angstrom)
+    res = None if high_res_angstrom is None else max(float(high_res_angstrom), nyquist)
+    return Band(int(box), float(pixel_size_angstrom), res)
+
+
+def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 32, temperature: float = 1.0,
+                  high_res_angstrom: float | None = 8.0, projector: str = "separable", seed: int = 0,
+                  noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
+                  progress: bool = False) -> Refinement:
+    """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
+
+    Args:
+        decode: latent points ``(K, d)`` -> GMM parameters ``(K, N, 5)`` (no gradients needed).
+        dataset: a :class:`gmmplat.data.ParticleDataset` (item ``i`` is row ``i`` of ``z``); its
+            box and pixel size set the band.
+        high_res_angstrom: the band's limit (None: Nyquist; a limit finer than Nyquist is Nyquist).
+        temperature: ``T`` > 0 (1: the exact Gaussian likelihood).
+        noise_particles: size of the seeded subset that estimates the noise per ring.
+    """
+    from tqdm.auto import tqdm
+
+    from .projectors import PROJECTORS
+
+    z = np.asarray(z, dtype=np.float64)
+    n = len(dataset)
+    if z.shape[0] != n:
+        raise ConfigError(f"latent refinement: {z.shape[0]} latent points for {n} particles")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ConfigError(f"latent refinement: temperature must be > 0, got {temperature!r}")
+    start = time.perf_counter()
+    device = torch.device(device)
+    anchors, prior = anchor_points(z, n_anchors, seed)
+    band = _band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
+    image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
+    W = ring_weights(band)[0].to(device)
+    with torch.no_grad():
+        params = decode(torch.as_tensor(anchors, dtype=torch.float32, device=device)).to(device, torch.float32)
+    K = len(anchors)
+
+    def ring_sums(items: np.ndarray, bar) -> np.ndarray:
+        out = np.empty((len(items), K, W.shape[1]), dtype=np.float64)
+        for i in range(0, len(items), batch_size):
+            chunk = items[i : i + batch_size]
+            batch = dataset.get_batch(chunk).to(device)
+            with torch.no_grad():
+                O = image_model.observe(batch)
+                for k in range(K):
+                    out[i : i + len(chunk), k] = ring_residuals(O, image_model.predict(params[k], batch), W).cpu().numpy()
+            bar.update(len(chunk))
+        return out
+
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 77]))
+    subset = np.sort(rng.choice(n, size=min(n, int(noise_particles)), replace=False))
+    rest = np.setdiff1d(np.arange(n), subset)
+    loglik = np.empty((n, K))
+    with tqdm(total=n, desc="refine latent", unit="particle", disable=not progress) as bar:
+        sums = ring_sums(subset, bar)
+        noise = noise_per_ring(sums, W.cpu())
+        loglik[subset] = log_likelihood(sums, noise, temperature)
+        for i in range(0, len(rest), 8 * batch_size):
+            chunk = rest[i : i + 8 * batch_size]
+            loglik[chunk] = log_likelihood(ring_sums(chunk, bar), noise, temperature)
+    post = posterior(loglik, prior)
+    options = dict(n_anchors=int(n_anchors), temperature=float(temperature), projector=projector,
+                   high_res_angstrom=None if high_res_angstrom is None else float(high_res_angstrom),
+                   band_high_res_angstrom=float(band.high_res_angstrom), seed=int(seed),
+                   noise_particles=int(len(subset)))
+    return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
+                      posterior=post.astype(np.float32), noise_per_ring=noise,
+                      ring_frequency=ring_weights(band)[1], options=options,
+                      seconds=time.perf_counter() - start)

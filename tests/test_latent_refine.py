@@ -1,0 +1,143 @@
+"""Latent refinement (gmmplat.latent_refine): the likelihood is the real-space Gaussian one, the
+noise estimate is the noise, refinement recovers the conformation a noisy encoder blurred, and a
+trained run writes both latents."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_train_fixtures import make_dataset, moved_params, one_thread  # noqa: F401
+
+from gmmplat.data import ParticleDataset
+from gmmplat.errors import ConfigError
+from gmmplat.fourier import Band
+from gmmplat.gmm import GMM
+from gmmplat.latent_refine import (log_likelihood, noise_per_ring, refine_latent, ring_residuals,
+                                   ring_weights)
+from gmmplat.train import RunConfig, Trainer, load_run
+
+
+def band_limited(x: torch.Tensor, band: Band) -> torch.Tensor:
+    """Zero-mean images whose spectrum lies inside the band's circle (Parseval holds on the band)."""
+    F = band.images_to_band(x) * band.in_band
+    F[..., 0, 0] = 0
+    return band.band_to_images(F)
+
+
+@pytest.mark.parametrize("box", [24, 25])
+def test_log_likelihood_is_the_real_space_gaussian_one(box):
+    """Σ over rings of ρ / (2 σ²_r), with σ²_r = M² σ², equals Σ_pixels (y − s x)² / (2σ²) computed in real space."""
+    g = torch.Generator().manual_seed(0)
+    band = Band(box, 2.0)
+    W, freq = ring_weights(band)
+    y = band_limited(torch.randn(3, box, box, generator=g, dtype=torch.float64), band)
+    x = band_limited(torch.randn(3, box, box, generator=g, dtype=torch.float64), band)
+    sigma = 0.7
+    sums = ring_residuals(band.images_to_band(y), band.images_to_band(x), W.double()).numpy()
+    noise = np.full(W.shape[1], box**2 * sigma**2)
+    ll = log_likelihood(sums[:, None, :], noise)[:, 0]
+    s = (x * y).sum((-1, -2)) / (x * x).sum((-1, -2))  # least-squares scale, real space
+    direct = -((y - s[:, None, None] * x) ** 2).sum((-1, -2)) / (2 * sigma**2)
+    np.testing.assert_allclose(ll, direct.numpy(), rtol=1e-9)
+    assert np.all(np.diff(freq) > 0) and freq[0] > 0  # DC left out, rings in order
+    np.testing.assert_allclose(log_likelihood(sums[:, None, :], noise, temperature=2.0), ll[:, None] / 2)
+
+
+def test_noise_per_ring_is_the_white_noise_power():
+    box, sigma = 32, 0.5
+    band = Band(box, 2.0)
+    W, _ = ring_weights(band)
+    g = torch.Generator().manual_seed(1)
+    signal = band_limited(torch.randn(400, box, box, generator=g), band)
+    y = signal + sigma * torch.randn(400, box, box, generator=g)
+    good = ring_residuals(band.images_to_band(y), band.images_to_band(signal), W)  # (n, R)
+    bad = ring_residuals(band.images_to_band(y), band.images_to_band(signal.roll(1, 0)), W)
+    noise = noise_per_ring(torch.stack([bad, good], 1).numpy(), W)
+    np.testing.assert_allclose(noise / (box**2 * sigma**2), 1.0, atol=0.12)  # every ring
+    assert abs(noise.mean() / (box**2 * sigma**2) - 1) < 0.02
+
+
+@pytest.fixture(scope="module")
+def shifted(tmp_path_factory):
+    star, gmm, t = make_dataset(tmp_path_factory.mktemp("refine"), n=120, snr=0.5, seed=3)
+    return star, gmm, t
+
+
+def _decode(neutral):
+    def decode(z):
+        return moved_params(neutral, z[:, 0].numpy())
+    return decode
+
+
+def test_refinement_recovers_what_a_noisy_encoder_blurred(shifted):
+    """Decoder = the true motion (domain shifted by 5 Å · z0); encoder latent = t + N(0, 0.5) in z0 and
+    noise in z1.  The refined z0 follows t far better, and z = posterior · anchors."""
+    from scipy.stats import spearmanr
+
+    star, gmm, t = shifted
+    neutral = GMM.load(gmm)
+    data = ParticleDataset(star, cache_mb=0)
+    g = np.random.default_rng(0)
+    z = np.stack([t + 0.5 * g.standard_normal(len(t)), 0.3 * g.standard_normal(len(t))], 1)
+    r = refine_latent(_decode(neutral), data, z, n_anchors=12, high_res_angstrom=None, noise_particles=50)
+    before = abs(spearmanr(z[:, 0], t).statistic)
+    after = abs(spearmanr(r.latent[:, 0], t).statistic)
+    assert before < 0.8 and after > 0.9, (before, after)
+    np.testing.assert_allclose(r.posterior.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(r.latent, r.posterior.astype(np.float64) @ r.anchors, atol=1e-5)
+    assert r.anchors.shape == (12, 2) and abs(r.prior.sum() - 1) < 1e-9
+    s = r.summary()
+    assert s["n_anchors"] == 12 and s["options"]["noise_particles"] == 50 and len(s["noise_per_ring"]) > 3
+    again = refine_latent(_decode(neutral), data, z, n_anchors=12, high_res_angstrom=None, noise_particles=50)
+    np.testing.assert_array_equal(again.latent, r.latent)  # deterministic
+    hot = refine_latent(_decode(neutral), data, z, n_anchors=12, high_res_angstrom=None, noise_particles=50,
+                        temperature=50.0)
+    assert hot.summary()["mean_posterior_entropy"] > s["mean_posterior_entropy"]
+
+
+def test_refinement_input_errors(shifted):
+    star, gmm, t = shifted
+    data = ParticleDataset(star, cache_mb=0)
+    dec = _decode(GMM.load(gmm))
+    with pytest.raises(ConfigError, match="latent points for 120 particles"):
+        refine_latent(dec, data, np.zeros((5, 2)))
+    with pytest.raises(ConfigError, match="temperature"):
+        refine_latent(dec, data, np.zeros((120, 2)), temperature=0.0)
+    for bad, words in (({"anchors": 1}, "at least 2"), ({"temperature": 0}, "temperature"),
+                       ({"anchors": 2.5}, "integer"), ({"high_res_angstrom": -3}, "high_res_angstrom"),
+                       ({"bands": 3}, "unknown key")):
+        with pytest.raises(ConfigError, match=words):
+            RunConfig.from_dict({"decoders": {"d": {"kind": "free"}}, "rounds": [{"epochs": 1, "decoders": ["d"]}],
+                                 "refine": bad})
+
+
+def test_trained_run_writes_refined_and_encoder_latents(shifted, tmp_path):
+    from gmmplat.analysis.morph_reference import reference_latent, reference_latent_of
+    from gmmplat.analysis.runs import load_analysis_run
+
+    star, gmm, t = shifted
+    d = {"latent_dim": 2, "latent_noise_std": 0.05,
+         "encoder": {"kind": "image", "options": {"hidden": [16], "input_res_angstrom": 12.0}},
+         "decoders": {"dom": {"kind": "rigid", "options": {"domains": ["domain"], "hidden": [16]}}},
+         "rounds": [{"decoders": ["dom"], "epochs": 1, "batch_size": 24, "high_res_angstrom": 12.0}],
+         "data": {"star": str(star), "gmm": str(gmm)}}
+    Trainer(RunConfig.from_dict({**d, "refine": {"anchors": 6, "high_res_angstrom": 12.0}}), tmp_path / "on",
+            progress=False).run()
+    Trainer(RunConfig.from_dict(d), tmp_path / "off", progress=False).run()
+    on, off = tmp_path / "on", tmp_path / "off"
+    z, z_enc = np.load(on / "latent.npy"), np.load(on / "latent_encoder.npy")
+    np.testing.assert_array_equal(z_enc, np.load(off / "latent.npy"))  # same encoder, same seed
+    assert z.shape == z_enc.shape == (120, 2) and not np.allclose(z, z_enc)
+    info = json.loads((on / "refine.json").read_text())
+    anchors = np.asarray(info["anchors"])
+    assert anchors.shape == (6, 2) and info["options"]["high_res_angstrom"] == 12.0
+    # refined points are posterior means: inside the anchors' bounding box
+    assert np.all(z >= anchors.min(0) - 1e-5) and np.all(z <= anchors.max(0) + 1e-5)
+    assert not (off / "latent_encoder.npy").exists() and not (off / "refine.json").exists()
+    np.testing.assert_array_equal(load_run(on).latent, z)
+    ar = load_analysis_run(on)
+    np.testing.assert_allclose(reference_latent_of(ar), reference_latent(z_enc))
+    assert math.isfinite(float(np.sum(reference_latent_of(load_analysis_run(off)))))
