@@ -11,8 +11,10 @@ Run folder (``gmmplat train --out RUN_DIR``):
   (train_loss includes regularizers and the latent penalty, with latent noise;
   val_loss is the data loss without noise)
 * ``losses.png``: the same, plotted (dashed lines mark the start of each round)
-* ``latent.npy``: float32 ``(n_particles, d)`` in STAR order, the encoder without noise;
+* ``latent.npy``: float32 ``(n_particles, d)`` in STAR order: the refined latent points when the
+  config's ``refine.anchors`` > 0 (:mod:`gmmplat.latent_refine`), else the encoder without noise;
   symmetry-expanded runs: ``(n_particles, K, d)``, ``[p, k]`` the copy at ``A @ R_k``
+* ``latent_encoder.npy``, ``refine.json``: with refinement, the encoder's points and the record
 * ``model.pt``: config, state dict, neutral GMM (path and contents): :func:`load_run`
 """
 from __future__ import annotations
