@@ -69,6 +69,17 @@ class Refinement:
     options: dict = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def variance_kept(self) -> float:
+        """Total variance of the refined points ÷ that of the encoder's (``options["encoder_variance"]``).
+
+        The posterior mean keeps the part of the latent's spread that the images, seen through the
+        decoded states, account for: near 0 when the decoded states hardly differ (an untrained or
+        barely trained decoder), and every particle then sits near the prior mean.
+        """
+        total = float(self.options.get("encoder_variance", 0.0))
+        return float(np.var(self.latent.astype(np.float64), axis=0).sum() / total) if total > 0 else float("nan")
+
     def summary(self) -> dict:
         """JSON-ready record (``refine.json`` of a run): options, anchors, prior, noise, posterior statistics."""
         p = np.clip(self.posterior.astype(np.float64), 1e-300, 1.0)
@@ -79,6 +90,7 @@ class Refinement:
                                for f, v in zip(self.ring_frequency, self.noise_per_ring)],
             "mean_posterior_entropy": float(np.mean(-(p * np.log(p)).sum(1))),
             "mean_max_posterior": float(self.posterior.max(1).mean()),
+            "variance_kept": self.variance_kept,
             "seconds": round(float(self.seconds), 2),
         }
 
@@ -221,7 +233,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     options = dict(n_anchors=int(n_anchors), temperature=float(temperature), projector=projector,
                    high_res_angstrom=None if high_res_angstrom is None else float(high_res_angstrom),
                    band_high_res_angstrom=float(band.high_res_angstrom), seed=int(seed),
-                   noise_particles=int(len(subset)))
+                   noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()))
     return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
                       posterior=post.astype(np.float32), noise_per_ring=noise,
                       ring_frequency=ring_weights(band)[1], options=options,

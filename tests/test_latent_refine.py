@@ -114,25 +114,41 @@ def test_refinement_input_errors(shifted):
                                  "refine": bad})
 
 
-def test_trained_run_writes_refined_and_encoder_latents(shifted, tmp_path):
-    from gmmplat.analysis.morph_reference import reference_latent, reference_latent_of
-    from gmmplat.analysis.runs import load_analysis_run
-
-    star, gmm, t = shifted
+def _tiny_config(star, gmm, refine=None) -> RunConfig:
     d = {"latent_dim": 2, "latent_noise_std": 0.05,
          "encoder": {"kind": "image", "options": {"hidden": [16], "input_res_angstrom": 12.0}},
          "decoders": {"dom": {"kind": "rigid", "options": {"domains": ["domain"], "hidden": [16]}}},
          "rounds": [{"decoders": ["dom"], "epochs": 1, "batch_size": 24, "high_res_angstrom": 12.0}],
          "data": {"star": str(star), "gmm": str(gmm)}}
-    Trainer(RunConfig.from_dict({**d, "refine": {"anchors": 6, "high_res_angstrom": 12.0}}), tmp_path / "on",
-            progress=False).run()
-    Trainer(RunConfig.from_dict(d), tmp_path / "off", progress=False).run()
+    return RunConfig.from_dict({**d, "refine": refine} if refine else d)
+
+
+def test_trained_run_writes_refined_and_encoder_latents(shifted, tmp_path, monkeypatch):
+    """latent.npy = the refined points, latent_encoder.npy = the encoder's (the same as a run without
+    refinement), refine.json the record; the morph reference is the encoder points' median."""
+    import gmmplat.latent_refine as lr
+    from gmmplat.analysis.morph_reference import reference_latent, reference_latent_of
+    from gmmplat.analysis.runs import load_analysis_run
+
+    star, gmm, t = shifted
+    real = lr.refine_latent
+    seen = {}
+
+    def refine_with_the_true_motion(decode, dataset, z, **kw):  # the 1-epoch decoder knows no motion yet
+        seen.update(kw)
+        return real(_decode(GMM.load(gmm)), dataset, z, **kw)
+
+    monkeypatch.setattr(lr, "refine_latent", refine_with_the_true_motion)
+    Trainer(_tiny_config(star, gmm, {"anchors": 6, "high_res_angstrom": 12.0}), tmp_path / "on", progress=False).run()
+    Trainer(_tiny_config(star, gmm), tmp_path / "off", progress=False).run()
     on, off = tmp_path / "on", tmp_path / "off"
+    assert seen["n_anchors"] == 6 and seen["high_res_angstrom"] == 12.0 and seen["temperature"] == 1.0
     z, z_enc = np.load(on / "latent.npy"), np.load(on / "latent_encoder.npy")
     np.testing.assert_array_equal(z_enc, np.load(off / "latent.npy"))  # same encoder, same seed
     assert z.shape == z_enc.shape == (120, 2) and not np.allclose(z, z_enc)
     info = json.loads((on / "refine.json").read_text())
     anchors = np.asarray(info["anchors"])
+    assert info["latent_npy"] == "refined" and info["variance_kept"] >= 0.1
     assert anchors.shape == (6, 2) and info["options"]["high_res_angstrom"] == 12.0
     # refined points are posterior means: inside the anchors' bounding box
     assert np.all(z >= anchors.min(0) - 1e-5) and np.all(z <= anchors.max(0) + 1e-5)
@@ -141,3 +157,16 @@ def test_trained_run_writes_refined_and_encoder_latents(shifted, tmp_path):
     ar = load_analysis_run(on)
     np.testing.assert_allclose(reference_latent_of(ar), reference_latent(z_enc))
     assert math.isfinite(float(np.sum(reference_latent_of(load_analysis_run(off)))))
+
+
+def test_uninformative_refinement_keeps_the_encoder_points(shifted, tmp_path, capsys):
+    """A decoder trained for one epoch on 120 particles hardly moves anything: the posterior means would all
+    sit at the prior mean, so latent.npy keeps the encoder's points and says so."""
+    star, gmm, _ = shifted
+    Trainer(_tiny_config(star, gmm, {"anchors": 6, "high_res_angstrom": 12.0}), tmp_path / "run",
+            progress=False).run()
+    run = tmp_path / "run"
+    info = json.loads((run / "refine.json").read_text())
+    assert info["latent_npy"] == "encoder" and info["variance_kept"] < 0.1
+    np.testing.assert_array_equal(np.load(run / "latent.npy"), np.load(run / "latent_encoder.npy"))
+    assert "latent.npy holds the encoder's points" in capsys.readouterr().out
