@@ -785,6 +785,16 @@ def test_print_config_needs_no_out_and_a_run_config_is_accepted(data, tmp_path, 
                           "--config", tmp_path / "config.json", "--print-config")
     assert code == 0, err
     assert json.loads(out) == printed
+    assert printed["refine"]["anchors"] == 24  # the presets refine the latent
+    for value in ("0", "12"):
+        code, out, err = call(capsys, "train", "--star", d / "particles.star", "--gmm", d / "gmm.npz",
+                              "--config", tmp_path / "config.json", "--refine-anchors", value, "--print-config")
+        assert code == 0, err
+        assert json.loads(out)["refine"]["anchors"] == int(value)
+    for value, words in (("1", "at least 2"), ("-3", "-3"), ("many", "many")):
+        code, out, err = call(capsys, "train", "--star", d / "particles.star", "--gmm", d / "gmm.npz",
+                              "--preset", "rigid", "--domain", "domain", "--refine-anchors", value, "--print-config")
+        assert_cli_error(code, err, "train", "--refine-anchors", words)
 
 
 def test_resume_with_other_threads_says_so_once(data, tmp_path, capsys):

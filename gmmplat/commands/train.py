@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_epochs, help="with --preset: epochs of every round (N) or of each round (N,M)")
     p.add_argument("--batch-size", type=positive_int, help="with --preset: batch size of every round")
     p.add_argument("--latent-dim", type=positive_int, help="with --preset: latent dimension")
+    p.add_argument("--refine-anchors", type=nonnegative_int,
+                   help="latent refinement after training with N anchors (0: none; presets 24; docs/training.md)")
     p.add_argument("--out", help="run folder (created; required unless --print-config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add_shared_options(p, "--invert-contrast")
@@ -94,6 +96,10 @@ def build_config(args: argparse.Namespace):
         config = preset(args.preset, neutral, domain=args.domain, epochs=epochs,
                         seed=0 if args.seed is None else args.seed, latent_dim=args.latent_dim,
                         batch_size=args.batch_size)
+    if args.refine_anchors is not None:
+        if args.refine_anchors == 1:
+            raise ConfigError("--refine-anchors: 0 (no refinement) or at least 2, got 1")
+        config.refine.anchors = int(args.refine_anchors)
     existing_file(args.gmm, "--gmm", "GMM file")
     options = {k: v for k, v in source.to_dict().items() if k != "path"}
     config.data = DataConfig(source.path, os.path.abspath(args.gmm), args.symmetry.strip().upper(),
