@@ -37,6 +37,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
 from .outputs import environment, plot_losses, read_losses, save_model, write_json, write_losses
+from .refine_run import refine_run_latent, save_npy
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
 
@@ -334,33 +335,6 @@ class Trainer:
         return float(sums[0] / sums[1])
 
     # ------------------------------------------------------------ outputs
-    def _refine(self, model, z: np.ndarray) -> np.ndarray:
-        """Latent refinement (main process): writes ``latent_encoder.npy`` and ``refine.json``; returns the refined ``z``."""
-        from ..io.atomic import atomic_write_path
-        from ..latent_refine import refine_latent
-
-        n, K = self.dataset.n_particles, self.dataset.n_sym
-        _save_npy(self.out / "latent_encoder.npy", z.reshape(n, K, -1) if K > 1 else z)
-        r = self.config.refine
-        result = refine_latent(model.decode, self.dataset, z, n_anchors=r.anchors, temperature=r.temperature,
-                               high_res_angstrom=r.high_res_angstrom, projector=self.config.projector,
-                               seed=self.config.seed, batch_size=self.eval_batch_size, device=self.device,
-                               progress=self.progress)
-        summary = result.summary()
-        kept = result.variance_kept
-        summary["latent_npy"] = "refined" if kept >= MIN_VARIANCE_KEPT else "encoder"
-        with atomic_write_path(self.out / "refine.json") as tmp:
-            Path(tmp).write_text(json.dumps(summary, indent=1) + "\n")
-        if summary["latent_npy"] == "encoder":
-            print(f"latent refinement: the decoded states hardly differ (the refined points keep {kept:.1%} of the "
-                  f"latent's spread, under {MIN_VARIANCE_KEPT:.0%}); latent.npy holds the encoder's points", flush=True)
-            return z
-        if self.progress:
-            print(f"latent refined: {summary['n_anchors']} anchors, mean posterior entropy "
-                  f"{summary['mean_posterior_entropy']:.2f}, {kept:.0%} of the latent's spread kept, "
-                  f"{summary['seconds']:.1f} s", flush=True)
-        return result.latent
-
     @torch.no_grad()
     def _finish(self, model, last_round: int) -> None:
         model.eval()
@@ -377,26 +351,16 @@ class Trainer:
             for items, values in gathered:
                 z[items] = values
             if self.config.refine.anchors:
-                z = self._refine(model, z)
-            latent = z.reshape(n, K, -1) if K > 1 else z
-            _save_npy(self.out / "latent.npy", latent)
+                r = self.config.refine
+                refine_run_latent(self.out, model.decode, self.dataset, z, anchors=r.anchors,
+                                  high_res_angstrom=r.high_res_angstrom, temperature=r.temperature,
+                                  projector=self.config.projector, seed=self.config.seed,
+                                  batch_size=self.eval_batch_size, device=self.device, progress=self.progress,
+                                  say=lambda line: print(line, flush=True))
+            else:
+                save_npy(self.out / "latent.npy", z.reshape(n, K, -1) if K > 1 else z)
             save_model(self.out / "model.pt", self.config, model, self.neutral, self.config.data.gmm, last_round)
         self.dist.barrier()
-
-
-#: Below this share of the encoder latent's spread kept by the refined points, latent.npy keeps the
-#: encoder's points (refine.json says which): the decoders then tell the anchors hardly apart (a run
-#: of a few particles or epochs), and the posterior means would all sit near the prior mean.  The
-#: demo runs keep 49–84 %.
-MIN_VARIANCE_KEPT = 0.1
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    from ..io.atomic import atomic_write_path
-
-    with atomic_write_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
 
 
 def _batch_order(items, batch_size, seed_words, shuffle, min_last):
