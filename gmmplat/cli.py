@@ -31,6 +31,7 @@ VERBS = {
     "build": "Build the neutral GMM from a consensus map and/or an atomic model, refine it against the map.",
     "check": "Check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order.",
     "train": "Train an encoder and decoders on particles (rounds from --config JSON or a --preset; --resume, DDP).",
+    "refine": "Refine a trained run's latent points by the likelihood of each image under decoded states (no training).",
     "analyze": "Analyse a trained run: latent PCA, trajectories, maps and morphed models per frame, scores, ChimeraX.",
     "morph": "Morph an atomic model along a latent PC trajectory or to given latent points.",
     "evaluate": "Score a run's latent space against ground truth (Spearman, kNN R², neighbours, Cα RMSD).",

@@ -309,6 +309,22 @@ CASES = {
     "analyze-fails-late": ("analyze", lambda c: (
         _analyze(c, "--states", "3", "--model", other_protein(c.tmp / "bend.pdb"), run=c.rec_run),
         "not the model the GMM was built from")),
+    # ---------------------------------------------------------------- refine
+    "refine-missing-run": ("refine", lambda c: (["--run", c.tmp / "norun"], "norun")),
+    "refine-one-anchor": ("refine", lambda c: (["--run", c.run_dir / "run", "--anchors", "1"], "--anchors")),
+    "refine-zero-anchors": ("refine", lambda c: (["--run", c.run_dir / "run", "--anchors", "0"], "--anchors")),
+    "refine-negative-band": ("refine", lambda c: (["--run", c.run_dir / "run", "--high-res", "-4"], "--high-res")),
+    "refine-zero-temperature": ("refine", lambda c: (["--run", c.run_dir / "run", "--temperature", "0"],
+                                                     "--temperature")),
+    "refine-unknown-device": ("refine", lambda c: (["--run", c.run_dir / "run", "--device", "tpu"], "tpu")),
+    "refine-stack-missing": ("refine", lambda c: (["--run", c.run_dir / "run"], "stack.mrcs")),
+    "refine-read-only-run": ("refine", lambda c: (
+        shutil.copytree(c.run_dir / "run", c.tmp / "run") and c.read_only() or ["--run", c.tmp / "run"],
+        "no permission")),
+    "refine-latent-short": ("refine", lambda c: (
+        shutil.copytree(c.run_dir / "run", c.tmp / "run") and np.save(c.tmp / "run" / "latent_encoder.npy",
+                                                                        np.zeros((5, 2), np.float32))
+        or ["--run", c.tmp / "run"], "latent_encoder.npy")),
     # ---------------------------------------------------------------- morph
     "morph-out-folder-missing": ("morph", lambda c: (_morph(c, out=c.tmp / "nowhere" / "m.pdb"), "does not exist")),
     "morph-out-is-folder": ("morph", lambda c: (_morph(c, out=c.tmp), "is an existing folder")),

@@ -170,3 +170,30 @@ def test_uninformative_refinement_keeps_the_encoder_points(shifted, tmp_path, ca
     assert info["latent_npy"] == "encoder" and info["variance_kept"] < 0.1
     np.testing.assert_array_equal(np.load(run / "latent.npy"), np.load(run / "latent_encoder.npy"))
     assert "latent.npy holds the encoder's points" in capsys.readouterr().out
+
+
+def test_refine_command_rerefines_a_run_with_other_settings(shifted, tmp_path, monkeypatch, capsys):
+    """`gmmplat refine` on a run trained without refinement: latent.npy becomes the refined points (the
+    encoder's go to latent_encoder.npy), and a second call with other anchors starts again from them."""
+    import gmmplat.latent_refine as lr
+    from gmmplat import cli
+
+    star, gmm, _ = shifted
+    Trainer(_tiny_config(star, gmm), tmp_path / "run", progress=False).run()
+    run = tmp_path / "run"
+    z_enc = np.load(run / "latent.npy")
+    real = lr.refine_latent
+    monkeypatch.setattr(lr, "refine_latent", lambda decode, dataset, z, **kw: real(_decode(GMM.load(gmm)), dataset,
+                                                                                   z, **kw))
+    capsys.readouterr()
+    assert cli.main(["refine", "--run", str(run), "--anchors", "6", "--high-res", "12", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "6 anchors" in out and "latent.npy holds the refined points" in out
+    np.testing.assert_array_equal(np.load(run / "latent_encoder.npy"), z_enc)
+    first = np.load(run / "latent.npy")
+    assert not np.allclose(first, z_enc)
+    assert cli.main(["refine", "--run", str(run), "--anchors", "8", "--high-res", "12", "--no-progress"]) == 0
+    np.testing.assert_array_equal(np.load(run / "latent_encoder.npy"), z_enc)  # refined from the encoder's again
+    info = json.loads((run / "refine.json").read_text())
+    assert info["n_anchors"] == 8 and info["latent_npy"] == "refined"
+    assert not np.allclose(np.load(run / "latent.npy"), first)

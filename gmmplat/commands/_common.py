@@ -75,6 +75,7 @@ SHARED_OPTIONS = {
     "--truth-frames": dict(help="multi-model PDB of the true frames (with --model)"),
     "--invert-contrast": dict(action="store_true", help="particles have dark protein: multiply by -1"),
     "--no-progress": dict(action="store_true", help="no progress bar"),
+    "--device": dict(default="cpu", help="cpu, cuda or cuda:N (default cpu)"),
     "--morph-reference": dict(choices=("median", "neutral"), default="median",
                               help="morph the model by the decoded motion from the latent median (default: the "
                                    "fitted model stands for the median particle) or by the offsets from the "

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(p, "--invert-contrast")
     p.add_argument("--symmetry", default="C1", help="symmetry-expand the particles (e.g. C4, D2); default C1")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    add_shared_options(p, "--device")
     p.add_argument("--workers", type=nonnegative_int, default=0, help="image read-ahead processes (default 0)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads per process (default: torch's choice)")
     p.add_argument("--cache-mb", type=nonnegative_float, default=256.0, help="in-memory image cache, MB (default 256)")

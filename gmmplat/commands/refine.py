@@ -1,0 +1,79 @@
+"""``gmmplat refine``: (re-)refine a trained run's latent points with other settings, without training.
+
+Examples::
+
+    gmmplat refine --run runs/hinge                              # the presets' settings: 24 anchors, 10 Å
+    gmmplat refine --run runs/hinge --anchors 48 --high-res 8    # more anchors, a wider band
+    gmmplat refine --run runs/old --device cuda                  # a run trained without refinement
+
+Reads the encoder's points (``RUN/latent_encoder.npy``, or ``RUN/latent.npy`` of a run trained
+without refinement) and the run's particles, and writes ``latent.npy``, ``latent_encoder.npy`` and
+``refine.json`` in the run folder (each file atomically; docs/training.md, "Latent refinement").
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from ._common import add_shared_options, positive_float, positive_int
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..train.presets import REFINE
+
+    add_shared_options(p, "--run")
+    p.add_argument("--anchors", type=positive_int, default=REFINE["anchors"],
+                   help="k-means anchors of the encoder's latent points (at least 2; default %(default)s)")
+    p.add_argument("--high-res", type=positive_float, default=REFINE["high_res_angstrom"],
+                   help="band limit in Å (Nyquist when finer; default %(default)s)")
+    p.add_argument("--temperature", type=positive_float, default=REFINE["temperature"],
+                   help="likelihood temperature (1: exact; default %(default)s)")
+    add_shared_options(p, "--device")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    add_shared_options(p, "--no-progress")
+
+
+def encoder_latent_path(run_dir) -> str:
+    """``RUN/latent_encoder.npy`` when present, else ``RUN/latent.npy`` (a run trained without refinement)."""
+    enc = os.path.join(run_dir, "latent_encoder.npy")
+    return enc if os.path.isfile(enc) else os.path.join(run_dir, "latent.npy")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ..analysis.latent import flatten_latent
+    from ..analysis.runs import load_analysis_run
+    from ..data import ParticleDataset
+    from ..errors import ConfigError, InputError
+    from ..train.refine_run import refine_run_latent
+    from .train import check_device
+
+    if args.anchors < 2:
+        raise ConfigError(f"--anchors: at least 2, got {args.anchors}")
+    check_device(args.device)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked but no CUDA device is available")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    latent_path = encoder_latent_path(args.run)
+    ar = load_analysis_run(args.run, latent_path)
+    if not os.access(args.run, os.W_OK):
+        raise InputError(args.run, "no permission to write in the run folder")
+    data = ar.run.config.data
+    dataset = ParticleDataset(data.source(), invert_contrast=data.invert_contrast, symmetry=data.symmetry)
+    z = flatten_latent(ar.latent, path=latent_path)
+    if len(z) != len(dataset):
+        raise InputError(latent_path, f"latent has {len(z)} rows but the run's particles give {len(dataset)} "
+                                      f"({dataset.n_particles} particles × {dataset.n_sym} symmetry copies)")
+    model = ar.run.model.to(args.device)
+    _, summary = refine_run_latent(
+        args.run, model.decode, dataset, np.asarray(z, np.float32), anchors=args.anchors,
+        high_res_angstrom=args.high_res, temperature=args.temperature, projector=ar.run.config.projector,
+        seed=ar.run.config.seed, device=args.device, progress=not args.no_progress)
+    print(f"refine: {dataset.n_particles} particles, {summary['n_anchors']} anchors, band to "
+          f"{summary['options']['band_high_res_angstrom']:g} Å; latent.npy holds the {summary['latent_npy']} points "
+          f"({summary['variance_kept']:.0%} of the latent's spread kept, mean posterior entropy "
+          f"{summary['mean_posterior_entropy']:.2f}); {summary['seconds']:.1f} s")
+    return 0
