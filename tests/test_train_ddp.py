@@ -93,3 +93,22 @@ def test_two_process_gloo_matches_single_process(tmp_path, encoder):
     np.testing.assert_allclose(np.load(tmp_path / "single" / "latent.npy"), np.load(tmp_path / "ddp" / "latent.npy"),
                                atol=1e-4)
     assert not (tmp_path / "ddp" / ".checkpoint.pt.tmp").exists()
+
+
+def test_two_process_run_refines_on_the_main_process(tmp_path):
+    """With latent refinement, the main process refines while the other waits; the run folder holds both latents."""
+    import json
+
+    import numpy as np
+
+    star, gmm, _ = make_dataset(tmp_path / "data", n=37, snr=2.0)
+    cfg = {**config_dict(star, gmm), "refine": {"anchors": 4, "high_res_angstrom": 12.0}}
+    Trainer(RunConfig.from_dict(cfg), tmp_path / "single", progress=False).run()
+    mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path / "ddp")), nprocs=2, join=True)
+    for name in ("single", "ddp"):
+        run = tmp_path / name
+        info = json.loads((run / "refine.json").read_text())
+        assert info["n_anchors"] == 4 and info["n_particles"] == 37
+        assert np.load(run / "latent.npy").shape == np.load(run / "latent_encoder.npy").shape == (37, 2)
+    np.testing.assert_allclose(np.load(tmp_path / "single" / "latent_encoder.npy"),
+                               np.load(tmp_path / "ddp" / "latent_encoder.npy"), atol=1e-3)
