@@ -194,10 +194,9 @@ def run_notebooks(notebook_dir: str | os.PathLike, out_dir: str | os.PathLike, p
 
 
 def write_report(out_dir: str | os.PathLike, results: list[NotebookResult]) -> None:
-    from .io.atomic import atomic_write_path
+    from .io.atomic import write_json
 
-    with atomic_write_path(Path(out_dir) / REPORT_NAME) as tmp:
-        Path(tmp).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    write_json(Path(out_dir) / REPORT_NAME, [asdict(r) for r in results])
 
 
 def read_report(out_dir: str | os.PathLike) -> list[NotebookResult] | None:

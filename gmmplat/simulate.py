@@ -13,7 +13,6 @@ See docs/sample_data.md for the datasets and the files written.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 from .ctf import CTFParams, ctf_rfft
 from .errors import ConfigError
 from .geometry import euler_to_matrix, matrix_to_euler, random_rotations
-from .io.atomic import atomic_write_path
+from .io.atomic import atomic_write_path, write_json
 from .io.models import read_model, write_models
 from .io.mrc import write_map
 from .io.star import TABLE_COLUMNS, write_particle_star
@@ -183,7 +182,7 @@ def simulate_dataset(
     )
     metadata = _metadata(name, motion, options, centre, origin, signal_variance, noise_std, n_stacks,
                          t_consensus, time.perf_counter() - t_start)
-    _write_json(out / "metadata.json", metadata)
+    write_json(out / "metadata.json", metadata)
     return metadata
 
 
@@ -242,11 +241,6 @@ def _particle_table(draws, stack_paths, per_stack, apix, box) -> pd.DataFrame:
     return table[TABLE_COLUMNS]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_write_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
-
-
 def _write_truth(out: Path, motion: Motion, t: np.ndarray, n_frames: int, centre: np.ndarray) -> None:
     """neutral_model.pdb, truth_frames.pdb, truth.csv and masks.json (world coordinates = box-relative + centre)."""
     model = motion.model
@@ -265,7 +259,7 @@ def _write_truth(out: Path, motion: Motion, t: np.ndarray, n_frames: int, centre
         spec = ",".join(f"{c}:{a}-{b}" for c, runs in ranges.items() for a, b in runs)
         masks[key] = {"residues": ranges, "selection": spec, "chimerax": " ".join(f"/{x}" for x in spec.split(",")),
                       "n_atoms": int(mask.sum())}
-    _write_json(out / "masks.json", {"dataset": motion.name, "masks": masks,
+    write_json(out / "masks.json", {"dataset": motion.name, "masks": masks,
                                      "note": "residue ranges are 1-based and inclusive, per chain"})
 
 

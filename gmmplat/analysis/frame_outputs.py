@@ -6,7 +6,6 @@ models with their displacement tables and plots, and the rigid motion of each do
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -21,12 +20,6 @@ from .morph import displacement, per_residue_displacement, write_morphed_models
 from .rigid_report import rigid_motion
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    """``obj`` as indented JSON, written atomically."""
-    with atomic_write_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def write_csv(path: str | os.PathLike, table) -> None:

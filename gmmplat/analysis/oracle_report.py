@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.atomic import atomic_write_path
+from ..io.atomic import atomic_write_path, write_json
 from .oracle import load_simulated_dataset, oracle_scores, run_oracle, trivial_scores
 
 #: (score key, label, higher is better)
@@ -34,11 +34,6 @@ def fraction(run: float, trivial: float, oracle: float) -> float | None:
     if not np.isfinite(gap) or abs(gap) < 1e-9 or run is None or not np.isfinite(run):
         return None
     return float((run - trivial) / gap)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_write_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, default=float) + "\n")
 
 
 def oracle_for(dataset: str | os.PathLike, n_particles: int | None = 1000, seed: int = 0, k: int = 10,
@@ -67,7 +62,7 @@ def oracle_for(dataset: str | os.PathLike, n_particles: int | None = 1000, seed:
     out["trivial"]["mean_frame_rmsd_angstrom"] = out["oracle"]["mean_neutral_rmsd_angstrom"]
     if cache:
         try:
-            _write_json(path, out)
+            write_json(path, out, default=float)
         except OSError:  # a read-only dataset: nothing cached
             pass
     return out
@@ -119,7 +114,7 @@ def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_part
                     table.to_csv(tmp, index=False)
                 per_residue_png(run_dir / "per_residue_rmsd.png", table,
                                 title=f"{name}: amplitude ratio {scores.get('amplitude_ratio', float('nan')):.2f}")
-            _write_json(run_dir / "scores.json", scores)
+            write_json(run_dir / "scores.json", scores, default=float)
     return oracle, results
 
 

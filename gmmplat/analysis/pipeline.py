@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..io.atomic import write_json
 from . import plots
 from .frame_outputs import (
-    write_csv, write_decoded_maps, write_json, write_morph_outputs, write_reconstructions, write_rigid_reports,
+    write_csv, write_decoded_maps, write_morph_outputs, write_reconstructions, write_rigid_reports,
 )
 from .latent import LatentPCA, Trajectories, check_pcs, fit_pca, flatten_latent, kmeans_states, pc_trajectories
 from .maps import map_origin_angstrom

@@ -18,7 +18,6 @@ and ``.png`` are written in its folder (gmmplat.analysis.oracle_report).  See do
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ._common import add_shared_options, nonnegative_int, positive_int
@@ -46,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analysis.runs import load_analysis_run, score_run
     from ..errors import ConfigError
-    from ..io.atomic import atomic_write_path, check_output_path
+    from ..io.atomic import check_output_path, write_json
 
     if args.oracle:
         return _oracle(args)
@@ -61,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     ar = load_analysis_run(args.run, args.latent)
     scores = score_run(ar, args.truth, args.truth_frames or None, args.model or None, k=args.k, seed=args.seed,
                        s_angstrom=args.s_angstrom, morph_reference=args.morph_reference)
-    with atomic_write_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(scores, indent=2) + "\n")
+    write_json(out, scores)
     line = (f"evaluate: |Spearman| {scores['spearman_abs']:.3f} (PC {scores['spearman_pc']}), "
             f"kNN R² {scores['knn_r2']:.3f}, neighbour overlap {scores['neighbour_overlap']:.3f} "
             f"(random {scores['neighbour_overlap_random']:.3f})")

@@ -38,6 +38,23 @@ def atomic_write_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def write_json(path: str | os.PathLike, obj, default=None) -> None:
+    """``obj`` as indented JSON (``default``: :func:`json.dumps`'s, for values JSON lacks), written atomically."""
+    import json
+
+    with atomic_write_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=2, default=default) + "\n")
+
+
+def save_npy(path: str | os.PathLike, array) -> None:
+    """``np.save`` of ``array`` to exactly ``path`` (no ``.npy`` appended), written atomically."""
+    import numpy as np
+
+    with atomic_write_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+
 def _temporary_name(final: Path) -> Path:
     """A fresh hidden name beside ``final`` that keeps its suffix.
 

@@ -31,13 +31,14 @@ import torch
 from ..data import shard
 from ..errors import ConfigError, GmmplatError
 from ..gmm import GMM
+from ..io.atomic import save_npy, write_json
 from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_model_for_round,
                       build_round_steps, configure_trainable, derive_seed, step_plugins)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
-from .outputs import environment, plot_losses, read_losses, save_model, write_json, write_losses
-from .refine_run import refine_run_latent, save_npy
+from .outputs import environment, plot_losses, read_losses, save_model, write_losses
+from .refine_run import refine_run_latent
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
 

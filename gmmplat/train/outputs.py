@@ -20,12 +20,10 @@ Run folder (``gmmplat train --out RUN_DIR``):
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,17 +40,12 @@ from ..regularizers import REGULARIZERS
 from .builder import build_model_for_round, step_plugins
 from .config import RunConfig
 
-__all__ = ["LOSS_COLUMNS", "write_losses", "plot_losses", "write_json", "environment", "save_model",
+__all__ = ["LOSS_COLUMNS", "write_losses", "plot_losses", "environment", "save_model",
            "TrainedRun", "load_run", "read_losses"]
 
 LOSS_COLUMNS = ["round", "round_name", "epoch", "global_epoch", "train_loss", "train_data_loss", "val_loss",
                 "learning_rate", "train_images_per_s", "val_images_per_s", "seconds"]
 MODEL_FORMAT = "gmmplat-run-model"
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    with atomic_write_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def write_losses(path: str | os.PathLike, history: list[dict]) -> None:

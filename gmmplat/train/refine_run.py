@@ -14,27 +14,19 @@ Layout: ``(n_particles, d)``, or ``(n_particles, K, d)`` for symmetry-expanded r
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write_path
+from ..io.atomic import save_npy, write_json
 
-__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent", "save_npy"]
+__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent"]
 
 #: Below this share of the encoder latent's spread kept by the refined points, latent.npy keeps the
 #: encoder's points (refine.json says which): the decoders then tell the anchors hardly apart (a run
 #: of a few particles or epochs: 0.00–0.01 in the notebooks' smoke setting), and the posterior means
 #: would all sit near the prior mean.  The demo runs keep 49–84 %.
 MIN_VARIANCE_KEPT = 0.1
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary name, then rename."""
-    with atomic_write_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
 
 
 def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors: int, high_res_angstrom,
@@ -63,8 +55,7 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     summary["latent_npy"] = "refined" if kept >= MIN_VARIANCE_KEPT else "encoder"
     z = result.latent if summary["latent_npy"] == "refined" else z_items
     save_npy(run_dir / "latent.npy", layout(z))
-    with atomic_write_path(run_dir / "refine.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(run_dir / "refine.json", summary)
     if summary["latent_npy"] == "encoder":
         say(f"latent refinement: the decoded states hardly differ (the refined points keep {kept:.1%} of the "
             f"latent's spread, under {MIN_VARIANCE_KEPT:.0%}); latent.npy holds the encoder's points")
