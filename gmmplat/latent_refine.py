@@ -24,8 +24,8 @@ asks the true frames:
    (1: the exact likelihood; larger: flatter, for decoders far from the truth).
 5. **Posterior mean**: ``p_ik ∝ π_k exp ℓ_ik``, refined ``z_i = Σ_k p_ik c_k``.
 
-Cost: ``K`` projections per particle on the band (8 Å by default: box 64 at 2 Å/px, 3000
-particles, 32 anchors: about 20 s on one CPU thread).  Memory: the ring sums of the noise
+Cost: ``K`` projections per particle on the band (the defaults, 24 anchors and 10 Å, the presets'
+settings: box 64 at 2 Å/px, 3000 particles, 11–18 s on one CPU thread; docs/performance.md).  Memory: the ring sums of the noise
 subset ``(noise_particles, K, rings)`` and ``(n, K)`` log-likelihoods.
 """
 from __future__ import annotations
@@ -46,6 +46,10 @@ __all__ = ["Refinement", "refine_latent", "anchor_points", "ring_weights", "ring
            "log_likelihood", "posterior"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
+
+#: The defaults (and the presets' settings, docs/benchmarks.md "Latent refinement").
+DEFAULT_ANCHORS = 24
+DEFAULT_HIGH_RES_ANGSTROM = 10.0
 
 
 @dataclass
@@ -172,8 +176,8 @@ def _band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None)
     return Band(int(box), float(pixel_size_angstrom), res)
 
 
-def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 32, temperature: float = 1.0,
-                  high_res_angstrom: float | None = 8.0, projector: str = "separable", seed: int = 0,
+def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = DEFAULT_ANCHORS,
+                  temperature: float = 1.0, high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable", seed: int = 0,
                   noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
                   progress: bool = False) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
@@ -201,7 +205,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     anchors, prior = anchor_points(z, n_anchors, seed)
     band = _band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
     image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
-    W = ring_weights(band)[0].to(device)
+    W, ring_frequency = ring_weights(band)
+    W = W.to(device)
     with torch.no_grad():
         params = decode(torch.as_tensor(anchors, dtype=torch.float32, device=device)).to(device, torch.float32)
     K = len(anchors)
@@ -236,5 +241,5 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                    noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()))
     return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
                       posterior=post.astype(np.float32), noise_per_ring=noise,
-                      ring_frequency=ring_weights(band)[1], options=options,
+                      ring_frequency=ring_frequency, options=options,
                       seconds=time.perf_counter() - start)

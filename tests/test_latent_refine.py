@@ -12,7 +12,7 @@ import torch
 from test_train_fixtures import make_dataset, moved_params, one_thread  # noqa: F401
 
 from gmmplat.data import ParticleDataset
-from gmmplat.errors import ConfigError
+from gmmplat.errors import ConfigError, InputError
 from gmmplat.fourier import Band
 from gmmplat.gmm import GMM
 from gmmplat.latent_refine import (log_likelihood, noise_per_ring, refine_latent, ring_residuals,
@@ -157,6 +157,9 @@ def test_trained_run_writes_refined_and_encoder_latents(shifted, tmp_path, monke
     ar = load_analysis_run(on)
     np.testing.assert_allclose(reference_latent_of(ar), reference_latent(z_enc))
     assert math.isfinite(float(np.sum(reference_latent_of(load_analysis_run(off)))))
+    np.save(on / "latent_encoder.npy", z_enc[:-1])  # a latent_encoder.npy that does not go with latent.npy
+    with pytest.raises(InputError, match="latent_encoder.npy.*differs from the run's latent.npy"):
+        reference_latent_of(load_analysis_run(on))
 
 
 def test_uninformative_refinement_keeps_the_encoder_points(shifted, tmp_path, capsys):

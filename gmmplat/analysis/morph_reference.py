@@ -43,19 +43,22 @@ def reference_latent_of(ar) -> np.ndarray:
     A run with latent refinement keeps them in ``latent_encoder.npy`` (``latent.npy`` holds the
     refined points, posterior means over a few dozen anchors, whose per-dimension median jumps
     between anchors: on the ``bend`` sample the morph of the middle frame moved 0.14 -> 0.27 Å
-    with it).  Without that file (or with a latent of another shape) ``ar.latent``.
+    with it).  Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
+    A ``latent_encoder.npy`` that is unreadable or of another shape than the latent is a one-line
+    :class:`InputError` naming it.
     """
     from pathlib import Path
 
+    from ..errors import InputError
+    from .runs import read_latent
+
     path = Path(ar.run.run_dir) / "latent_encoder.npy"
-    if path.is_file() and Path(ar.latent_path).name == "latent.npy":
-        try:
-            z = np.load(path, allow_pickle=False)
-            if z.shape == np.shape(ar.latent):
-                return reference_latent(z)
-        except (OSError, ValueError):
-            pass
-    return reference_latent(ar.latent)
+    if not path.is_file() or Path(ar.latent_path).name != "latent.npy":
+        return reference_latent(ar.latent)
+    z = read_latent(path)
+    if z.shape != np.shape(ar.latent):
+        raise InputError(path, f"shape {z.shape} differs from the run's latent.npy {np.shape(ar.latent)}")
+    return reference_latent(z)
 
 
 def reference_gmm(neutral, decode_fn, z_ref: np.ndarray):

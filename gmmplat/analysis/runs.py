@@ -57,6 +57,25 @@ def make_decode_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Ten
     return decode_fn
 
 
+def read_latent(path: str | os.PathLike) -> np.ndarray:
+    """A latent array from a ``.npy`` file; a one-line :class:`InputError` naming the file when it is missing,
+    a folder, unreadable, not numbers or not finite."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a latent array (.npy)")
+    if not path.is_file():
+        raise InputError(path, "latent file not found (the run wrote no latent.npy)")
+    try:
+        latent = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError):  # text, pickles, truncated headers
+        raise InputError(path, "not a latent array (not a readable .npy file)") from None
+    if not isinstance(latent, np.ndarray) or latent.dtype.kind not in "fiu":
+        raise InputError(path, "not a latent array (.npy of numbers)")
+    if not np.all(np.isfinite(latent)):
+        raise InputError(path, "latent array holds NaN/inf values")
+    return latent
+
+
 def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike | None = None,
                       check_star: bool = True) -> AnalysisRun:
     """Load ``RUN_DIR`` (``gmmplat.train.load_run``) and its latent (or ``latent_path``).
@@ -72,21 +91,7 @@ def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike
         raise InputError(run_dir, "run folder not found")
     run = load_run(run_dir)
     lpath = Path(latent_path) if latent_path is not None else run_dir / "latent.npy"
-    if latent_path is None and run.latent is not None:
-        latent = np.asarray(run.latent)
-    else:
-        if lpath.is_dir():
-            raise InputError(lpath, "is a folder, not a latent array (.npy)")
-        if not lpath.is_file():
-            raise InputError(lpath, "latent file not found (the run wrote no latent.npy)")
-        try:
-            latent = np.load(lpath, allow_pickle=False)
-        except (ValueError, EOFError):  # text, pickles, truncated headers
-            raise InputError(lpath, "not a latent array (not a readable .npy file)") from None
-        if not isinstance(latent, np.ndarray) or latent.dtype.kind not in "fiu":
-            raise InputError(lpath, "not a latent array (.npy of numbers)")
-        if not np.all(np.isfinite(latent)):
-            raise InputError(lpath, "latent array holds NaN/inf values")
+    latent = np.asarray(run.latent) if latent_path is None and run.latent is not None else read_latent(lpath)
     flatten_latent(latent, path=lpath)
     d_model = int(run.model.latent_dim)
     if latent.shape[-1] != d_model:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decoders import DECODERS
+from ..latent_refine import DEFAULT_HIGH_RES_ANGSTROM
 from ..errors import ConfigError, InputError
 
 __all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RefineConfig", "RunConfig",
@@ -274,7 +275,7 @@ class RefineConfig:
     Nyquist), the likelihood's ``temperature`` (1: exact)."""
 
     anchors: int = 0
-    high_res_angstrom: float | None = 10.0
+    high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
     temperature: float = 1.0
 
     @classmethod

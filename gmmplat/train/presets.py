@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..gmm import GMM
+from ..latent_refine import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM
 from ..errors import ConfigError
 from .config import RunConfig
 
@@ -80,7 +81,7 @@ def _need_domain(neutral: GMM, domain, name) -> str:
 #: 0.950 / 0.953 / 0.941 (``hinge`` rigid, ``bend`` hierarchical, ``coupled`` multi; oracle 0.961 /
 #: 0.967 / 0.959) for 11–18 s per run of 3000 particles on one CPU thread (docs/benchmarks.md, "Latent
 #: refinement").  32 anchors or an 8 Å band gain no more than 0.005; 16 anchors or 15 Å lose up to 0.01.
-REFINE = {"anchors": 24, "high_res_angstrom": 10.0, "temperature": 1.0}
+REFINE = {"anchors": DEFAULT_ANCHORS, "high_res_angstrom": DEFAULT_HIGH_RES_ANGSTROM, "temperature": 1.0}
 
 
 def _base(neutral: GMM, band: float = LOW_RES_ANGSTROM, **kw) -> dict:
