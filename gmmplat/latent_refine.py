@@ -41,9 +41,10 @@ import torch
 from .errors import ConfigError
 from .fourier import Band
 from .image_model import ImageModel
+from .losses.base import RingSums
 
-__all__ = ["Refinement", "refine_latent", "anchor_points", "ring_weights", "ring_residuals", "noise_per_ring",
-           "log_likelihood", "posterior"]
+__all__ = ["Refinement", "refine_latent", "anchor_points", "ring_residuals", "noise_per_ring", "log_likelihood",
+           "posterior"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -114,47 +115,24 @@ def anchor_points(z: np.ndarray, n_anchors: int, seed: int = 0) -> tuple[np.ndar
     return km.cluster_centers_, prior
 
 
-def ring_weights(band: Band) -> tuple[torch.Tensor, np.ndarray]:
-    """``(W (cells, R), ring_frequency (R,))``: cell → ring matrix of the band's half-plane cells.
+def ring_residuals(observed: torch.Tensor, predicted: torch.Tensor, rings: RingSums) -> torch.Tensor:
+    """``(B, R)`` ring sums over the whole plane of ``|O − s P|²``, ``s`` the least-squares scale per image.
 
-    ``W[c, r]`` is the cell's whole-plane multiplicity (2, or 1 on the self-conjugate columns)
-    when cell ``c`` is in band and in ring ``r``; DC excluded.  Cells are the band's
-    ``(Ky, Kx)`` grid flattened.
+    ``observed``, ``predicted``: ``(B, Ky, Kx)`` complex on the band of ``rings``
+    (:class:`gmmplat.losses.base.RingSums`: Hermitian cell weights, DC left out).
     """
-    M = band.box
-    kx = band.kx_index
-    mult = torch.full(band.shape, 2.0)
-    mult[:, kx == 0] = 1.0
-    if M % 2 == 0:
-        mult[:, kx == M // 2] = 1.0
-    keep = band.in_band & (band.radius_px > 0.5)
-    rings = torch.unique(band.ring[keep])
-    W = torch.zeros(band.shape[0] * band.shape[1], len(rings))
-    ring_of = band.ring.flatten()
-    for j, r in enumerate(rings.tolist()):
-        sel = (ring_of == r) & keep.flatten()
-        W[sel, j] = mult.flatten()[sel]
-    return W, rings.numpy() / (M * band.pixel_size_angstrom)
+    w = rings.cell_weight
+    cross = (torch.real(predicted.conj() * observed) * w).sum((-2, -1))
+    s = cross / (predicted.abs() ** 2 * w).sum((-2, -1)).clamp_min(1e-30)
+    return rings.ring_sums((observed - s[:, None, None] * predicted).abs() ** 2)
 
 
-def ring_residuals(observed: torch.Tensor, predicted: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """``(B, R)`` ring sums ``Σ w |O − s P|²`` with the least-squares scale ``s`` per image.
-
-    ``observed``, ``predicted``: ``(B, Ky, Kx)`` complex on the band; ``W`` from :func:`ring_weights`.
-    """
-    B = observed.shape[0]
-    w = W.sum(1)  # (cells,) multiplicity of the cells in use
-    O, P = observed.reshape(B, -1), predicted.reshape(B, -1)
-    s = (torch.real(P.conj() * O) * w).sum(1) / (P.abs() ** 2 * w).sum(1).clamp_min(1e-30)
-    return ((O - s[:, None] * P).abs() ** 2) @ W
-
-
-def noise_per_ring(ring_sums: np.ndarray, W: torch.Tensor) -> np.ndarray:
+def noise_per_ring(ring_sums: np.ndarray, rings: RingSums) -> np.ndarray:
     """``(R,)`` mean ring residual per whole-plane cell at each particle's best anchor; ``ring_sums (n, K, R)``."""
     best = ring_sums.sum(-1).argmin(1)
     at_best = ring_sums[np.arange(len(best)), best]  # (n, R)
-    cells = W.sum(0).numpy().astype(np.float64)
-    return np.maximum(at_best.mean(0) / cells, 1e-30)
+    cells = rings.ring_sums(torch.ones(1, *rings.cell_weight.shape, device=rings.cell_weight.device))[0]
+    return np.maximum(at_best.mean(0) / cells.cpu().numpy().astype(np.float64), 1e-30)
 
 
 def log_likelihood(ring_sums: np.ndarray, noise: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -177,7 +155,8 @@ def _band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None)
 
 
 def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = DEFAULT_ANCHORS,
-                  temperature: float = 1.0, high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable", seed: int = 0,
+                  temperature: float = 1.0, high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM,
+                  projector: str = "separable", seed: int = 0,
                   noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
                   progress: bool = False) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
@@ -205,21 +184,20 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     anchors, prior = anchor_points(z, n_anchors, seed)
     band = _band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
     image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
-    W, ring_frequency = ring_weights(band)
-    W = W.to(device)
+    rings = RingSums(band).to(device)
     with torch.no_grad():
         params = decode(torch.as_tensor(anchors, dtype=torch.float32, device=device)).to(device, torch.float32)
     K = len(anchors)
 
     def ring_sums(items: np.ndarray, bar) -> np.ndarray:
-        out = np.empty((len(items), K, W.shape[1]), dtype=np.float64)
+        out = np.empty((len(items), K, rings.n_rings), dtype=np.float64)
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
             batch = dataset.get_batch(chunk).to(device)
             with torch.no_grad():
                 O = image_model.observe(batch)
                 for k in range(K):
-                    out[i : i + len(chunk), k] = ring_residuals(O, image_model.predict(params[k], batch), W).cpu().numpy()
+                    out[i : i + len(chunk), k] = ring_residuals(O, image_model.predict(params[k], batch), rings).cpu().numpy()
             bar.update(len(chunk))
         return out
 
@@ -229,7 +207,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     loglik = np.empty((n, K))
     with tqdm(total=n, desc="refine latent", unit="particle", disable=not progress) as bar:
         sums = ring_sums(subset, bar)
-        noise = noise_per_ring(sums, W.cpu())
+        noise = noise_per_ring(sums, rings)
         loglik[subset] = log_likelihood(sums, noise, temperature)
         for i in range(0, len(rest), 8 * batch_size):
             chunk = rest[i : i + 8 * batch_size]
@@ -241,5 +219,5 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                    noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()))
     return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
                       posterior=post.astype(np.float32), noise_per_ring=noise,
-                      ring_frequency=ring_frequency, options=options,
+                      ring_frequency=rings.rings.numpy() / (band.box * band.pixel_size_angstrom), options=options,
                       seconds=time.perf_counter() - start)

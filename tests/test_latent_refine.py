@@ -15,8 +15,8 @@ from gmmplat.data import ParticleDataset
 from gmmplat.errors import ConfigError, InputError
 from gmmplat.fourier import Band
 from gmmplat.gmm import GMM
-from gmmplat.latent_refine import (log_likelihood, noise_per_ring, refine_latent, ring_residuals,
-                                   ring_weights)
+from gmmplat.latent_refine import log_likelihood, noise_per_ring, refine_latent, ring_residuals
+from gmmplat.losses.base import RingSums
 from gmmplat.train import RunConfig, Trainer, load_run
 
 
@@ -32,30 +32,30 @@ def test_log_likelihood_is_the_real_space_gaussian_one(box):
     """Σ over rings of ρ / (2 σ²_r), with σ²_r = M² σ², equals Σ_pixels (y − s x)² / (2σ²) computed in real space."""
     g = torch.Generator().manual_seed(0)
     band = Band(box, 2.0)
-    W, freq = ring_weights(band)
+    rings = RingSums(band)
     y = band_limited(torch.randn(3, box, box, generator=g, dtype=torch.float64), band)
     x = band_limited(torch.randn(3, box, box, generator=g, dtype=torch.float64), band)
     sigma = 0.7
-    sums = ring_residuals(band.images_to_band(y), band.images_to_band(x), W.double()).numpy()
-    noise = np.full(W.shape[1], box**2 * sigma**2)
+    sums = ring_residuals(band.images_to_band(y), band.images_to_band(x), rings).numpy()
+    noise = np.full(rings.n_rings, box**2 * sigma**2)
     ll = log_likelihood(sums[:, None, :], noise)[:, 0]
     s = (x * y).sum((-1, -2)) / (x * x).sum((-1, -2))  # least-squares scale, real space
     direct = -((y - s[:, None, None] * x) ** 2).sum((-1, -2)) / (2 * sigma**2)
     np.testing.assert_allclose(ll, direct.numpy(), rtol=1e-9)
-    assert np.all(np.diff(freq) > 0) and freq[0] > 0  # DC left out, rings in order
+    assert np.all(np.diff(rings.rings.numpy()) > 0) and rings.rings[0] > 0  # DC left out, rings in order
     np.testing.assert_allclose(log_likelihood(sums[:, None, :], noise, temperature=2.0), ll[:, None] / 2)
 
 
 def test_noise_per_ring_is_the_white_noise_power():
     box, sigma = 32, 0.5
     band = Band(box, 2.0)
-    W, _ = ring_weights(band)
+    rings = RingSums(band)
     g = torch.Generator().manual_seed(1)
     signal = band_limited(torch.randn(400, box, box, generator=g), band)
     y = signal + sigma * torch.randn(400, box, box, generator=g)
-    good = ring_residuals(band.images_to_band(y), band.images_to_band(signal), W)  # (n, R)
-    bad = ring_residuals(band.images_to_band(y), band.images_to_band(signal.roll(1, 0)), W)
-    noise = noise_per_ring(torch.stack([bad, good], 1).numpy(), W)
+    good = ring_residuals(band.images_to_band(y), band.images_to_band(signal), rings)  # (n, R)
+    bad = ring_residuals(band.images_to_band(y), band.images_to_band(signal.roll(1, 0)), rings)
+    noise = noise_per_ring(torch.stack([bad, good], 1).numpy(), rings)
     np.testing.assert_allclose(noise / (box**2 * sigma**2), 1.0, atol=0.12)  # every ring
     assert abs(noise.mean() / (box**2 * sigma**2) - 1) < 0.02
 

@@ -90,10 +90,11 @@ class CheckResult:
 
 
 def _weights(band: Band) -> torch.Tensor:
-    """Parseval weights on the rfft band: 2 for kx > 0, 1 on the kx = 0 column, 0 at DC and outside."""
-    w = torch.where(band.kx[None, :] > 0, 2.0, 1.0) * band.in_band
-    w[0, 0] = 0.0  # DC: the CC is of mean-subtracted images
-    return w.to(torch.float64)
+    """Parseval weights on the rfft band (:class:`gmmplat.losses.base.RingSums`: 2, or 1 on the self-conjugate
+    columns; 0 at DC, so the CC is of mean-subtracted images, and outside the band)."""
+    from ..losses.base import RingSums
+
+    return RingSums(band).cell_weight.to(torch.float64)
 
 
 def _cc(w: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> np.ndarray:

@@ -18,14 +18,15 @@ from ..registry import Registry
 LOSSES: Registry = Registry("loss")
 
 
-class Loss(ABC, nn.Module):
-    """Ring bookkeeping shared by the losses.
+class RingSums(nn.Module):
+    """Ring bookkeeping on a band: the losses, the latent refinement and the data check use it.
 
     Buffers (rebuilt by :meth:`set_band`):
         ``ring_of_cell (Ky, Kx)`` long: ring index of each cell, ``-1`` outside the used rings;
         ``cell_weight (Ky, Kx)``: how many cells of the full (Hermitian) ``M × M`` plane the
         half-plane cell stands for (2, or 1 on the kx = 0 and Nyquist columns), 0 outside
-        the band; ``n_rings``.
+        the band (sums weighted by it are sums over the whole plane: Parseval); ``n_rings``;
+        ``rings (n_rings,)`` long: the used rings' radii in Fourier pixels.
     Used cells are ``band.in_band``, minus the DC cell when ``exclude_dc`` (default True:
     the image mean depends on background normalisation, not on the structure).
     """
@@ -58,6 +59,7 @@ class Loss(ABC, nn.Module):
         self.ring_of_cell = torch.where(used, lookup[band.ring], torch.full_like(band.ring, -1)).to(device)
         self.cell_weight = weight.to(device, torch.float32)
         self.n_rings = int(len(rings))
+        self.rings = rings
 
     def ring_sums(self, values: torch.Tensor) -> torch.Tensor:
         """Weighted sums over each used ring: ``(B, Ky, Kx)`` real -> ``(B, n_rings)``."""
@@ -66,6 +68,10 @@ class Loss(ABC, nn.Module):
         v = (values * self.cell_weight).reshape(B, -1)
         out = v.new_zeros(B, self.n_rings)
         return out.index_add(1, idx, v * (self.ring_of_cell.flatten() >= 0))
+
+
+class Loss(RingSums, ABC):
+    """A loss on a band, with the ring bookkeeping of :class:`RingSums`."""
 
     @abstractmethod
     def forward(self, predicted: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:  # pragma: no cover
