@@ -125,13 +125,17 @@ def test_loss_contract(name, device):
 
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("name", ENCODERS.names())
-def test_encoder_contract(name, device):
+def test_encoder_contract(name, device, tmp_path):
     """z (B, d), finite; in eval mode a particle's z does not depend on its batch."""
     gmm = neutral()
     band = Band(M, APIX, 8.0)
     ctx = StepContext(gmm, band, ImageModel(band, PROJECTORS.build("separable", band)), LOSSES.build("frc", band))
     torch.manual_seed(0)
-    enc = ENCODERS.build(name, D, ctx, **ENCODER_OPTIONS.get(name, {})).to(device)
+    options = dict(ENCODER_OPTIONS.get(name, {}))
+    if name == "truth":  # the simulated dataset's truth table: one row per particle
+        (tmp_path / "truth.csv").write_text("particle_index,t\n" + "".join(f"{i},{i / B - 0.5}\n" for i in range(B)))
+        options["truth_csv"] = str(tmp_path / "truth.csv")
+    enc = ENCODERS.build(name, D, ctx, **options).to(device)
     bt = batch(device)
     z = enc(bt)
     assert z.shape == (B, D) and z.device.type == device and bool(torch.isfinite(z).all())

@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=positive_int, help="with --preset: latent dimension")
     p.add_argument("--refine-anchors", type=nonnegative_int,
                    help="latent refinement after training with N anchors (0: none; presets 24; docs/training.md)")
+    p.add_argument("--truth-latent", metavar="TRUTH.csv",
+                   help="diagnostic for simulated data: the latent is the true t of truth.csv (encoder 'truth', no "
+                        "refinement), so the run measures the decoders alone (docs/benchmarks.md, 'Decoder limit')")
     p.add_argument("--out", help="run folder (created; required unless --print-config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add_shared_options(p, "--invert-contrast")
@@ -66,6 +69,17 @@ def _epochs(text: str) -> list[int]:
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError("epoch counts must be >= 1")
     return values
+
+
+def _check_truth_rows(path, n_particles: int) -> None:
+    """One-line InputError when ``truth.csv`` does not hold one row per particle."""
+    from ..analysis.evaluate import load_truth
+    from ..errors import InputError
+
+    n = len(load_truth(path))
+    if n != n_particles:
+        raise InputError(path, f"holds {n} particles but the particle file has {n_particles}: "
+                               "not the truth of these particles")
 
 
 def check_device(text: str) -> None:
@@ -96,6 +110,14 @@ def build_config(args: argparse.Namespace):
         config = preset(args.preset, neutral, domain=args.domain, epochs=epochs,
                         seed=0 if args.seed is None else args.seed, latent_dim=args.latent_dim,
                         batch_size=args.batch_size)
+    if getattr(args, "truth_latent", None):
+        from ..analysis.evaluate import load_truth
+        from ..train.config import StepSpec
+
+        path = os.path.abspath(args.truth_latent)
+        load_truth(path)  # a missing or malformed file stops here, named
+        config.encoder = StepSpec("truth", {"truth_csv": path})
+        config.refine.anchors = 0
     if args.refine_anchors is not None:
         if args.refine_anchors == 1:
             raise ConfigError("--refine-anchors: 0 (no refinement) or at least 2, got 1")
@@ -135,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
                           check_images=args.check_images)
         if ctx.is_main:
             print_notes(trainer.dataset.notes)
+        if args.truth_latent:
+            _check_truth_rows(args.truth_latent, trainer.dataset.n_particles)
         if not (args.resume or args.skip_data_check):
             _data_check(trainer, ctx.is_main)
         result = trainer.run()

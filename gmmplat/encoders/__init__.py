@@ -2,5 +2,7 @@
 from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
 from .gradient import GradientEncoder
 from .image import ImageEncoder
+from .truth import TruthEncoder
 
-__all__ = ["ENCODERS", "Encoder", "StepContext", "RunningScale", "make_mlp", "ImageEncoder", "GradientEncoder"]
+__all__ = ["ENCODERS", "Encoder", "StepContext", "RunningScale", "make_mlp", "ImageEncoder", "GradientEncoder",
+           "TruthEncoder"]
