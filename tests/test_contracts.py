@@ -135,6 +135,9 @@ def test_encoder_contract(name, device, tmp_path):
     if name == "truth":  # the simulated dataset's truth table: one row per particle
         (tmp_path / "truth.csv").write_text("particle_index,t\n" + "".join(f"{i},{i / B - 0.5}\n" for i in range(B)))
         options["truth_csv"] = str(tmp_path / "truth.csv")
+    if name == "fixed":  # latent points given beforehand, one row per particle
+        np.save(tmp_path / "z.npy", np.random.default_rng(0).standard_normal((B, D)))
+        options["latent_npy"] = str(tmp_path / "z.npy")
     enc = ENCODERS.build(name, D, ctx, **options).to(device)
     bt = batch(device)
     z = enc(bt)

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth-latent", metavar="TRUTH.csv",
                    help="diagnostic for simulated data: the latent is the true t of truth.csv (encoder 'truth', no "
                         "refinement), so the run measures the decoders alone (docs/benchmarks.md, 'Decoder limit')")
+    p.add_argument("--fixed-latent", metavar="LATENT.npy",
+                   help="decoders train on these latent points ((n, d) .npy, row = particle; encoder 'fixed', "
+                        "latent dimension d, no refinement), e.g. another run's latent.npy")
     p.add_argument("--out", help="run folder (created; required unless --print-config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add_shared_options(p, "--invert-contrast")
@@ -82,6 +85,18 @@ def _check_truth_rows(path, n_particles: int) -> None:
                                "not the truth of these particles")
 
 
+def _check_latent_rows(path, n_particles: int) -> None:
+    """One-line InputError when the ``--fixed-latent`` array does not hold one row per particle."""
+    import numpy as np
+
+    from ..errors import InputError
+
+    n = int(np.load(path, mmap_mode="r").shape[0])
+    if n != n_particles:
+        raise InputError(path, f"holds {n} latent points but the particle file has {n_particles}: "
+                               "not a latent of these particles")
+
+
 def check_device(text: str) -> None:
     """``cpu``, ``cuda`` or ``cuda:N``; anything else is a one-line ConfigError."""
     import re
@@ -117,6 +132,19 @@ def build_config(args: argparse.Namespace):
         path = os.path.abspath(args.truth_latent)
         load_truth(path)  # a missing or malformed file stops here, named
         config.encoder = StepSpec("truth", {"truth_csv": path})
+        config.refine.anchors = 0
+    if getattr(args, "fixed_latent", None):
+        from ..encoders.fixed import FixedEncoder
+        from ..train.config import StepSpec
+
+        if getattr(args, "truth_latent", None):
+            raise ConfigError("--fixed-latent and --truth-latent: give one of them")
+        path = os.path.abspath(args.fixed_latent)
+        width = FixedEncoder.width_of(path)
+        if getattr(args, "latent_dim", None) is not None and args.latent_dim != width:
+            raise ConfigError(f"--latent-dim {args.latent_dim} but {path} holds {width}-D latent points")
+        config.encoder = StepSpec("fixed", {"latent_npy": path})
+        config.latent_dim = width
         config.refine.anchors = 0
     if args.refine_anchors is not None:
         if args.refine_anchors == 1:
@@ -159,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             print_notes(trainer.dataset.notes)
         if args.truth_latent:
             _check_truth_rows(args.truth_latent, trainer.dataset.n_particles)
+        if args.fixed_latent:
+            _check_latent_rows(args.fixed_latent, trainer.dataset.n_particles)
         if not (args.resume or args.skip_data_check):
             _data_check(trainer, ctx.is_main)
         result = trainer.run()

@@ -1,8 +1,9 @@
 """Encoders: particle -> latent vector.  ``ENCODERS.build(name, latent_dim, context, **opts)``."""
 from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+from .fixed import FixedEncoder
 from .gradient import GradientEncoder
 from .image import ImageEncoder
 from .truth import TruthEncoder
 
 __all__ = ["ENCODERS", "Encoder", "StepContext", "RunningScale", "make_mlp", "ImageEncoder", "GradientEncoder",
-           "TruthEncoder"]
+           "TruthEncoder", "FixedEncoder"]

@@ -1,5 +1,6 @@
-"""The truth encoder (decoder-limit diagnostic): z = (t, 0, …) from truth.csv by particle row, and
-`gmmplat train --truth-latent` trains decoders on it."""
+"""Encoders with latent points given beforehand: `truth` (z = (t, 0, …) from a simulation's truth.csv,
+the decoder-limit diagnostic) and `fixed` (rows of an (n, d) .npy); `gmmplat train --truth-latent` and
+`--fixed-latent` train decoders on them."""
 from __future__ import annotations
 
 import json
@@ -103,3 +104,63 @@ def test_truth_latent_with_other_particles_is_one_line_error(shifted, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "truth.csv" in err[0] and "holds 100 particles" in err[0], err
     assert not (run / "model.pt").exists()
+
+
+def test_fixed_encoder_returns_the_given_rows(tmp_path):
+    z = np.random.default_rng(1).standard_normal((10, 3)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    enc = ENCODERS.build("fixed", 3, StepContext(None, Band(24, 4.0)), latent_npy=str(tmp_path / "z.npy"))
+    rows = np.array([9, 0, 4, 4])
+    np.testing.assert_array_equal(enc(_Batch(rows)).numpy(), z[rows])
+    assert not list(enc.parameters())
+    with pytest.raises(InputError, match="row 10 .*not a latent of these particles"):
+        enc(_Batch([10]))
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "latent file not found"),
+    (b"not numpy", "not a readable .npy array"),
+    (np.zeros(5), r"expected a numeric array \(n particles, d\)"),
+    (np.array([[0.0, 1.0], [np.nan, 0.0]]), "row 1 .*not finite"),
+    (np.zeros((5, 2)), "2-D latent points but latent_dim is 3"),
+])
+def test_fixed_encoder_bad_files(tmp_path, content, words):
+    path = tmp_path / "z.npy"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        np.save(path, content)
+    with pytest.raises(InputError, match=words) as info:
+        ENCODERS.build("fixed", 3, StepContext(None, Band(24, 4.0)), latent_npy=str(path))
+    assert "z.npy" in str(info.value)
+    with pytest.raises(ConfigError, match="latent_npy"):
+        ENCODERS.build("fixed", 3, StepContext(None, Band(24, 4.0)))
+
+
+def test_train_on_a_fixed_latent(shifted, tmp_path, capsys):
+    """--fixed-latent: the latent dimension is the file's, no refinement, latent.npy is the file; the rigid
+    decoder trained on (t, 0, 0) learns the domain shift as on the truth; wrong row count: one line."""
+    star, gmm, t, _ = shifted
+    z = np.zeros((len(t), 3), np.float32)
+    z[:, 0] = t
+    np.save(tmp_path / "z.npy", z)
+    run = tmp_path / "run"
+    base = ["train", "--star", str(star), "--gmm", str(gmm), "--config", str(_config(tmp_path, star, gmm)),
+            "--no-progress", "--skip-data-check"]
+    assert cli.main(base + ["--fixed-latent", str(tmp_path / "z.npy"), "--out", str(run)]) == 0, capsys.readouterr()
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["encoder"]["kind"] == "fixed" and config["latent_dim"] == 3 and config["refine"]["anchors"] == 0
+    np.testing.assert_array_equal(np.load(run / "latent.npy"), z)
+    mask = torch.as_tensor(GMM.load(gmm).masks()["domain"])
+    with torch.no_grad():
+        params = load_run(run).model.decode(torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    move = (params[1, mask, XYZ] - params[0, mask, XYZ]).mean(0).numpy()  # true: (10, 0, 0) Å
+    assert 8.0 < move[0] < 12.0 and np.all(np.abs(move[1:]) < 1.5), move
+    np.save(tmp_path / "short.npy", z[:50])
+    capsys.readouterr()
+    code = cli.main(base + ["--fixed-latent", str(tmp_path / "short.npy"), "--out", str(tmp_path / "run2")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "short.npy" in err[0] and "holds 50 latent points" in err[0], err
+    code = cli.main(base + ["--fixed-latent", str(tmp_path / "z.npy"), "--truth-latent", str(shifted[3]),
+                            "--out", str(tmp_path / "run3")])
+    assert code != 0 and "give one of them" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""Fixed encoder: every particle keeps a latent point given beforehand (an ``(n, d)`` .npy file).
+
+Decoders then train on a latent from elsewhere: another run's ``latent.npy``, a principal
+component of it, a simulation's oracle, or another method's embedding of the same particles.
+With the latent held fixed, a run measures what the decoders make of that latent alone
+(docs/benchmarks.md, "Decoder limit").  For a simulated dataset's true ``t`` use the
+``truth`` encoder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, InputError
+from .base import ENCODERS, Encoder, StepContext
+
+
+@ENCODERS.register("fixed")
+class FixedEncoder(Encoder):
+    """``z[b] = latent[index_b]`` with ``latent (n, latent_dim)`` read from ``latent_npy`` by particle row.
+
+    Options:
+        latent_npy: a float ``(n, latent_dim)`` array, row ``i`` the latent point of STAR row ``i``
+            (0-based; symmetry copies share it), e.g. a run's ``latent.npy``.
+
+    No trainable weights.  A file that is not such an array, or whose width is not ``latent_dim``, is
+    a one-line error naming it; a particle row past its rows stops training the same way.
+    """
+
+    def __init__(self, latent_dim: int, context: StepContext, latent_npy: str | None = None):
+        super().__init__(latent_dim, context)
+        if not latent_npy:
+            raise ConfigError("the fixed encoder needs option latent_npy (an (n, d) .npy of latent points)")
+        self.latent_npy = str(Path(latent_npy))
+        z = self.read(latent_npy)
+        if z.shape[1] != self.latent_dim:
+            raise InputError(latent_npy, f"holds {z.shape[1]}-D latent points but latent_dim is {self.latent_dim}")
+        self.register_buffer("latent", torch.as_tensor(z, dtype=torch.float32))
+
+    @staticmethod
+    def read(path) -> np.ndarray:
+        """The finite numeric ``(n, d)`` array in ``path``; anything else is a one-line error naming it."""
+        try:
+            z = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError(path, "latent file not found") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(path, f"not a readable .npy array ({exc})") from None
+        if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0 or not np.issubdtype(z.dtype, np.number):
+            raise InputError(path, f"expected a numeric array (n particles, d), got {z.dtype} {z.shape}")
+        bad = np.flatnonzero(~np.isfinite(z).all(1))
+        if bad.size:
+            raise InputError(path, f"row {int(bad[0])} (0-based) is not finite")
+        return z
+
+    @classmethod
+    def width_of(cls, path) -> int:
+        """The latent dimension ``d`` of the array in ``path`` (checked as :meth:`read`)."""
+        return int(cls.read(path).shape[1])
+
+    def forward(self, batch) -> torch.Tensor:
+        index = batch.index.to(self.latent.device).long()
+        if index.numel() and int(index.max()) >= self.latent.shape[0]:
+            raise InputError(self.latent_npy, f"holds {self.latent.shape[0]} latent points but the particle file has "
+                                              f"row {int(index.max())} (0-based): not a latent of these particles")
+        return self.latent[index]
