@@ -74,27 +74,23 @@ def _epochs(text: str) -> list[int]:
     return values
 
 
-def _check_truth_rows(path, n_particles: int) -> None:
-    """One-line InputError when ``truth.csv`` does not hold one row per particle."""
+def _check_given_latent_rows(args, n_particles: int) -> None:
+    """One-line InputError when the ``--truth-latent`` table or the ``--fixed-latent`` array does not hold
+    one row per particle."""
+    import numpy as np
+
     from ..analysis.evaluate import load_truth
     from ..errors import InputError
 
-    n = len(load_truth(path))
+    if args.truth_latent:
+        path, n, what = args.truth_latent, len(load_truth(args.truth_latent)), "particles"
+    elif args.fixed_latent:
+        path, n, what = args.fixed_latent, int(np.load(args.fixed_latent, mmap_mode="r").shape[0]), "latent points"
+    else:
+        return
     if n != n_particles:
-        raise InputError(path, f"holds {n} particles but the particle file has {n_particles}: "
-                               "not the truth of these particles")
-
-
-def _check_latent_rows(path, n_particles: int) -> None:
-    """One-line InputError when the ``--fixed-latent`` array does not hold one row per particle."""
-    import numpy as np
-
-    from ..errors import InputError
-
-    n = int(np.load(path, mmap_mode="r").shape[0])
-    if n != n_particles:
-        raise InputError(path, f"holds {n} latent points but the particle file has {n_particles}: "
-                               "not a latent of these particles")
+        raise InputError(path, f"holds {n} {what} but the particle file has {n_particles}: "
+                               f"not {'the truth' if args.truth_latent else 'a latent'} of these particles")
 
 
 def check_device(text: str) -> None:
@@ -185,10 +181,7 @@ def run(args: argparse.Namespace) -> int:
                           check_images=args.check_images)
         if ctx.is_main:
             print_notes(trainer.dataset.notes)
-        if args.truth_latent:
-            _check_truth_rows(args.truth_latent, trainer.dataset.n_particles)
-        if args.fixed_latent:
-            _check_latent_rows(args.fixed_latent, trainer.dataset.n_particles)
+        _check_given_latent_rows(args, trainer.dataset.n_particles)
         if not (args.resume or args.skip_data_check):
             _data_check(trainer, ctx.is_main)
         result = trainer.run()
