@@ -125,8 +125,8 @@ def rigid(neutral: GMM, domain=None) -> dict:
 #: 0.66 Å with amplitudes free at lr 1e-3, 0.58 Å positions only, 0.50 Å positions only at lr 3e-3 (the
 #: same on the oracle's posterior-mean latent: 0.69, 0.58, 0.50 Å; 2× the oracle's morph: 0.53 Å),
 #: for the same training time.  Trained with the encoder, the runs' morph moves within run-to-run
-#: differences (refined latent, seeds 0 / 1: 0.87 / 0.78 -> 0.80 / 0.80 Å; amplitude ratio 0.87 / 0.91 ->
-#: 0.95 / 0.95): the latent limits them (docs/training.md, "Decoded motion size").
+#: differences (refined latent, seeds 0 / 1: 0.87 / 0.78 -> 0.83 / 0.80 Å; amplitude ratio 0.87 / 0.91 ->
+#: 0.92 / 0.95): the latent limits them (docs/training.md, "Decoded motion size").
 HIERARCHICAL_DECODER_OPTIONS = {"move_amplitude": False}
 HIERARCHICAL_LEARNING_RATE = 3e-3
 
