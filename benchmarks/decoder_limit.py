@@ -31,7 +31,7 @@ RUNS = {
     "hinge_rigid": ("hinge", "rigid", "moving_domain", [12]),
     "bend_hierarchical": ("bend", "hierarchical", None, [12, 3]),
     "bend_free": ("bend", "free", None, [12, 6]),
-    "coupled_multi": ("coupled", "multi", "moving_domain", [12, 10]),
+    "coupled_multi": ("coupled", "multi", "moving_domain,shifting_helices", [12, 10]),
 }
 
 

@@ -38,8 +38,9 @@ def test_presets_build_and_print(data, capsys):
         == [0.03, 0.0, 0.0, 0.0]
     rigid_json = json.loads(preset("rigid", neutral, domain="domain").to_json())
     assert rigid_json["latent_shrink"] == 0.03 and RunConfig.from_dict(rigid_json).latent_shrink == 0.03
-    for name, dec in (("free", "free"), ("multi", "core")):
+    for name, dec in (("free", "free"), ("multi", "core"), ("hierarchical", "hier")):
         assert preset(name, neutral, domain="domain").decoders[dec].options == {"move_amplitude": False}
+    assert preset("hierarchical", neutral).rounds[0].learning_rate == 3e-3
     multi = preset("multi", neutral, domain="domain", epochs=[3, 1])
     assert [r.epochs for r in multi.rounds] == [3, 1]
     assert multi.rounds[1].decoders == ["domain", "core"] and multi.decoders["core"].subset == "!domain"
@@ -72,3 +73,34 @@ def test_small_rigid_run_recovers_conformation(data, tmp_path, capsys):
     pcs = zc @ np.linalg.svd(zc, full_matrices=False)[2].T
     best = max(abs(spearmanr(pcs[:, i], t)[0]) for i in range(3))
     assert best >= 0.7, best
+
+
+def test_presets_with_several_domains(data):
+    """--domain A,B: the rigid decoder moves each mask as its own body, the multi preset's free core gets
+    the Gaussians outside all of them, the free preset the Gaussians inside any; unknown or repeated
+    names are one-line errors."""
+    from gmmplat.gmm import GMM
+    from gmmplat.train.builder import subset_mask
+
+    _, _, gmm, _ = data
+    neutral = GMM.load(gmm)
+    domain = np.asarray(neutral.masks()["domain"], dtype=bool)
+    other = np.zeros_like(domain)
+    other[np.flatnonzero(~domain)[:3]] = True
+    neutral.extras["mask__other"] = other
+    multi = preset("multi", neutral, domain="domain, other")
+    assert multi.decoders["domain"].options["domains"] == ["domain", "other"]
+    assert multi.decoders["core"].subset == "!domain,other"
+    assert preset("rigid", neutral, domain=["domain", "other"]).decoders["domain"].options["domains"] == ["domain", "other"]
+    assert preset("free", neutral, domain="domain,other").decoders["free"].subset == "domain,other"
+    np.testing.assert_array_equal(subset_mask(neutral, "!domain,other", "x").numpy(), ~(domain | other))
+    np.testing.assert_array_equal(subset_mask(neutral, "domain,other", "x").numpy(), domain | other)
+    np.testing.assert_array_equal(subset_mask(neutral, "!domain", "x").numpy(), ~domain)
+    with pytest.raises(ConfigError, match="no mask 'nope'"):
+        subset_mask(neutral, "!domain,nope", "decoders.core")
+    with pytest.raises(ConfigError, match="no mask 'nope' in the GMM"):
+        preset("multi", neutral, domain="domain,nope")
+    with pytest.raises(ConfigError, match="named twice"):
+        preset("multi", neutral, domain="domain,domain")
+    with pytest.raises(ConfigError, match="needs --domain"):
+        preset("multi", neutral, domain=" , ")

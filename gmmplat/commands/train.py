@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--config", help="run configuration JSON (see docs/training.md)")
     src.add_argument("--preset", choices=list(PRESETS),
                      help="a ready-made configuration instead of --config")
-    p.add_argument("--domain", help="mask name of the moving domain (presets rigid and multi; free: its subset)")
+    p.add_argument("--domain", help="mask name of the moving domain, or several comma-separated, each a rigid body "
+                                    "(presets rigid and multi; free: its subset)")
     p.add_argument("--epochs", type=_epochs, help="with --preset: epochs of every round (N) or of each round (N,M)")
     p.add_argument("--batch-size", type=positive_int, help="with --preset: batch size of every round")
     p.add_argument("--latent-dim", type=positive_int, help="with --preset: latent dimension")

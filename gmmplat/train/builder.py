@@ -90,17 +90,23 @@ def step_plugins(config: RunConfig) -> list[str]:
 
 
 def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | None:
-    """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians."""
+    """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians.
+
+    Several names separated by commas are their union: ``"A,B"`` (in A or B), ``"!A,B"`` (in neither).
+    """
     if subset is None:
         return None
     invert = subset.startswith("!")
-    name = subset[1:] if invert else subset
+    names = [n.strip() for n in (subset[1:] if invert else subset).split(",")]
     masks = neutral.masks()
-    if name not in masks:
-        raise ConfigError(f"{where}.subset: no mask {name!r} in the neutral GMM; known: "
-                          f"{', '.join(sorted(masks)) or 'none'}")
-    m = torch.as_tensor(np.asarray(masks[name]), dtype=torch.bool).flatten()
-    return ~m if invert else m
+    union = None
+    for name in names:
+        if name not in masks:
+            raise ConfigError(f"{where}.subset: no mask {name!r} in the neutral GMM; known: "
+                              f"{', '.join(sorted(masks)) or 'none'}")
+        m = torch.as_tensor(np.asarray(masks[name]), dtype=torch.bool).flatten()
+        union = m if union is None else union | m
+    return ~union if invert else union
 
 
 def build_round_steps(config: RunConfig, round_index: int, neutral: GMM) -> RoundSteps:

@@ -67,13 +67,19 @@ def _regularizers(neutral: GMM, weight: float = BACKBONE_WEIGHT) -> list:
     return [{"kind": "ca_backbone", "weight": weight}] if "bonds" in neutral.extras else []
 
 
-def _need_domain(neutral: GMM, domain, name) -> str:
+def _need_domains(neutral: GMM, domain, name) -> list[str]:
+    """Mask names of ``domain``: one name, several separated by commas, or a list of names."""
     known = ", ".join(sorted(neutral.masks())) or "none"
-    if not domain:
+    names = [d.strip() for d in (domain.split(",") if isinstance(domain, str) else (domain or []))]
+    names = [d for d in names if d]
+    if not names:
         raise ConfigError(f"preset {name!r} needs --domain NAME (masks in the GMM: {known})")
-    if domain not in neutral.masks():
-        raise ConfigError(f"preset {name!r}: no mask {domain!r} in the GMM; known: {known}")
-    return domain
+    for d in names:
+        if d not in neutral.masks():
+            raise ConfigError(f"preset {name!r}: no mask {d!r} in the GMM; known: {known}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"preset {name!r}: a mask is named twice in --domain {','.join(names)}")
+    return names
 
 
 #: Latent refinement of every preset (:mod:`gmmplat.latent_refine`): 24 anchors, likelihood on the
@@ -108,12 +114,12 @@ RIGID_LATENT_SHRINK = 0.03
 
 
 def rigid(neutral: GMM, domain=None) -> dict:
-    domain = _need_domain(neutral, domain, "rigid")
+    domains = _need_domains(neutral, domain, "rigid")
     lo = _low_res(neutral)
     return _base(
         neutral,
         latent_shrink=RIGID_LATENT_SHRINK,
-        decoders={"domain": {"kind": "rigid", "options": {"domains": [domain]}}},
+        decoders={"domain": {"kind": "rigid", "options": {"domains": domains}}},
         rounds=[{"name": "rigid", "decoders": ["domain"], "epochs": 20, "learning_rate": 1e-3, "batch_size": 32,
                  "high_res_angstrom": lo}],
     )
@@ -153,7 +159,7 @@ def hierarchical(neutral: GMM, domain=None) -> dict:
 def free(neutral: GMM, domain=None) -> dict:
     lo = _low_res(neutral, DEFORM_LOW_RES_ANGSTROM)
     regs = _regularizers(neutral)
-    subset = None if not domain else _need_domain(neutral, domain, "free")
+    subset = None if not domain else ",".join(_need_domains(neutral, domain, "free"))
     return _base(
         neutral, band=DEFORM_LOW_RES_ANGSTROM,
         decoders={"free": {"kind": "free", "subset": subset, "options": dict(FREE_DECODER_OPTIONS)}},
@@ -168,13 +174,13 @@ def free(neutral: GMM, domain=None) -> dict:
 
 
 def multi(neutral: GMM, domain=None) -> dict:
-    domain = _need_domain(neutral, domain, "multi")
+    domains = _need_domains(neutral, domain, "multi")
     lo = _low_res(neutral)
     regs = _regularizers(neutral)
     return _base(
         neutral,
-        decoders={"domain": {"kind": "rigid", "options": {"domains": [domain]}},
-                  "core": {"kind": "free", "subset": "!" + domain, "options": dict(FREE_DECODER_OPTIONS)}},
+        decoders={"domain": {"kind": "rigid", "options": {"domains": domains}},
+                  "core": {"kind": "free", "subset": "!" + ",".join(domains), "options": dict(FREE_DECODER_OPTIONS)}},
         rounds=[
             {"name": "rigid domain", "decoders": ["domain"], "epochs": 20, "learning_rate": 1e-3, "batch_size": 32,
              "high_res_angstrom": lo},
