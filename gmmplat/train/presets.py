@@ -1,17 +1,23 @@
 """Ready-made run configurations, so that a user need not write JSON.
 
-``preset(name, neutral, domain=None, epochs=None, ...) -> RunConfig``; names:
+``preset(name, neutral, domain=None, epochs=None, ...) -> RunConfig``; ``domain`` is a mask name,
+several separated by commas, or a list of names; names:
 
 * ``rigid`` (needs ``domain``): one rigid-body decoder moving the Gaussians of mask
-  ``domain``; one round at low resolution (15 Å or Nyquist, whichever is coarser).
+  ``domain`` (one body per mask when several are given); one round at low resolution (15 Å or
+  Nyquist, whichever is coarser).
 * ``hierarchical``: the paper's two rounds: the small-GMM decoder (positions only) through a
   constant transition matrix at 10 Å, then the transition trains at full resolution.  Needs
   ``small_params`` and ``transition`` in the neutral GMM.
 * ``free``: one free decoder moving every Gaussian (positions only), with the Cα-backbone regularizer when
   the GMM holds a bond graph (``bonds`` extra); low resolution, then full resolution.
-* ``multi`` (needs ``domain``): a rigid decoder for ``domain`` at 15 Å, then a
-  bond-regularized free decoder (positions only) for the rest (the core) added at full resolution;
-  both decoders share the encoder (the paper's coupled analysis).
+* ``multi`` (needs ``domain``): a rigid decoder for ``domain`` (one body per mask) at 15 Å, then a
+  bond-regularized free decoder (positions only) for the rest (the core: outside every body) added
+  at full resolution; both decoders share the encoder (the paper's coupled analysis).  A moving
+  element whose motion barely shows in low-resolution density (the ``coupled`` hairpin sliding
+  along its helix axes) is better given as a body of its own than left to the free core: hairpin
+  amplitude ratio 0.88 / 0.85 vs 0.69 / 0.68, morph 0.30 / 0.35 vs 0.42 / 0.46 Å (seeds 0 / 1;
+  docs/training.md, "Decoded motion size").
 
 ``epochs`` replaces the rounds' epoch counts (one number for every round, or one per
 round); ``gmmplat train --print-config`` shows the result.  The JSON of any preset
