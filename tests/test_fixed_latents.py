@@ -119,9 +119,10 @@ def test_fixed_encoder_returns_the_given_rows(tmp_path):
 
 @pytest.mark.parametrize("content, words", [
     (None, "latent file not found"),
-    (b"not numpy", "not a readable .npy array"),
-    (np.zeros(5), r"expected a numeric array \(n particles, d\)"),
-    (np.array([[0.0, 1.0], [np.nan, 0.0]]), "row 1 .*not finite"),
+    (b"not numpy", "not a readable .npy file"),
+    (np.array([["a", "b"]]), r"not a latent array \(.npy of numbers\)"),
+    (np.zeros(5), r"expected a latent array \(n particles, d\)"),
+    (np.array([[0.0, 1.0], [np.nan, 0.0]]), "NaN/inf values .*row 1"),
     (np.zeros((5, 2)), "2-D latent points but latent_dim is 3"),
 ])
 def test_fixed_encoder_bad_files(tmp_path, content, words):

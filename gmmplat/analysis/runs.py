@@ -64,15 +64,17 @@ def read_latent(path: str | os.PathLike) -> np.ndarray:
     if path.is_dir():
         raise InputError(path, "is a folder, not a latent array (.npy)")
     if not path.is_file():
-        raise InputError(path, "latent file not found (the run wrote no latent.npy)")
+        raise InputError(path, "latent file not found")
     try:
         latent = np.load(path, allow_pickle=False)
     except (ValueError, EOFError):  # text, pickles, truncated headers
         raise InputError(path, "not a latent array (not a readable .npy file)") from None
     if not isinstance(latent, np.ndarray) or latent.dtype.kind not in "fiu":
         raise InputError(path, "not a latent array (.npy of numbers)")
-    if not np.all(np.isfinite(latent)):
-        raise InputError(path, "latent array holds NaN/inf values")
+    finite = np.isfinite(latent).reshape(len(latent), -1).all(1) if latent.ndim else np.isfinite(latent)
+    if not np.all(finite):
+        raise InputError(path, f"latent array holds NaN/inf values (first at row {int(np.flatnonzero(~finite)[0])}, "
+                               "0-based)" if latent.ndim else "latent array holds NaN/inf values")
     return latent
 
 

@@ -41,18 +41,13 @@ class FixedEncoder(Encoder):
 
     @staticmethod
     def read(path) -> np.ndarray:
-        """The finite numeric ``(n, d)`` array in ``path``; anything else is a one-line error naming it."""
-        try:
-            z = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError(path, "latent file not found") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(path, f"not a readable .npy array ({exc})") from None
-        if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0 or not np.issubdtype(z.dtype, np.number):
-            raise InputError(path, f"expected a numeric array (n particles, d), got {z.dtype} {z.shape}")
-        bad = np.flatnonzero(~np.isfinite(z).all(1))
-        if bad.size:
-            raise InputError(path, f"row {int(bad[0])} (0-based) is not finite")
+        """The finite numeric ``(n, d)`` array in ``path`` (:func:`gmmplat.analysis.runs.read_latent`, which
+        names the file in a one-line error for a missing, unreadable or non-finite array), 2-D."""
+        from ..analysis.runs import read_latent
+
+        z = read_latent(path)
+        if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
+            raise InputError(path, f"expected a latent array (n particles, d), got shape {z.shape}")
         return z
 
     @classmethod
