@@ -17,6 +17,9 @@ Command-line spec (``--mask NAME=SPEC``, :func:`apply_mask_spec`):
 (author residue numbers, the syntax of :mod:`gmmplat.io.models`),
 ``index:0-99,150`` (Gaussian indices, ranges inclusive), ``map:PATH`` or
 ``map:PATH@THRESHOLD``.
+
+Steps select by name (:func:`subset_mask`): ``"A"``, ``"!A"`` (outside A), ``"A,B"`` (in A or B),
+``"!A,B"`` (in neither); decoders and the elastic-network regularizer take such a ``subset``.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import os
 import re
 
 import numpy as np
+import torch
 
 from .errors import ConfigError, InputError
 from .gmm import GMM, XYZ
@@ -154,3 +158,23 @@ def apply_mask_spec(gmm: GMM, text: str, model_path: str | os.PathLike | None = 
         sel = mask_from_atoms(gmm, atoms.atom_index, f"mask {name!r} ({kind}:{value})")
     add_mask(gmm, name, sel)
     return sel
+
+
+def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | None:
+    """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians.
+
+    Several names separated by commas are their union: ``"A,B"`` (in A or B), ``"!A,B"`` (in neither).
+    """
+    if subset is None:
+        return None
+    invert = subset.startswith("!")
+    names = [n.strip() for n in (subset[1:] if invert else subset).split(",")]
+    masks = neutral.masks()
+    union = None
+    for name in names:
+        if name not in masks:
+            raise ConfigError(f"{where}.subset: no mask {name!r} in the neutral GMM; known: "
+                              f"{', '.join(sorted(masks)) or 'none'}")
+        m = torch.as_tensor(np.asarray(masks[name]), dtype=torch.bool).flatten()
+        union = m if union is None else union | m
+    return ~union if invert else union

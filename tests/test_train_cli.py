@@ -41,6 +41,14 @@ def test_presets_build_and_print(data, capsys):
     for name, dec in (("free", "free"), ("multi", "core"), ("hierarchical", "hier")):
         assert preset(name, neutral, domain="domain").decoders[dec].options == {"move_amplitude": False}
     assert preset("hierarchical", neutral).rounds[0].learning_rate == 3e-3
+    # the free preset holds its Gaussians to their neighbours in every round, with or without a Cα graph
+    for r in preset("free", neutral).rounds:
+        assert [(g.kind, g.weight, g.options) for g in r.regularizers] \
+            == [("ca_backbone", 0.1, {}), ("elastic_network", 0.003, {"cutoff_angstrom": 10.0})]
+    no_graph = GMM.from_arrays(neutral.xyz_angstrom.numpy(), 1.0, 1.5, neutral.box, neutral.pixel_size_angstrom)
+    assert [g.kind for g in preset("free", no_graph).rounds[0].regularizers] == ["elastic_network"]
+    assert all(g.kind != "elastic_network" for n in ("rigid", "hierarchical", "multi")
+               for r in preset(n, neutral, domain="domain").rounds for g in r.regularizers)
     multi = preset("multi", neutral, domain="domain", epochs=[3, 1])
     assert [r.epochs for r in multi.rounds] == [3, 1]
     assert multi.rounds[1].decoders == ["domain", "core"] and multi.decoders["core"].subset == "!domain"
@@ -92,7 +100,9 @@ def test_presets_with_several_domains(data):
     assert multi.decoders["domain"].options["domains"] == ["domain", "other"]
     assert multi.decoders["core"].subset == "!domain,other"
     assert preset("rigid", neutral, domain=["domain", "other"]).decoders["domain"].options["domains"] == ["domain", "other"]
-    assert preset("free", neutral, domain="domain,other").decoders["free"].subset == "domain,other"
+    free = preset("free", neutral, domain="domain,other")
+    assert free.decoders["free"].subset == "domain,other"
+    assert free.rounds[0].regularizers[-1].options["subset"] == "domain,other"  # the network of the moving part
     np.testing.assert_array_equal(subset_mask(neutral, "!domain,other", "x").numpy(), ~(domain | other))
     np.testing.assert_array_equal(subset_mask(neutral, "domain,other", "x").numpy(), domain | other)
     np.testing.assert_array_equal(subset_mask(neutral, "!domain", "x").numpy(), ~domain)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..gmm import GMM
+from ..masks import subset_mask
 from ..decoders import DECODERS
 from ..decoders.multi import MultiDecoder
 from ..encoders import ENCODERS
@@ -87,26 +88,6 @@ def step_plugins(config: RunConfig) -> list[str]:
         if spec not in out:
             out.append(spec)
     return out
-
-
-def subset_mask(neutral: GMM, subset: str | None, where: str) -> torch.Tensor | None:
-    """``None`` / ``"NAME"`` / ``"!NAME"`` -> bool mask ``(N,)`` over the neutral GMM's Gaussians.
-
-    Several names separated by commas are their union: ``"A,B"`` (in A or B), ``"!A,B"`` (in neither).
-    """
-    if subset is None:
-        return None
-    invert = subset.startswith("!")
-    names = [n.strip() for n in (subset[1:] if invert else subset).split(",")]
-    masks = neutral.masks()
-    union = None
-    for name in names:
-        if name not in masks:
-            raise ConfigError(f"{where}.subset: no mask {name!r} in the neutral GMM; known: "
-                              f"{', '.join(sorted(masks)) or 'none'}")
-        m = torch.as_tensor(np.asarray(masks[name]), dtype=torch.bool).flatten()
-        union = m if union is None else union | m
-    return ~union if invert else union
 
 
 def build_round_steps(config: RunConfig, round_index: int, neutral: GMM) -> RoundSteps:

@@ -9,8 +9,9 @@ several separated by commas, or a list of names; names:
 * ``hierarchical``: the paper's two rounds: the small-GMM decoder (positions only) through a
   constant transition matrix at 10 Å, then the transition trains at full resolution.  Needs
   ``small_params`` and ``transition`` in the neutral GMM.
-* ``free``: one free decoder moving every Gaussian (positions only), with the Cα-backbone regularizer when
-  the GMM holds a bond graph (``bonds`` extra); low resolution, then full resolution.
+* ``free``: one free decoder moving every Gaussian (positions only), with an elastic network
+  (:data:`ELASTIC_NETWORK`) and the Cα-backbone regularizer when the GMM holds a bond graph
+  (``bonds`` extra); low resolution, then full resolution.
 * ``multi`` (needs ``domain``): a rigid decoder for ``domain`` (one body per mask) at 15 Å, then a
   bond-regularized free decoder (positions only) for the rest (the core: outside every body) added
   at full resolution; both decoders share the encoder (the paper's coupled analysis).  A moving
@@ -71,6 +72,26 @@ FREE_DECODER_OPTIONS = {"move_amplitude": False}
 
 def _regularizers(neutral: GMM, weight: float = BACKBONE_WEIGHT) -> list:
     return [{"kind": "ca_backbone", "weight": weight}] if "bonds" in neutral.extras else []
+
+
+#: Elastic network of the ``free`` preset (:mod:`gmmplat.regularizers.elastic`): distances between
+#: Gaussians closer than 10 Å held near the neutral GMM's, weight 0.003 (Å²).  Bonds and angles do not
+#: stop a helix from sliding along its own screw, which changes the 6–10 Å density little; the
+#: network holds it to its neighbours.  On ``bend`` (seeds 0 / 1) the morph goes from 1.16 / 1.14 to
+#: 0.96 / 0.96 Å (refined latent; encoder latent 1.12 / 1.09 -> 0.89 / 0.92 Å) and the amplitude ratio
+#: from 0.81 / 0.79 to 0.84 / 0.83; on the true latent (the decoder limit) from 1.08 to 0.79 Å.  Weight
+#: 0.001 / 0.01 / 0.03 / 0.1: 0.82 / 0.87 / 1.14 / 1.62 Å on the true latent (the bend itself changes
+#: these distances by 0.5 Å RMS at its ends, so a stiff network holds it back).  Not in ``multi``:
+#: on ``coupled``, given to the core alone, it moves the scores within run-to-run differences
+#: (docs/benchmarks.md, "Elastic network").  Needs no atomic model: a GMM built from a map gets it too.
+ELASTIC_NETWORK = {"kind": "elastic_network", "weight": 0.003, "options": {"cutoff_angstrom": 10.0}}
+
+
+def _elastic_network(subset: str | None) -> dict:
+    spec = {**ELASTIC_NETWORK, "options": dict(ELASTIC_NETWORK["options"])}
+    if subset is not None:
+        spec["options"]["subset"] = subset
+    return spec
 
 
 def _need_domains(neutral: GMM, domain, name) -> list[str]:
@@ -164,8 +185,8 @@ def hierarchical(neutral: GMM, domain=None) -> dict:
 
 def free(neutral: GMM, domain=None) -> dict:
     lo = _low_res(neutral, DEFORM_LOW_RES_ANGSTROM)
-    regs = _regularizers(neutral)
     subset = None if not domain else ",".join(_need_domains(neutral, domain, "free"))
+    regs = _regularizers(neutral) + [_elastic_network(subset)]
     return _base(
         neutral, band=DEFORM_LOW_RES_ANGSTROM,
         decoders={"free": {"kind": "free", "subset": subset, "options": dict(FREE_DECODER_OPTIONS)}},

@@ -1,0 +1,123 @@
+"""Elastic-network regularizer: pairs within the cutoff, zero for rigid motion, and it sees the
+helix slide that the Cα backbone regularizer cannot."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gmmplat.errors import ConfigError
+from gmmplat.gmm import GMM
+from gmmplat.masks import add_mask
+from gmmplat.regularizers import REGULARIZERS, ElasticNetworkRegularizer, ca_graph, network_pairs
+from gmmplat.synthetic.motions import rotation_matrices
+from gmmplat.synthetic.structures import Helix
+
+N_RES = 14
+SEPARATION_ANGSTROM = 9.0  # two helices of a bundle
+
+
+def two_helices(shift_first: int = 0) -> np.ndarray:
+    """``(2 * N_RES, 3)`` Cα of two parallel ideal helices, chains A then B; ``shift_first`` moves
+    helix A along its own screw by that many residues (every Cα onto the next one's place)."""
+    a = Helix((0.0, 0.0, 0.0), (0, 0, 1), N_RES + 2).ca()[1 + shift_first:1 + shift_first + N_RES]
+    b = Helix((SEPARATION_ANGSTROM, 0.0, 0.0), (0, 0, 1), N_RES).ca()
+    return np.concatenate([a, b])
+
+
+def bundle_gmm() -> GMM:
+    ca = two_helices()
+    extras = ca_graph(ca, np.arange(len(ca)), np.array(["A"] * N_RES + ["B"] * N_RES))
+    return GMM.from_arrays(ca, 6.0, 1.5, 32, 1.5, extras=extras)
+
+
+def with_xyz(gmm: GMM, xyz: np.ndarray) -> torch.Tensor:
+    p = gmm.params.clone()
+    p[:, :3] = torch.as_tensor(xyz, dtype=p.dtype)
+    return p
+
+
+def test_pairs_are_exactly_those_within_the_cutoff():
+    xyz = np.array([[0.0, 0, 0], [5.0, 0, 0], [9.9, 0, 0], [20.0, 0, 0]])
+    assert network_pairs(xyz, 10.0).tolist() == [[0, 1], [0, 2], [1, 2]]
+    assert network_pairs(xyz, 5.5).tolist() == [[0, 1], [1, 2]]
+    assert network_pairs(xyz, 5.5, index=np.array([0, 2, 3])).tolist() == []
+    assert network_pairs(xyz, 30.0, index=np.array([3, 0])).tolist() == [[3, 0]]
+
+
+def test_penalty_by_hand():
+    g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0], [50.0, 0, 0]]), 1.0, 1.0, 32, 1.5)
+    reg = ElasticNetworkRegularizer(g, weight=2.0, cutoff_angstrom=6.0)
+    assert reg.n_pairs == 3  # 0-1 (4 Å), 0-2 (3 Å), 1-2 (5 Å); the far Gaussian has none
+    moved = np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 3.0, 0], [70.0, 0, 0]])
+    # 0-1: 4 -> 5, 0-2: 3 -> 3, 1-2: 5 -> sqrt(34); the far Gaussian's move costs nothing
+    expect = ((5 - 4) ** 2 + 0 + (np.sqrt(34) - 5) ** 2) / 3
+    assert reg.penalty(with_xyz(g, moved)).item() == pytest.approx(expect, rel=1e-5)
+    assert reg(with_xyz(g, moved)).item() == pytest.approx(2.0 * expect, rel=1e-5)
+
+
+def test_zero_for_neutral_and_rigid_motion():
+    g = bundle_gmm()
+    reg = REGULARIZERS.build("elastic_network", g)
+    assert reg(g.params).item() == pytest.approx(0.0, abs=1e-9)
+    R = rotation_matrices(np.array([0.3, -1.0, 2.0]), np.array([1.1]))[0]
+    moved = g.params[:, :3].double().numpy() @ R.T + np.array([-7.0, 2.0, 30.0])
+    assert reg(with_xyz(g, moved)).item() < 1e-8
+
+
+def test_sees_a_helix_sliding_along_its_screw_that_bonds_and_angles_do_not():
+    g = bundle_gmm()
+    slid = with_xyz(g, two_helices(shift_first=1))  # helix A turned 100° and moved 1.5 Å along its axis
+    assert float((slid[:N_RES, :3] - g.params[:N_RES, :3]).norm(dim=1).min()) > 3.0  # every Cα moved
+    backbone = REGULARIZERS.build("ca_backbone", g)
+    assert backbone.penalty(slid).item() < 1e-8  # same bonds, same angles
+    elastic = REGULARIZERS.build("elastic_network", g)
+    assert elastic.penalty(slid).item() > 0.1  # Å²: the distances to helix B changed
+
+
+def test_subset_by_mask_names():
+    g = bundle_gmm()
+    add_mask(g, "first", np.arange(2 * N_RES) < N_RES)
+    whole = REGULARIZERS.build("elastic_network", g)
+    core = REGULARIZERS.build("elastic_network", g, subset="!first")
+    only = REGULARIZERS.build("elastic_network", g, subset="first")
+    assert set(core.pairs.flatten().tolist()) <= set(range(N_RES, 2 * N_RES))
+    assert set(only.pairs.flatten().tolist()) <= set(range(N_RES))
+    assert core.n_pairs + only.n_pairs < whole.n_pairs  # the pairs across the two helices are in neither
+    moved = g.params[:, :3].double().numpy().copy()
+    moved[:N_RES] += np.array([0.0, 0.0, 4.0])  # helix A shifted as a rigid body
+    p = with_xyz(g, moved)
+    assert core(p).item() < 1e-10 and only(p).item() < 1e-10 and whole(p).item() > 0.1
+
+
+def test_batch_and_gradient():
+    g = bundle_gmm()
+    reg = REGULARIZERS.build("elastic_network", g, weight=0.5)
+    p = g.params.clone()
+    p[3, 0] += 0.7
+    batch = torch.stack([g.params, p]).requires_grad_(True)
+    value = reg(batch)
+    assert value.item() == pytest.approx(0.5 * 0.5 * reg.penalty(p).item(), rel=1e-5)  # mean over the batch
+    value.backward()
+    assert torch.isfinite(batch.grad).all() and batch.grad[1].abs().sum() > 0
+    assert batch.grad[0].abs().max() < 1e-6  # the neutral GMM is a minimum
+
+
+def test_bad_options_are_config_errors():
+    g = bundle_gmm()
+    with pytest.raises(ConfigError, match="no mask 'nope'"):
+        REGULARIZERS.build("elastic_network", g, subset="nope")
+    with pytest.raises(ConfigError, match="positive"):
+        REGULARIZERS.build("elastic_network", g, cutoff_angstrom=0.0)
+    with pytest.raises(ConfigError, match="no two Gaussians closer than 1 Å"):
+        REGULARIZERS.build("elastic_network", g, cutoff_angstrom=1.0)
+    with pytest.raises(TypeError, match="unknown options: radius"):
+        REGULARIZERS.build("elastic_network", g, radius=3.0)
+
+
+def test_distance_change_is_signed_per_pair():
+    g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0]]), 1.0, 1.0, 32, 1.5)
+    reg = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0)
+    change = reg.distance_change(with_xyz(g, np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 2.0, 0]])))
+    assert change.shape == (1, 3) and reg.pairs.tolist() == [[0, 1], [0, 2], [1, 2]]
+    np.testing.assert_allclose(change[0].numpy(), [1.0, -1.0, np.sqrt(29) - 5], atol=1e-5)
