@@ -109,6 +109,8 @@ def test_bad_options_are_config_errors():
         REGULARIZERS.build("elastic_network", g, subset="nope")
     with pytest.raises(ConfigError, match="positive"):
         REGULARIZERS.build("elastic_network", g, cutoff_angstrom=0.0)
+    with pytest.raises(ConfigError, match="tolerance_angstrom must be 0 or more"):
+        REGULARIZERS.build("elastic_network", g, tolerance_angstrom=-0.5)
     with pytest.raises(ConfigError, match="no two Gaussians closer than 1 Å"):
         REGULARIZERS.build("elastic_network", g, cutoff_angstrom=1.0)
     with pytest.raises(TypeError, match="unknown options: radius"):
@@ -121,3 +123,17 @@ def test_distance_change_is_signed_per_pair():
     change = reg.distance_change(with_xyz(g, np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 2.0, 0]])))
     assert change.shape == (1, 3) and reg.pairs.tolist() == [[0, 1], [0, 2], [1, 2]]
     np.testing.assert_allclose(change[0].numpy(), [1.0, -1.0, np.sqrt(29) - 5], atol=1e-5)
+
+
+def test_tolerance_is_a_flat_bottom():
+    g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0]]), 1.0, 1.0, 32, 1.5)
+    reg = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0, tolerance_angstrom=0.5)
+    # changes +1, -1, sqrt(29) - 5 (0.385 Å, inside the tolerance)
+    moved = with_xyz(g, np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 2.0, 0]]))
+    assert reg.penalty(moved).item() == pytest.approx((0.5 ** 2 + 0.5 ** 2 + 0.0) / 3, rel=1e-5)
+    small = with_xyz(g, np.array([[0.0, 0, 0], [4.4, 0, 0], [0.0, 3.3, 0]]))  # every change under 0.5 Å
+    assert reg.penalty(small).item() == 0.0
+    # the helix slide still costs: its distance changes are far larger than 1 Å
+    bundle = bundle_gmm()
+    flat = REGULARIZERS.build("elastic_network", bundle, tolerance_angstrom=1.0)
+    assert flat.penalty(with_xyz(bundle, two_helices(shift_first=1))).item() > 0.05

@@ -44,7 +44,7 @@ def test_presets_build_and_print(data, capsys):
     # the free preset holds its Gaussians to their neighbours in every round, with or without a Cα graph
     for r in preset("free", neutral).rounds:
         assert [(g.kind, g.weight, g.options) for g in r.regularizers] \
-            == [("ca_backbone", 0.1, {}), ("elastic_network", 0.003, {"cutoff_angstrom": 10.0})]
+            == [("ca_backbone", 0.1, {}), ("elastic_network", 0.3, {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0})]
     no_graph = GMM.from_arrays(neutral.xyz_angstrom.numpy(), 1.0, 1.5, neutral.box, neutral.pixel_size_angstrom)
     assert [g.kind for g in preset("free", no_graph).rounds[0].regularizers] == ["elastic_network"]
     assert all(g.kind != "elastic_network" for n in ("rigid", "hierarchical", "multi")

@@ -84,7 +84,8 @@ def _regularizers(neutral: GMM, weight: float = BACKBONE_WEIGHT) -> list:
 #: these distances by 0.5 Å RMS at its ends, so a stiff network holds it back).  Not in ``multi``:
 #: on ``coupled``, given to the core alone, it moves the scores within run-to-run differences
 #: (docs/benchmarks.md, "Elastic network").  Needs no atomic model: a GMM built from a map gets it too.
-ELASTIC_NETWORK = {"kind": "elastic_network", "weight": 0.003, "options": {"cutoff_angstrom": 10.0}}
+ELASTIC_NETWORK = {"kind": "elastic_network", "weight": 0.3,
+                   "options": {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0}}
 
 
 def _elastic_network(subset: str | None) -> dict:
