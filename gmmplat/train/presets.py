@@ -75,14 +75,15 @@ def _regularizers(neutral: GMM, weight: float = BACKBONE_WEIGHT) -> list:
 
 
 #: Elastic network of the ``free`` preset (:mod:`gmmplat.regularizers.elastic`): distances between
-#: Gaussians closer than 10 Å held near the neutral GMM's, weight 0.003 (Å²).  Bonds and angles do not
-#: stop a helix from sliding along its own screw, which changes the 6–10 Å density little; the
-#: network holds it to its neighbours.  On ``bend`` (seeds 0 / 1) the morph goes from 1.16 / 1.14 to
-#: 0.96 / 0.96 Å (refined latent; encoder latent 1.12 / 1.09 -> 0.89 / 0.92 Å) and the amplitude ratio
-#: from 0.81 / 0.79 to 0.84 / 0.83; on the true latent (the decoder limit) from 1.08 to 0.79 Å.  Weight
-#: 0.001 / 0.01 / 0.03 / 0.1: 0.82 / 0.87 / 1.14 / 1.62 Å on the true latent (the bend itself changes
-#: these distances by 0.5 Å RMS at its ends, so a stiff network holds it back).  Not in ``multi``:
-#: on ``coupled``, given to the core alone, it moves the scores within run-to-run differences
+#: Gaussians closer than 10 Å held near the neutral GMM's, changes up to 1 Å free, weight 0.3 (Å²).
+#: Bonds and angles do not stop a helix from sliding along its own screw, which changes the 6–10 Å
+#: density little; the network holds it to its neighbours.  The bend of ``bend`` changes these
+#: distances by 0.49 Å RMS at its ends, so a plain network (no tolerance) helps only while weak
+#: (weight 0.003: 0.79 Å on the true latent, 0.1: 1.62 Å); with the 1 Å tolerance any weight from 0.03
+#: to 1 gives 0.73 Å.  On ``bend`` (seeds 0 / 1) the morph goes from 1.16 / 1.14 to 0.85 / 0.83 Å
+#: (refined latent; encoder latent 1.12 / 1.09 -> 0.76 / 0.77 Å), the amplitude ratio from 0.81 / 0.79
+#: to 0.89 / 0.87, training time 1.08x.  Not in ``multi`` or ``hierarchical``: on ``coupled``'s core it
+#: moves the scores within run-to-run differences, on ``bend`` hierarchical it makes the morph worse
 #: (docs/benchmarks.md, "Elastic network").  Needs no atomic model: a GMM built from a map gets it too.
 ELASTIC_NETWORK = {"kind": "elastic_network", "weight": 0.3,
                    "options": {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0}}
