@@ -153,7 +153,8 @@ def test_encoder_contract(name, device, tmp_path):
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("name", REGULARIZERS.names())
 def test_regularizer_contract(name, device):
-    """A finite scalar for a batch of GMMs (B, N, 5), differentiable with respect to them."""
+    """A finite scalar for a batch of GMMs (B, N, 5), differentiable with respect to them; the
+    weight multiplies the batch mean of the unweighted penalty; zero gradient at the neutral GMM."""
     gmm = neutral()
     reg = REGULARIZERS.build(name, gmm, weight=1.0).to(device)
     params = (gmm.params[None].repeat(B, 1, 1) + 0.3 * torch.randn(B, N, 5)).to(device).requires_grad_(True)
@@ -161,3 +162,11 @@ def test_regularizer_contract(name, device):
     assert value.shape == () and bool(torch.isfinite(value))
     value.backward()
     assert params.grad is not None and bool(torch.isfinite(params.grad).all())
+    # forward = weight × the batch mean of the penalty, and the neutral GMM is a minimum
+    weighted = REGULARIZERS.build(name, gmm, weight=2.5).to(device)
+    moved = params[1].detach()
+    pair = torch.stack([gmm.params.to(device), moved]).requires_grad_(True)
+    value = weighted(pair)
+    assert value.item() == pytest.approx(2.5 * 0.5 * weighted.penalty(moved).item(), rel=1e-4)
+    value.backward()
+    assert float(pair.grad[0].abs().max()) < 1e-5

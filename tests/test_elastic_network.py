@@ -90,19 +90,6 @@ def test_subset_by_mask_names():
     assert core(p).item() < 1e-10 and only(p).item() < 1e-10 and whole(p).item() > 0.1
 
 
-def test_batch_and_gradient():
-    g = bundle_gmm()
-    reg = REGULARIZERS.build("elastic_network", g, weight=0.5)
-    p = g.params.clone()
-    p[3, 0] += 0.7
-    batch = torch.stack([g.params, p]).requires_grad_(True)
-    value = reg(batch)
-    assert value.item() == pytest.approx(0.5 * 0.5 * reg.penalty(p).item(), rel=1e-5)  # mean over the batch
-    value.backward()
-    assert torch.isfinite(batch.grad).all() and batch.grad[1].abs().sum() > 0
-    assert batch.grad[0].abs().max() < 1e-6  # the neutral GMM is a minimum
-
-
 def test_bad_options_are_config_errors():
     g = bundle_gmm()
     with pytest.raises(ConfigError, match="no mask 'nope'"):
