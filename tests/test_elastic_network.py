@@ -45,6 +45,23 @@ def test_pairs_are_exactly_those_within_the_cutoff():
     assert network_pairs(xyz, 30.0, index=np.array([3, 0])).tolist() == [[3, 0]]
 
 
+def test_pairs_match_a_brute_force_count_and_stay_bounded_when_dense():
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(0, 40, size=(300, 3))
+    d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+    brute = np.stack(np.nonzero(np.triu(d < 10.0, k=1)), axis=1)
+    np.testing.assert_array_equal(network_pairs(xyz, 10.0, max_neighbours=None), brute)
+    np.testing.assert_array_equal(network_pairs(xyz, 10.0, max_neighbours=299), brute)
+    # each Gaussian keeps at least its 4 nearest within the cutoff; no more than N · 4 pairs
+    few = network_pairs(xyz, 10.0, max_neighbours=4)
+    assert len(few) <= 300 * 4 and {tuple(p) for p in few.tolist()} <= {tuple(p) for p in brute.tolist()}
+    nearest = np.argsort(d, axis=1)[:, 1:5]
+    want = {(min(i, j), max(i, j)) for i in range(300) for j in nearest[i] if d[i, j] < 10.0}
+    assert want == {tuple(p) for p in few.tolist()}
+    dense = rng.uniform(0, 30, size=(4000, 3))  # an all-atom density: hundreds within 10 Å of each
+    assert len(network_pairs(dense, 10.0)) <= 4000 * 32
+
+
 def test_penalty_by_hand():
     g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0], [50.0, 0, 0]]), 1.0, 1.0, 32, 1.5)
     reg = ElasticNetworkRegularizer(g, weight=2.0, cutoff_angstrom=6.0)
@@ -96,6 +113,8 @@ def test_bad_options_are_config_errors():
         REGULARIZERS.build("elastic_network", g, subset="nope")
     with pytest.raises(ConfigError, match="positive"):
         REGULARIZERS.build("elastic_network", g, cutoff_angstrom=0.0)
+    with pytest.raises(ConfigError, match="max_neighbours must be at least 1"):
+        REGULARIZERS.build("elastic_network", g, max_neighbours=0)
     with pytest.raises(ConfigError, match="tolerance_angstrom must be 0 or more"):
         REGULARIZERS.build("elastic_network", g, tolerance_angstrom=-0.5)
     with pytest.raises(ConfigError, match="no two Gaussians closer than 1 Å"):

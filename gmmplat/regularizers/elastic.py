@@ -8,16 +8,18 @@ helices, so among the motions that explain the images equally well the decoder p
 locally rigid one.
 
 Pairs: every pair ``(i, j)``, ``i < j``, of Gaussians (of ``subset``, default all) whose
-neutral centres are closer than ``cutoff_angstrom``. ``subset`` names masks as a decoder's
+neutral centres are closer than ``cutoff_angstrom``, and of which one is among the other's
+``max_neighbours`` nearest (default 32: every pair of a Cα GMM). ``subset`` names masks as a decoder's
 does (``"core"``, ``"!domain"``, ``"!A,B"``; :func:`gmmplat.masks.subset_mask`), so that pairs
 across the border of a rigid body do not hold the body back. Penalty of a GMM ``(B, N, 5)``
 (Å², averaged over the batch): ``mean_pairs max(0, ||x_i - x_j| - d_ij| - tolerance)²``.
 
 ``tolerance_angstrom`` (default 0: a plain elastic network) makes the well flat-bottomed: a
 smooth deformation changes these distances by fractions of an Å (a 60° bend of a helix
-bundle: median 0.2 Å, 90th percentile 0.9 Å), a slide along the chain by one residue by several
-Å (every Cα of that bundle onto the next one's place: 90th percentile 4.7 Å), so a tolerance of about 1 Å lets the network be stiff against the slide
-without holding the deformation back.
+bundle: median 0.2 Å, 90th percentile 0.9 Å), a slide along the chain by one residue by
+several Å (every Cα of that bundle onto the next one's place: 90th percentile 4.7 Å), so a
+tolerance of about 1 Å lets the network be stiff against the slide without holding the
+deformation back.
 """
 from __future__ import annotations
 
@@ -30,22 +32,48 @@ from ..masks import subset_mask
 from .base import REGULARIZERS, Regularizer
 
 DEFAULT_CUTOFF_ANGSTROM = 10.0
+DEFAULT_MAX_NEIGHBOURS = 32
 
 
-def network_pairs(xyz_angstrom: np.ndarray, cutoff_angstrom: float, index: np.ndarray | None = None) -> np.ndarray:
-    """``(P, 2)`` int64 pairs ``i < j`` of Gaussians closer than ``cutoff_angstrom``.
+def network_pairs(xyz_angstrom: np.ndarray, cutoff_angstrom: float, index: np.ndarray | None = None,
+                  max_neighbours: int | None = DEFAULT_MAX_NEIGHBOURS) -> np.ndarray:
+    """``(P, 2)`` int64 pairs of Gaussians closer than ``cutoff_angstrom``.
+
+    A pair is kept when either Gaussian is among the other's ``max_neighbours`` nearest (``None``:
+    no limit), so that the pairs of a dense GMM (an all-atom build has hundreds of atoms within
+    10 Å of each) grow as ``N · max_neighbours``, not ``N²``; a Cα GMM has at most 26–30
+    neighbours within 10 Å (the sample datasets) and keeps every pair at the default 32.
 
     Args:
         xyz_angstrom: ``(N, 3)`` neutral centres (Å).
-        cutoff_angstrom: largest neutral distance of a pair.
+        cutoff_angstrom: a pair's neutral distance is below it.
         index: ``(S,)`` the Gaussians that may pair (default all ``N``).
+        max_neighbours: see above.
+
+    Returns:
+        ``(i, j)`` with ``i`` before ``j`` in ``index``, sorted in that order.
     """
+    from scipy.spatial import cKDTree
+
     xyz = np.asarray(xyz_angstrom, dtype=np.float64).reshape(-1, 3)
     idx = np.arange(len(xyz)) if index is None else np.asarray(index, dtype=np.int64)
     sub = xyz[idx]
-    d = np.linalg.norm(sub[:, None] - sub[None], axis=-1)
-    a, b = np.nonzero(np.triu(d < cutoff_angstrom, k=1))
-    return np.stack([idx[a], idx[b]], axis=1).astype(np.int64) if len(a) else np.zeros((0, 2), np.int64)
+    if len(sub) < 2:
+        return np.zeros((0, 2), np.int64)
+    tree = cKDTree(sub)
+    if max_neighbours is None:
+        a, b = tree.query_pairs(cutoff_angstrom, output_type="ndarray").T
+        d = np.linalg.norm(sub[a] - sub[b], axis=1)
+    else:
+        k = min(int(max_neighbours) + 1, len(sub))  # + the point itself
+        d, nb = tree.query(sub, k=k, distance_upper_bound=cutoff_angstrom)
+        a = np.repeat(np.arange(len(sub)), k)
+        b, d = nb.ravel(), d.ravel()
+        a, b, d = a[b < len(sub)], b[b < len(sub)], d[b < len(sub)]  # missing neighbours come back as len(sub)
+    keep = (a != b) & (d < cutoff_angstrom)
+    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    pos = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(lo) else np.zeros((0, 2), np.int64)
+    return np.stack([idx[pos[:, 0]], idx[pos[:, 1]]], axis=1).astype(np.int64) if len(pos) else np.zeros((0, 2), np.int64)
 
 
 @REGULARIZERS.register("elastic_network")
@@ -54,23 +82,27 @@ class ElasticNetworkRegularizer(Regularizer):
 
     Options: ``cutoff_angstrom`` (default 10 Å: a helix's neighbours across a bundle),
     ``tolerance_angstrom`` (default 0: changes up to it cost nothing),
+    ``max_neighbours`` (default 32; ``None``: every pair within the cutoff),
     ``subset`` (mask names as for a decoder, or ``None`` for all Gaussians).
     """
 
     def __init__(self, neutral: GMM, weight: float = 1.0, cutoff_angstrom: float = DEFAULT_CUTOFF_ANGSTROM,
-                 tolerance_angstrom: float = 0.0, subset=None, **opts):
+                 tolerance_angstrom: float = 0.0, max_neighbours: int | None = DEFAULT_MAX_NEIGHBOURS,
+                 subset=None, **opts):
         super().__init__(neutral, weight, **opts)
         if not cutoff_angstrom > 0:
             raise ConfigError(f"elastic_network: cutoff_angstrom must be positive, got {cutoff_angstrom}")
         if not tolerance_angstrom >= 0:
             raise ConfigError(f"elastic_network: tolerance_angstrom must be 0 or more, got {tolerance_angstrom}")
+        if max_neighbours is not None and not int(max_neighbours) >= 1:
+            raise ConfigError(f"elastic_network: max_neighbours must be at least 1 (or null), got {max_neighbours}")
         self.cutoff_angstrom = float(cutoff_angstrom)
         self.tolerance_angstrom = float(tolerance_angstrom)
         self.subset = subset
         mask = subset_mask(neutral, subset, "elastic_network")
         index = None if mask is None else np.nonzero(mask.numpy())[0]
         xyz = neutral.params[:, XYZ].detach().double().cpu().numpy()
-        pairs = network_pairs(xyz, self.cutoff_angstrom, index)
+        pairs = network_pairs(xyz, self.cutoff_angstrom, index, max_neighbours)
         if not len(pairs):
             where = "" if subset is None else f" in subset {subset!r}"
             raise ConfigError(f"elastic_network: no two Gaussians{where} closer than {self.cutoff_angstrom:g} Å")
@@ -100,4 +132,4 @@ class ElasticNetworkRegularizer(Regularizer):
                 f"{where}, weight={self.weight:g}")
 
 
-__all__ = ["ElasticNetworkRegularizer", "network_pairs", "DEFAULT_CUTOFF_ANGSTROM"]
+__all__ = ["ElasticNetworkRegularizer", "network_pairs", "DEFAULT_CUTOFF_ANGSTROM", "DEFAULT_MAX_NEIGHBOURS"]
