@@ -16,8 +16,9 @@ Each run is scored as `gmmplat evaluate --oracle` scores the notebooks' runs (CÎ
 oracle's 1000 particles, amplitude ratios over all), and printed as a row of the table in
 docs/benchmarks.md, "Decoder limit", beside the morph target (2Ã— the oracle's RMSD).  The
 distance from a trained run to these rows is what its encoder's latent costs; the distance
-from these rows to the target is the decoders' own.  Runs already in ``--out`` are scored
-again without training.
+from these rows to the target is the decoders' own.  A run already in ``--out`` is replaced:
+trained again with the current presets.  The oracle's latent is computed once per dataset and
+kept in ``--out``.
 """
 from __future__ import annotations
 

@@ -117,6 +117,19 @@ def test_fixed_encoder_returns_the_given_rows(tmp_path):
         enc(_Batch([10]))
 
 
+def test_tables_are_read_from_their_files_not_saved(shifted, tmp_path):
+    """The table is not in the state dict (loading a run reads the file again), and state dicts that
+    held it (runs written before: ``latent``, or the truth encoder's ``t``) still load, strictly."""
+    _, _, t, truth = shifted
+    np.save(tmp_path / "z.npy", np.ones((4, 3), np.float32))
+    fixed = ENCODERS.build("fixed", 3, StepContext(None, Band(24, 4.0)), latent_npy=str(tmp_path / "z.npy"))
+    for enc, old in ((_encoder(truth), {"t": torch.zeros(len(t))}), (fixed, {"latent": torch.zeros(4, 3)})):
+        assert dict(enc.state_dict()) == {}
+        before = enc.latent.clone()
+        enc.load_state_dict(old, strict=True)
+        assert torch.equal(enc.latent, before)  # the file's table, not the saved one
+
+
 @pytest.mark.parametrize("content, words", [
     (None, "latent file not found"),
     (b"not numpy", "not a readable .npy file"),

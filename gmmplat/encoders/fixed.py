@@ -17,8 +17,36 @@ from ..errors import ConfigError, InputError
 from .base import ENCODERS, Encoder, StepContext
 
 
+class TableEncoder(Encoder):
+    """Base of the encoders without a network: ``z[b] = latent[index_b]``, one table row per particle.
+
+    Subclasses build the ``(n, latent_dim)`` table and call :meth:`use_table` with the file it came
+    from; a particle row past the table stops training with a one-line error naming that file.  The
+    table is not part of the state dict: loading a run reads the file again.
+    """
+
+    def use_table(self, latent: np.ndarray, source, rows: str, verdict: str) -> None:
+        """Hold ``latent (n, latent_dim)`` read from ``source``; ``rows`` names its rows and ``verdict``
+        ends the error for a particle row past them."""
+        self.source, self.rows, self.verdict = str(Path(source)), rows, verdict
+        # not saved with the run: the file is read again when the run is loaded
+        self.register_buffer("latent", torch.as_tensor(np.asarray(latent), dtype=torch.float32), persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in ("latent", "t"):  # the table as runs written before saved it (``t``: the truth encoder's)
+            state_dict.pop(prefix + key, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, batch) -> torch.Tensor:
+        index = batch.index.to(self.latent.device).long()
+        if index.numel() and int(index.max()) >= self.latent.shape[0]:
+            raise InputError(self.source, f"holds {self.latent.shape[0]} {self.rows} but the particle file has "
+                                          f"row {int(index.max())} (0-based): {self.verdict}")
+        return self.latent[index]
+
+
 @ENCODERS.register("fixed")
-class FixedEncoder(Encoder):
+class FixedEncoder(TableEncoder):
     """``z[b] = latent[index_b]`` with ``latent (n, latent_dim)`` read from ``latent_npy`` by particle row.
 
     Options:
@@ -33,11 +61,10 @@ class FixedEncoder(Encoder):
         super().__init__(latent_dim, context)
         if not latent_npy:
             raise ConfigError("the fixed encoder needs option latent_npy (an (n, d) .npy of latent points)")
-        self.latent_npy = str(Path(latent_npy))
         z = self.read(latent_npy)
         if z.shape[1] != self.latent_dim:
             raise InputError(latent_npy, f"holds {z.shape[1]}-D latent points but latent_dim is {self.latent_dim}")
-        self.register_buffer("latent", torch.as_tensor(z, dtype=torch.float32))
+        self.use_table(z, latent_npy, "latent points", "not a latent of these particles")
 
     @staticmethod
     def read(path) -> np.ndarray:
@@ -54,10 +81,3 @@ class FixedEncoder(Encoder):
     def width_of(cls, path) -> int:
         """The latent dimension ``d`` of the array in ``path`` (checked as :meth:`read`)."""
         return int(cls.read(path).shape[1])
-
-    def forward(self, batch) -> torch.Tensor:
-        index = batch.index.to(self.latent.device).long()
-        if index.numel() and int(index.max()) >= self.latent.shape[0]:
-            raise InputError(self.latent_npy, f"holds {self.latent.shape[0]} latent points but the particle file has "
-                                              f"row {int(index.max())} (0-based): not a latent of these particles")
-        return self.latent[index]

@@ -10,17 +10,15 @@ limit splits into the latent's part and the decoders' part (docs/benchmarks.md,
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import torch
 
-from ..errors import ConfigError, InputError
-from .base import ENCODERS, Encoder, StepContext
+from ..errors import ConfigError
+from .base import ENCODERS, StepContext
+from .fixed import TableEncoder
 
 
 @ENCODERS.register("truth")
-class TruthEncoder(Encoder):
+class TruthEncoder(TableEncoder):
     """``z[b] = (scale · t[index_b], 0, …, 0)`` with ``t`` read from ``truth_csv`` by particle row.
 
     Options:
@@ -38,15 +36,7 @@ class TruthEncoder(Encoder):
 
         if not truth_csv:
             raise ConfigError("the truth encoder needs option truth_csv (the simulated dataset's truth.csv)")
-        self.truth_csv = str(Path(truth_csv))
         t = load_truth(truth_csv)["t"].to_numpy(dtype=np.float64) * float(scale)
-        self.register_buffer("t", torch.as_tensor(t, dtype=torch.float32))
-
-    def forward(self, batch) -> torch.Tensor:
-        index = batch.index.to(self.t.device).long()
-        if index.numel() and int(index.max()) >= self.t.shape[0]:
-            raise InputError(self.truth_csv, f"holds {self.t.shape[0]} particles but the particle file has row "
-                                             f"{int(index.max())} (0-based): not the truth of this particle file")
-        z = torch.zeros(index.shape[0], self.latent_dim, dtype=torch.float32, device=self.t.device)
-        z[:, 0] = self.t[index]
-        return z
+        table = np.zeros((len(t), self.latent_dim))
+        table[:, 0] = t
+        self.use_table(table, truth_csv, "particles", "not the truth of this particle file")

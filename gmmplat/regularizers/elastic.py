@@ -71,9 +71,8 @@ def network_pairs(xyz_angstrom: np.ndarray, cutoff_angstrom: float, index: np.nd
         b, d = nb.ravel(), d.ravel()
         a, b, d = a[b < len(sub)], b[b < len(sub)], d[b < len(sub)]  # missing neighbours come back as len(sub)
     keep = (a != b) & (d < cutoff_angstrom)
-    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    pos = np.unique(np.stack([lo, hi], axis=1), axis=0) if len(lo) else np.zeros((0, 2), np.int64)
-    return np.stack([idx[pos[:, 0]], idx[pos[:, 1]]], axis=1).astype(np.int64) if len(pos) else np.zeros((0, 2), np.int64)
+    pos = np.unique(np.sort(np.stack([a[keep], b[keep]], axis=1), axis=1), axis=0).astype(np.int64)
+    return idx[pos]
 
 
 @REGULARIZERS.register("elastic_network")
