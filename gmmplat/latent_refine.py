@@ -43,8 +43,8 @@ from .fourier import Band
 from .image_model import ImageModel
 from .losses.base import RingSums
 
-__all__ = ["Refinement", "refine_latent", "anchor_points", "ring_residuals", "noise_per_ring", "log_likelihood",
-           "posterior"]
+__all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
+           "log_likelihood", "posterior"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -100,8 +100,15 @@ class Refinement:
         }
 
 
-def anchor_points(z: np.ndarray, n_anchors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(centres (K, d), prior (K,))``: k-means of ``z (n, d)``; ``K = min(n_anchors, n)``."""
+def anchor_points(z: np.ndarray, n_anchors: int, seed: int = 0, stretch: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres (K, d), prior (K,))``: k-means of ``z (n, d)``; ``K = min(n_anchors, n)``.
+
+    ``stretch`` > 1 moves every centre away from the prior-weighted mean ``m`` of the centres (the
+    mean of ``z``): ``m + stretch (c_k − m)``.  A k-means centre is the mean of its cluster, so the
+    outermost centres sit inside the latent's ends, and a posterior mean (a weighted mean of the
+    anchors) cannot leave their hull: without a stretch, particles of the end states gather on the
+    outermost anchors (docs/training.md, "Refinement cycles").
+    """
     from sklearn.cluster import KMeans
 
     z = np.asarray(z, dtype=np.float64)
@@ -112,7 +119,35 @@ def anchor_points(z: np.ndarray, n_anchors: int, seed: int = 0) -> tuple[np.ndar
     km = KMeans(n_clusters=k, n_init=4, random_state=int(seed)).fit(z)
     counts = np.bincount(km.labels_, minlength=k).astype(np.float64)
     prior = np.maximum(counts, 0.5) / np.maximum(counts, 0.5).sum()
-    return km.cluster_centers_, prior
+    centres = km.cluster_centers_
+    if stretch != 1.0:
+        mean = prior @ centres
+        centres = mean + float(stretch) * (centres - mean)
+    return centres, prior
+
+
+def principal_subspace(z: np.ndarray, components: int | None = None) -> tuple[np.ndarray, int]:
+    """``(z projected onto its leading principal components (n, d), number kept)``, in ``z``'s own axes.
+
+    ``z − m`` is replaced by its projection ``(z − m) V Vᵀ`` onto the ``k`` leading principal axes
+    ``V (d, k)`` (``m``: the mean), so the points keep their coordinates and scale and only lose the
+    spread across the kept axes.  ``components`` None: the Kaiser rule, every axis whose variance is
+    above the mean variance of the ``d`` axes (at least one); an integer: that many (``d``: unchanged).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    d = z.shape[1]
+    mean = z.mean(0)
+    var, vecs = np.linalg.eigh(np.cov(z - mean, rowvar=False).reshape(d, d))
+    order = np.argsort(var)[::-1]
+    var, vecs = var[order], vecs[:, order]
+    if components is None:
+        k = max(1, int(np.sum(var > var.mean())))
+    else:
+        if not 1 <= int(components) <= d:
+            raise ConfigError(f"principal components: 1 to {d} (the latent dimension), got {components}")
+        k = int(components)
+    V = vecs[:, :k]
+    return (mean + (z - mean) @ V @ V.T).astype(np.float32), k
 
 
 def ring_residuals(observed: torch.Tensor, predicted: torch.Tensor, rings: RingSums) -> torch.Tensor:
@@ -155,8 +190,8 @@ def _band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None)
 
 
 def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = DEFAULT_ANCHORS,
-                  temperature: float = 1.0, high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM,
-                  projector: str = "separable", seed: int = 0,
+                  anchor_stretch: float = 1.0, temperature: float = 1.0,
+                  high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable", seed: int = 0,
                   noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
                   progress: bool = False) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
@@ -167,6 +202,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
             box and pixel size set the band.
         high_res_angstrom: the band's limit (None: Nyquist; a limit finer than Nyquist is Nyquist).
         temperature: ``T`` > 0 (1: the exact Gaussian likelihood).
+        anchor_stretch: ≥ 1, the anchors' spread about their mean (:func:`anchor_points`).
         noise_particles: size of the seeded subset that estimates the noise per ring.
     """
     from tqdm.auto import tqdm
@@ -179,9 +215,11 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         raise ConfigError(f"latent refinement: {z.shape[0]} latent points for {n} particles")
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ConfigError(f"latent refinement: temperature must be > 0, got {temperature!r}")
+    if not (anchor_stretch >= 1 and math.isfinite(anchor_stretch)):
+        raise ConfigError(f"latent refinement: anchor_stretch must be ≥ 1, got {anchor_stretch!r}")
     start = time.perf_counter()
     device = torch.device(device)
-    anchors, prior = anchor_points(z, n_anchors, seed)
+    anchors, prior = anchor_points(z, n_anchors, seed, anchor_stretch)
     band = _band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
     image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
     rings = RingSums(band).to(device)
@@ -213,7 +251,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
             chunk = rest[i : i + 8 * batch_size]
             loglik[chunk] = log_likelihood(ring_sums(chunk, bar), noise, temperature)
     post = posterior(loglik, prior)
-    options = dict(n_anchors=int(n_anchors), temperature=float(temperature), projector=projector,
+    options = dict(n_anchors=int(n_anchors), anchor_stretch=float(anchor_stretch), temperature=float(temperature),
+                   projector=projector,
                    high_res_angstrom=None if high_res_angstrom is None else float(high_res_angstrom),
                    band_high_res_angstrom=float(band.high_res_angstrom), seed=int(seed),
                    noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()))

@@ -9,6 +9,8 @@ Examples::
 Reads the encoder's points (``RUN/latent_encoder.npy``, or ``RUN/latent.npy`` of a run trained
 without refinement) and the run's particles, and writes ``latent.npy``, ``latent_encoder.npy`` and
 ``refine.json`` in the run folder (each file atomically; docs/training.md, "Latent refinement").
+A run trained with refinement cycles starts from the last cycle's points (``RUN/latent_cycle.npy``),
+which its decoders were trained on; the anchors are stretched as the run's configuration says.
 """
 from __future__ import annotations
 
@@ -39,12 +41,23 @@ def encoder_latent_path(run_dir) -> str:
     return enc if os.path.isfile(enc) else os.path.join(run_dir, "latent.npy")
 
 
+def previous_cycles(run_dir) -> list | None:
+    """The ``cycles`` records of ``RUN/refine.json`` (kept when the run is refined again), or None."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "refine.json")) as fh:
+            return json.load(fh).get("cycles")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
     from ..analysis.latent import flatten_latent
-    from ..analysis.runs import load_analysis_run
+    from ..analysis.runs import load_analysis_run, read_latent
     from ..data import ParticleDataset
     from ..errors import ConfigError, InputError
     from ..train.refine_run import refine_run_latent
@@ -68,10 +81,19 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(latent_path, f"latent has {len(z)} rows but the run's particles give {len(dataset)} "
                                       f"({dataset.n_particles} particles × {dataset.n_sym} symmetry copies)")
     model = ar.run.model.to(args.device)
+    source, cycles = None, None
+    cycle_path = os.path.join(args.run, "latent_cycle.npy")
+    if os.path.isfile(cycle_path):
+        source = flatten_latent(read_latent(cycle_path), path=cycle_path)
+        if source.shape != z.shape:
+            raise InputError(cycle_path, f"holds {source.shape[0]} × {source.shape[1]} latent points but the encoder's "
+                                         f"are {z.shape[0]} × {z.shape[1]}")
+        cycles = previous_cycles(args.run)
     _, summary = refine_run_latent(
         args.run, model.decode, dataset, np.asarray(z, np.float32), anchors=args.anchors,
         high_res_angstrom=args.high_res, temperature=args.temperature, projector=ar.run.config.projector,
-        seed=ar.run.config.seed, device=args.device, progress=not args.no_progress)
+        seed=ar.run.config.seed, anchor_stretch=ar.run.config.refine.cycle_stretch if source is not None else 1.0, anchor_source=source,
+        cycles=cycles, device=args.device, progress=not args.no_progress)
     print(f"refine: {dataset.n_particles} particles, {summary['n_anchors']} anchors, band to "
           f"{summary['options']['band_high_res_angstrom']:g} Å; latent.npy holds the {summary['latent_npy']} points "
           f"({summary['variance_kept']:.0%} of the latent's spread kept, mean posterior entropy "

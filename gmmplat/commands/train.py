@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-dim", type=positive_int, help="with --preset: latent dimension")
     p.add_argument("--refine-anchors", type=nonnegative_int,
                    help="latent refinement after training with N anchors (0: none; presets 24; docs/training.md)")
+    p.add_argument("--refine-cycles", type=nonnegative_int,
+                   help="refinement cycles: refine the latent and train the decoders again on it, N times (needs "
+                        "refinement anchors; preset hierarchical 3, others 0; docs/training.md, 'Refinement cycles')")
     p.add_argument("--truth-latent", metavar="TRUTH.csv",
                    help="diagnostic for simulated data: the latent is the true t of truth.csv (encoder 'truth', no "
                         "refinement), so the run measures the decoders alone (docs/benchmarks.md, 'Decoder limit')")
@@ -129,7 +132,7 @@ def build_config(args: argparse.Namespace):
         path = os.path.abspath(args.truth_latent)
         load_truth(path)  # a missing or malformed file stops here, named
         config.encoder = StepSpec("truth", {"truth_csv": path})
-        config.refine.anchors = 0
+        config.refine.anchors = config.refine.cycles = 0
     if getattr(args, "fixed_latent", None):
         from ..encoders.fixed import FixedEncoder
         from ..train.config import StepSpec
@@ -142,11 +145,17 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(f"--latent-dim {args.latent_dim} but {path} holds {width}-D latent points")
         config.encoder = StepSpec("fixed", {"latent_npy": path})
         config.latent_dim = width
-        config.refine.anchors = 0
+        config.refine.anchors = config.refine.cycles = 0
     if args.refine_anchors is not None:
         if args.refine_anchors == 1:
             raise ConfigError("--refine-anchors: 0 (no refinement) or at least 2, got 1")
         config.refine.anchors = int(args.refine_anchors)
+        if not config.refine.anchors:
+            config.refine.cycles = 0
+    if getattr(args, "refine_cycles", None) is not None:
+        if args.refine_cycles and not config.refine.anchors:
+            raise ConfigError("--refine-cycles needs the latent refinement (--refine-anchors of at least 2)")
+        config.refine.cycles = int(args.refine_cycles)
     existing_file(args.gmm, "--gmm", "GMM file")
     options = {k: v for k, v in source.to_dict().items() if k != "path"}
     config.data = DataConfig(source.path, os.path.abspath(args.gmm), args.symmetry.strip().upper(),

@@ -63,6 +63,12 @@ def _defaults(cls) -> dict:
     return out
 
 
+def _flag(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
 def _number(value, where: str, minimum: float | None = None, integer: bool = False, allow_none: bool = False,
             strict_min: bool = False):
     if value is None and allow_none:
@@ -272,11 +278,22 @@ class DataConfig:
 class RefineConfig:
     """Latent refinement after training (:mod:`gmmplat.latent_refine`): ``anchors`` k-means centres of
     the encoder's latent points (0: off; else at least 2), the band's ``high_res_angstrom`` (null:
-    Nyquist), the likelihood's ``temperature`` (1: exact)."""
+    Nyquist), the likelihood's ``temperature`` (1: exact).
+
+    Refinement cycles (:mod:`gmmplat.train.cycles`; need ``anchors``): ``cycles`` times, the latent is
+    refined with the anchors stretched by ``cycle_stretch`` (≥ 1) about their mean, projected onto
+    its leading principal axes (``components``: a number, or null for the Kaiser rule) and the decoders are trained on it, held fixed, with the rounds' settings and
+    ``cycle_epochs`` epochs per round (null: the rounds' own; 0 leaves a round out): afresh when
+    ``restart``, else continuing from the previous cycle's (the trained run's in the first)."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
     temperature: float = 1.0
+    cycles: int = 0
+    cycle_stretch: float = 1.5
+    components: int | None = None
+    cycle_epochs: list | None = None
+    restart: bool = True
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -284,9 +301,22 @@ class RefineConfig:
         anchors = _number(d["anchors"], f"{where}.anchors", 0, integer=True)
         if anchors == 1:
             raise ConfigError(f"{where}.anchors: 0 (no refinement) or at least 2, got 1")
+        cycles = _number(d["cycles"], f"{where}.cycles", 0, integer=True)
+        if cycles and not anchors:
+            raise ConfigError(f"{where}.cycles: refinement cycles need anchors (at least 2), got anchors 0")
+        epochs = d["cycle_epochs"]
+        if epochs is not None:
+            if not isinstance(epochs, list) or not epochs:
+                raise ConfigError(f"{where}.cycle_epochs: a list of epochs per round (or null), got {epochs!r}")
+            epochs = [_number(e, f"{where}.cycle_epochs[{i}]", 0, integer=True) for i, e in enumerate(epochs)]
+            if not any(epochs):
+                raise ConfigError(f"{where}.cycle_epochs: every round has 0 epochs; a cycle must train")
         return cls(anchors, _number(d["high_res_angstrom"], f"{where}.high_res_angstrom", 0.0, allow_none=True,
                                     strict_min=True),
-                   _number(d["temperature"], f"{where}.temperature", 0.0, strict_min=True))
+                   _number(d["temperature"], f"{where}.temperature", 0.0, strict_min=True), cycles,
+                   _number(d["cycle_stretch"], f"{where}.cycle_stretch", 1.0),
+                   _number(d["components"], f"{where}.components", 1, integer=True, allow_none=True),
+                   epochs, _flag(d["restart"], f"{where}.restart"))
 
 
 @dataclass
@@ -355,6 +385,13 @@ class RunConfig:
             if bad:
                 raise ConfigError(f"rounds[{i}].train: {', '.join(bad)} is not 'encoder' nor a decoder of this round")
             previous = r.decoders
+        ref = self.refine
+        if ref.cycle_epochs is not None and len(ref.cycle_epochs) != len(self.rounds):
+            raise ConfigError(f"refine.cycle_epochs: {len(ref.cycle_epochs)} entries for {len(self.rounds)} round(s); "
+                              "give one number of epochs per round (0 leaves a round out of the cycles)")
+        if ref.components is not None and ref.components > self.latent_dim:
+            raise ConfigError(f"refine.components: {ref.components} principal components, but latent_dim is "
+                              f"{self.latent_dim}")
 
     # ------------------------------------------------------------------ views
     def decoder_order(self) -> list[str]:

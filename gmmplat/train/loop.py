@@ -38,7 +38,8 @@ from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
 from .outputs import environment, plot_losses, read_losses, save_model, write_losses
-from .refine_run import refine_run_latent
+from .cycles import cycle_rounds, run_cycles
+from .refine_run import refine_run_latent, write_cycle_outputs
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
 
@@ -96,6 +97,8 @@ def validate_config(config: RunConfig, neutral: GMM) -> list[RoundSteps]:
         encoder.set_context(steps[i].context)
         configure_trainable(config, i, encoder, decoders)
         _build_checked(lambda i=i: assemble_model(config, encoder, decoders, i, neutral), f"rounds[{i}]")
+    if config.refine.cycles:
+        cycle_rounds(config)
     return steps
 
 
@@ -258,23 +261,32 @@ class Trainer:
         return f"training diverged: {what} became NaN/inf in {where}; {kept}; lower the learning rate of that round"
 
     # ------------------------------------------------------------ one epoch
-    def _epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, last_good: str) -> dict:
+    def _epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, last_good: str, *,
+               cycle: int = 0, epochs: int | None = None, history_round: int | None = None) -> dict:
+        """One epoch of round ``r``.  ``cycle`` > 0: an epoch of that refinement cycle
+        (:mod:`gmmplat.train.cycles`: own seeds, one process, ``epochs`` in the cycle, row numbered
+        ``history_round``)."""
         from tqdm.auto import tqdm
 
-        cfg, rc, dist = self.config, self.config.rounds[r], self.dist
+        cfg, rc = self.config, self.config.rounds[r]
+        dist = single_process() if cycle else self.dist
+        epochs = rc.epochs if epochs is None else epochs
         W, rank = dist.world_size, dist.rank
         d = cfg.latent_dim
-        batches = _batch_order(self.train_items, rc.batch_size, (cfg.seed, 1, r, e), True, W)
+        tag = (99, cycle) if cycle else ()  # seed words of a refinement cycle
+        batches = _batch_order(self.train_items, rc.batch_size, (cfg.seed, 1, r, e, *tag), True, W)
         local = [shard(b, rank, W) for b in batches]
-        torch.manual_seed(derive_seed(cfg.seed, "epoch", r, e, rank))
+        torch.manual_seed(derive_seed(cfg.seed, "epoch", r, e, rank, *tag))
         model.train()
         t0 = time.perf_counter()
         sums = torch.zeros(3, dtype=torch.float64)
-        bar = tqdm(total=len(batches), desc=f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{rc.epochs}",
-                   disable=not (self.progress and dist.is_main), leave=False, dynamic_ncols=True)
+        name = f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{epochs}"
+        name = f"cycle {cycle}/{cfg.refine.cycles} {name}" if cycle else name
+        bar = tqdm(total=len(batches), desc=name, disable=not (self.progress and dist.is_main), leave=False,
+                   dynamic_ncols=True)
         for bi, batch in enumerate(self.dataset.loader(local, self.num_workers)):
             n_global, n_local = len(batches[bi]), len(local[bi])
-            g = torch.Generator().manual_seed(derive_seed(cfg.seed, "noise", r, e, bi))
+            g = torch.Generator().manual_seed(derive_seed(cfg.seed, "noise", r, e, bi, *tag))
             eps = shard(torch.randn(n_global, d, generator=g), rank, W).to(self.device)
             total, data = self._losses(batch.to(self.device), model, forward, steps, eps)
             (total * (W * n_local / n_global)).backward()
@@ -294,11 +306,12 @@ class Trainer:
         bar.close()
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        val_loss = self._validate(model, steps, rc.batch_size)
+        val_loss = self._validate(model, steps, rc.batch_size, dist)
         val_s = time.perf_counter() - t1
-        global_epoch = sum(c.epochs for c in cfg.rounds[:r]) + e + 1
+        global_epoch = len(self.history) + 1 if cycle else sum(c.epochs for c in cfg.rounds[:r]) + e + 1
         row = {
-            "round": r + 1, "round_name": rc.name, "epoch": e + 1, "global_epoch": global_epoch,
+            "round": history_round or r + 1, "round_name": f"cycle {cycle}: {rc.name}" if cycle else rc.name,
+            "epoch": e + 1, "global_epoch": global_epoch,
             "train_loss": float(sums[0] / sums[2]), "train_data_loss": float(sums[1] / sums[2]),
             "val_loss": val_loss, "learning_rate": rc.learning_rate,
             "train_images_per_s": float(sums[2]) / max(train_s, 1e-9),
@@ -306,7 +319,7 @@ class Trainer:
             "seconds": train_s + val_s,
         }
         if self.progress and dist.is_main:
-            tqdm.write(f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{rc.epochs}: train {row['train_loss']:.5f} "
+            tqdm.write(f"{name}: train {row['train_loss']:.5f} "
                        f"validation {val_loss:.5f} ({row['train_images_per_s']:.0f} images/s)")
         return row
 
@@ -319,11 +332,12 @@ class Trainer:
         return total, data.detach()
 
     @torch.no_grad()
-    def _validate(self, model, steps: RoundSteps, batch_size: int) -> float:
+    def _validate(self, model, steps: RoundSteps, batch_size: int, dist: DistContext | None = None) -> float:
+        dist = dist or self.dist
         if self.val_items.size == 0:
             return float("nan")
         model.eval()
-        W, rank = self.dist.world_size, self.dist.rank
+        W, rank = dist.world_size, dist.rank
         batches = [shard(b, rank, W) for b in _batch_order(self.val_items, batch_size, (), False, 1)]
         sums = torch.zeros(2, dtype=torch.float64)
         for batch in self.dataset.loader([b for b in batches if b.size], self.num_workers):
@@ -331,7 +345,7 @@ class Trainer:
             params, _ = model(batch, training=False)
             loss = steps.loss(steps.image_model.predict(params, batch), steps.image_model.observe(batch))
             sums += torch.tensor([float(loss.sum()), len(batch)], dtype=torch.float64)
-        self.dist.all_reduce_sum(sums)
+        dist.all_reduce_sum(sums)
         model.train()
         return float(sums[0] / sums[1])
 
@@ -353,11 +367,18 @@ class Trainer:
                 z[items] = values
             if self.config.refine.anchors:
                 r = self.config.refine
-                refine_run_latent(self.out, model.decode, self.dataset, z, anchors=r.anchors,
-                                  high_res_angstrom=r.high_res_angstrom, temperature=r.temperature,
-                                  projector=self.config.projector, seed=self.config.seed,
-                                  batch_size=self.eval_batch_size, device=self.device, progress=self.progress,
-                                  say=lambda line: print(line, flush=True))
+                if r.cycles:
+                    model, source, summary = run_cycles(self, model, z)
+                    model.eval()
+                    write_losses(self.out / "losses.csv", self.history)
+                    plot_losses(self.out / "losses.png", self.history)
+                    write_cycle_outputs(self.out, self.dataset, z, source, summary)
+                else:
+                    refine_run_latent(self.out, model.decode, self.dataset, z, anchors=r.anchors,
+                                      high_res_angstrom=r.high_res_angstrom, temperature=r.temperature,
+                                      projector=self.config.projector,
+                                      seed=self.config.seed, batch_size=self.eval_batch_size, device=self.device,
+                                      progress=self.progress, say=lambda line: print(line, flush=True))
             else:
                 save_npy(self.out / "latent.npy", z.reshape(n, K, -1) if K > 1 else z)
             save_model(self.out / "model.pt", self.config, model, self.neutral, self.config.data.gmm, last_round)

@@ -4,10 +4,13 @@
 (:mod:`gmmplat.latent_refine`) and writes, each file atomically:
 
 * ``latent_encoder.npy``: the encoder's points (the input);
-* ``latent.npy``: the refined points, or the encoder's when the refined ones keep under
-  :data:`MIN_VARIANCE_KEPT` of the latent's spread;
+* ``latent_cycle.npy``: after refinement cycles (:mod:`gmmplat.train.cycles`), the last cycle's
+  latent, which the decoders trained on; ``gmmplat refine`` starts from it instead of the encoder's;
+* ``latent.npy``: the refined points, or the starting points (the encoder's or the cycle's) when
+  the refined ones keep under :data:`MIN_VARIANCE_KEPT` of the latent's spread;
 * ``refine.json``: the record (:meth:`gmmplat.latent_refine.Refinement.summary`) with
-  ``latent_npy`` (``"refined"`` or ``"encoder"``).
+  ``latent_npy`` (``"refined"``, ``"encoder"`` or ``"cycle"``) and, after cycles, ``cycles``
+  (one record per cycle).
 
 Layout: ``(n_particles, d)``, or ``(n_particles, K, d)`` for symmetry-expanded runs (item
 ``i`` of the dataset is particle ``i // K``, copy ``i % K``).
@@ -20,7 +23,7 @@ import numpy as np
 
 from ..io.atomic import save_npy, write_json
 
-__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent"]
+__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent", "write_cycle_outputs"]
 
 #: Below this share of the encoder latent's spread kept by the refined points, latent.npy keeps the
 #: encoder's points (refine.json says which): the decoders then tell the anchors hardly apart (a run
@@ -29,10 +32,21 @@ __all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent"]
 MIN_VARIANCE_KEPT = 0.1
 
 
+def _layout(z: np.ndarray, dataset) -> np.ndarray:
+    """``z (n_items, d)`` as saved: ``(n_particles, K, d)`` for ``K`` > 1 symmetry copies, float32."""
+    z = np.asarray(z, dtype=np.float32)
+    n, K = dataset.n_particles, dataset.n_sym
+    return z.reshape(n, K, -1) if K > 1 else z
+
+
 def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors: int, high_res_angstrom,
-                      temperature: float, projector: str, seed: int, batch_size: int = 128, device="cpu",
-                      progress: bool = False, say=print) -> tuple[np.ndarray, dict]:
+                      temperature: float, projector: str, seed: int, anchor_stretch: float = 1.0,
+                      anchor_source: np.ndarray | None = None, cycles: list | None = None, batch_size: int = 128,
+                      device="cpu", progress: bool = False, say=print) -> tuple[np.ndarray, dict]:
     """Refine ``z_items (n_items, d)`` (the encoder's, in dataset item order) and write the run's files.
+
+    ``anchor_source (n_items, d)``: the points to start from instead (the last refinement cycle's,
+    saved as ``latent_cycle.npy``), with ``cycles`` their records for ``refine.json``.
 
     Returns ``(z written to latent.npy (n_items, d), refine.json's dict)``; ``say`` gets one line when
     the encoder's points are kept (always) and a summary line when ``progress``.
@@ -40,27 +54,51 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     from ..latent_refine import refine_latent
 
     run_dir = Path(run_dir)
-    n, K = dataset.n_particles, dataset.n_sym
 
     def layout(z):
-        return z.reshape(n, K, -1) if K > 1 else z
+        return _layout(z, dataset)
 
     z_items = np.asarray(z_items, dtype=np.float32)
     save_npy(run_dir / "latent_encoder.npy", layout(z_items))
-    result = refine_latent(decode, dataset, z_items, n_anchors=anchors, temperature=temperature,
-                           high_res_angstrom=high_res_angstrom, projector=projector, seed=seed,
-                           batch_size=batch_size, device=device, progress=progress)
+    start, label = z_items, "encoder"
+    if anchor_source is not None:
+        start, label = np.asarray(anchor_source, dtype=np.float32), "cycle"
+        save_npy(run_dir / "latent_cycle.npy", layout(start))
+    result = refine_latent(decode, dataset, start, n_anchors=anchors, anchor_stretch=anchor_stretch,
+                           temperature=temperature, high_res_angstrom=high_res_angstrom, projector=projector,
+                           seed=seed, batch_size=batch_size, device=device, progress=progress)
     summary = result.summary()
+    if cycles is not None:
+        summary["cycles"] = cycles
     kept = result.variance_kept
-    summary["latent_npy"] = "refined" if kept >= MIN_VARIANCE_KEPT else "encoder"
-    z = result.latent if summary["latent_npy"] == "refined" else z_items
+    summary["latent_npy"] = "refined" if kept >= MIN_VARIANCE_KEPT else label
+    z = result.latent if summary["latent_npy"] == "refined" else start
     save_npy(run_dir / "latent.npy", layout(z))
     write_json(run_dir / "refine.json", summary)
-    if summary["latent_npy"] == "encoder":
+    if summary["latent_npy"] != "refined":
         say(f"latent refinement: the decoded states hardly differ (the refined points keep {kept:.1%} of the "
-            f"latent's spread, under {MIN_VARIANCE_KEPT:.0%}); latent.npy holds the encoder's points")
+            f"latent's spread, under {MIN_VARIANCE_KEPT:.0%}); latent.npy holds the {label}'s points")
     elif progress:
         say(f"latent refined: {summary['n_anchors']} anchors, mean posterior entropy "
             f"{summary['mean_posterior_entropy']:.2f}, {kept:.0%} of the latent's spread kept, "
             f"{summary['seconds']:.1f} s")
     return z, summary
+
+
+def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarray, summary: dict) -> None:
+    """The files of a run trained with refinement cycles (:mod:`gmmplat.train.cycles`), each atomically.
+
+    ``latent_encoder.npy``: the encoder's points ``z_items (n_items, d)``; ``latent_cycle.npy`` and
+    ``latent.npy``: the last cycle's latent ``z_cycle``, the points the decoders were trained on (a
+    refinement after the last cycle would move them off that latent: docs/training.md, "Refinement
+    cycles"); ``refine.json``: the last cycle's refinement ``summary`` with ``latent_npy`` "cycle".
+    """
+    run_dir = Path(run_dir)
+
+    def layout(z):
+        return _layout(z, dataset)
+
+    save_npy(run_dir / "latent_encoder.npy", layout(z_items))
+    save_npy(run_dir / "latent_cycle.npy", layout(z_cycle))
+    save_npy(run_dir / "latent.npy", layout(z_cycle))
+    write_json(run_dir / "refine.json", {**summary, "latent_npy": "cycle"})
