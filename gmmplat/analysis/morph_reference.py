@@ -38,13 +38,14 @@ def reference_latent(latent: np.ndarray) -> np.ndarray:
 
 
 def reference_latent_of(ar) -> np.ndarray:
-    """``(d,)`` the reference point of a run: the median of the encoder's latent points.
+    """``(d,)`` the reference point of a run: the median of the encoder's latent points, or of the last
+    refinement cycle's (``latent_cycle.npy``, which the decoders of a run with cycles were trained on).
 
     A run with latent refinement keeps them in ``latent_encoder.npy`` (``latent.npy`` holds the
     refined points, posterior means over a few dozen anchors, whose per-dimension median jumps
     between anchors: on the ``bend`` sample the morph of the middle frame moved 0.14 -> 0.27 Å
     with it).  Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
-    A ``latent_encoder.npy`` that is unreadable or of another shape than the latent is a one-line
+    A ``latent_encoder.npy`` (``latent_cycle.npy``) that is unreadable or of another shape than the latent is a one-line
     :class:`InputError` naming it.
     """
     from pathlib import Path
@@ -52,7 +53,10 @@ def reference_latent_of(ar) -> np.ndarray:
     from ..errors import InputError
     from .runs import read_latent
 
-    path = Path(ar.run.run_dir) / "latent_encoder.npy"
+    run_dir = Path(ar.run.run_dir)
+    path = run_dir / "latent_encoder.npy"
+    if (run_dir / "latent_cycle.npy").is_file():  # the decoders were trained on the last cycle's latent
+        path = run_dir / "latent_cycle.npy"
     if not path.is_file() or Path(ar.latent_path).name != "latent.npy":
         return reference_latent(ar.latent)
     z = read_latent(path)
