@@ -191,8 +191,8 @@ def _band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None)
 
 def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = DEFAULT_ANCHORS,
                   anchor_stretch: float = 1.0, temperature: float = 1.0,
-                  high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable", seed: int = 0,
-                  noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
+                  high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable",
+                  seed: int = 0, noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
                   progress: bool = False) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
 

@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     _, summary = refine_run_latent(
         args.run, model.decode, dataset, np.asarray(z, np.float32), anchors=args.anchors,
         high_res_angstrom=args.high_res, temperature=args.temperature, projector=ar.run.config.projector,
-        seed=ar.run.config.seed, anchor_stretch=ar.run.config.refine.cycle_stretch if source is not None else 1.0, anchor_source=source,
-        cycles=cycles, device=args.device, progress=not args.no_progress)
+        seed=ar.run.config.seed, anchor_stretch=1.0 if source is None else ar.run.config.refine.cycle_stretch,
+        anchor_source=source, cycles=cycles, device=args.device, progress=not args.no_progress)
     print(f"refine: {dataset.n_particles} particles, {summary['n_anchors']} anchors, band to "
           f"{summary['options']['band_high_res_angstrom']:g} Å; latent.npy holds the {summary['latent_npy']} points "
           f"({summary['variance_kept']:.0%} of the latent's spread kept, mean posterior entropy "

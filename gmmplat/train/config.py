@@ -282,7 +282,8 @@ class RefineConfig:
 
     Refinement cycles (:mod:`gmmplat.train.cycles`; need ``anchors``): ``cycles`` times, the latent is
     refined with the anchors stretched by ``cycle_stretch`` (≥ 1) about their mean, projected onto
-    its leading principal axes (``components``: a number, or null for the Kaiser rule) and the decoders are trained on it, held fixed, with the rounds' settings and
+    its leading principal axes (``components``: a number, or null for the Kaiser rule) and the
+    decoders are trained on it, held fixed, with the rounds' settings and
     ``cycle_epochs`` epochs per round (null: the rounds' own; 0 leaves a round out): afresh when
     ``restart``, else continuing from the previous cycle's (the trained run's in the first)."""
 

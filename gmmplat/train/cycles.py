@@ -84,14 +84,14 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     plan = cycle_rounds(cfg)
     source = np.asarray(z_items, np.float32)
     records, encoder, decode = [], model.encoder, model.decode
-    names = [n for n in cfg.decoder_order() if n in cfg.rounds[-1].decoders]
-    trained = dict(zip(names, model.decoder.decoders))
+    last = len(cfg.rounds) - 1
+    trained = dict(zip([n for n in cfg.decoder_order() if n in cfg.rounds[last].decoders], model.decoder.decoders))
     n_rounds = len(cfg.rounds)
     for c in range(1, ref.cycles + 1):
         refined = refine_latent(decode, trainer.dataset, source, n_anchors=ref.anchors,
                                 anchor_stretch=ref.cycle_stretch, temperature=ref.temperature,
-                                high_res_angstrom=ref.high_res_angstrom, projector=cfg.projector, seed=cfg.seed, batch_size=trainer.eval_batch_size,
-                                device=trainer.device, progress=trainer.progress)
+                                high_res_angstrom=ref.high_res_angstrom, projector=cfg.projector, seed=cfg.seed,
+                                batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress)
         source, kept = principal_subspace(refined.latent, ref.components)
         table = CycleLatent(cfg.latent_dim, trainer.steps[plan[0][0]].context, source, trainer.dataset.n_sym, c)
         decoders: dict = {} if ref.restart else trained
@@ -113,11 +113,10 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                                          history_round=c * n_rounds + r + 1)
                 trainer.history.append(row)
                 seconds += row["seconds"]
-        records.append({"cycle": c, "components": int(kept), "mean_posterior_entropy": refined.summary()[
-                        "mean_posterior_entropy"], "variance_kept": refined.variance_kept,
-                        "refine_seconds": round(float(refined.seconds), 2), "seconds": round(float(seconds), 2)})
+        summary = refined.summary()
+        records.append({"cycle": c, "components": int(kept),
+                        "mean_posterior_entropy": summary["mean_posterior_entropy"], "variance_kept": refined.variance_kept, "refine_seconds": round(float(refined.seconds), 2),
+                        "seconds": round(float(seconds), 2)})
         decode, trained = model.decode, decoders
-    model.encoder = encoder
-    summary = refined.summary()
-    summary["cycles"] = records
-    return model, source, summary
+    final = assemble_model(cfg, encoder, trained, last, trainer.neutral).to(trainer.device)  # the run's structure
+    return final, source, {**summary, "cycles": records}

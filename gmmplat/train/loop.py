@@ -310,7 +310,8 @@ class Trainer:
         val_s = time.perf_counter() - t1
         global_epoch = len(self.history) + 1 if cycle else sum(c.epochs for c in cfg.rounds[:r]) + e + 1
         row = {
-            "round": history_round or r + 1, "round_name": (f"cycle {cycle}: {rc.name}".rstrip(": ") if cycle else rc.name),
+            "round": history_round or r + 1,
+            "round_name": f"cycle {cycle}: {rc.name}".rstrip(": ") if cycle else rc.name,
             "epoch": e + 1, "global_epoch": global_epoch,
             "train_loss": float(sums[0] / sums[2]), "train_data_loss": float(sums[1] / sums[2]),
             "val_loss": val_loss, "learning_rate": rc.learning_rate,
