@@ -168,13 +168,14 @@ HIERARCHICAL_LEARNING_RATE = 3e-3
 
 #: Refinement of the ``hierarchical`` preset: after the rounds, three refinement cycles
 #: (:mod:`gmmplat.train.cycles`), each refining the latent on 12 anchors stretched 1.5× about their
-#: mean, keeping its leading principal axes and training the decoder 4 + 1 more epochs on it.  On
+#: mean, keeping its leading principal axes and training the decoder 6 + 2 more epochs on it.  On
 #: ``bend`` (notebook 02: rounds of 6 + 1 epochs, then the cycles) the morph goes from 0.83 / 0.80 Å
-#: (12 + 3 epochs, refinement without cycles; seeds 0 / 1) to 0.52 / 0.51 Å, 2× the oracle's being
-#: 0.53 Å, |Spearman| from 0.954 / 0.955 to 0.961 / 0.961 (oracle 0.967), in less time (46 s against
-#: 52 s on one thread).  Cycles restarting the decoder, 24 anchors, no stretch, one or two cycles:
-#: docs/benchmarks.md, "Refinement cycles".
-HIERARCHICAL_REFINE = {**REFINE, "anchors": 12, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [4, 1],
+#: (12 + 3 epochs, refinement without cycles; seeds 0 / 1) to 0.50–0.52 Å over seeds 0–3, 2× the
+#: oracle's being 0.53 Å, |Spearman| from 0.954 / 0.955 to 0.960–0.961 (oracle 0.967), in about
+#: the same time (60–84 s against 61 s, one thread, two runs sharing the cores).  Cycles of 4 + 1
+#: epochs, 24 anchors, no stretch, longer rounds, two or four cycles: docs/benchmarks.md,
+#: "Refinement cycles".
+HIERARCHICAL_REFINE = {**REFINE, "anchors": 12, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [6, 2],
                        "restart": False}
 
 
