@@ -14,11 +14,15 @@ Only rank 0 writes files.
 """
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+#: How long a process waits at a barrier or collective before the group gives up.
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=24)
 
 __all__ = ["DistContext", "init_distributed", "single_process"]
 
@@ -96,7 +100,9 @@ def init_distributed(device: str | torch.device = "cpu") -> DistContext:
     if cuda:
         torch.cuda.set_device(local)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        # the other processes wait at a barrier while the main one refines the latent and runs the
+        # refinement cycles (hours on a large CPU dataset): far past torch's default of 10–30 minutes
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=PROCESS_GROUP_TIMEOUT)
     return DistContext(rank=rank, world_size=world, local_rank=local, backend=dist.get_backend())
 
 
