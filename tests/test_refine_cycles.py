@@ -156,3 +156,30 @@ def test_train_cli_refine_cycles_option(shifted, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["refine"]["cycles"] == 0
     assert cli.main(args + ["--refine-anchors", "0", "--refine-cycles", "1"]) != 0
     assert "--refine-cycles needs the latent refinement" in capsys.readouterr().err
+
+
+def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_path, monkeypatch):
+    """Cycles are not checkpointed: a run stopped during them resumes from its last round's checkpoint and
+    runs them again, ending where an uninterrupted run ends (same latent, same decoders)."""
+    import gmmplat.train.loop as loop
+
+    star, gmm, _ = shifted
+    refine = {"anchors": 6, "high_res_angstrom": 12.0, "cycles": 1, "cycle_epochs": [1]}
+    Trainer(_tiny_config(star, gmm, refine), tmp_path / "whole", progress=False).run()
+    real = loop.run_cycles
+
+    def stopped(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "run_cycles", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_tiny_config(star, gmm, refine), tmp_path / "stopped", progress=False).run()
+    assert (tmp_path / "stopped" / "checkpoint.pt").is_file() and not (tmp_path / "stopped" / "model.pt").exists()
+    monkeypatch.setattr(loop, "run_cycles", real)
+    Trainer(_tiny_config(star, gmm, refine), tmp_path / "stopped", resume=True, progress=False).run()
+    for name in ("latent.npy", "latent_cycle.npy", "latent_encoder.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "stopped" / name), np.load(tmp_path / "whole" / name))
+    a, b = load_run(tmp_path / "whole").model.state_dict(), load_run(tmp_path / "stopped").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "stopped" / "losses.csv").read_text().splitlines()
+    assert len(rows) == 1 + 1 + 1 and rows[-1].startswith("2,cycle 1,1,2,")
