@@ -51,15 +51,18 @@ class ImageModel(nn.Module):
         """The batch's images on the band ``(B, Ky, Kx)`` complex (what :meth:`predict` is compared with)."""
         return self.band.images_to_band(batch.images.to(self.projector.kx.device, torch.float32))
 
-    def predict(self, params: torch.Tensor, batch) -> torch.Tensor:
+    def predict(self, params: torch.Tensor, batch, ctf: torch.Tensor | None = None) -> torch.Tensor:
         """``params (B, N, 5)`` or ``(N, 5)`` -> predicted images of ``batch`` on the band ``(B, Ky, Kx)`` complex64.
 
         Uses the batch's poses (``rotations (B, 3, 3)``, ``shifts_angstrom (B, 2)``, RELION
-        convention) and CTF; everything is moved to ``params``' device.
+        convention) and CTF; everything is moved to ``params``' device.  ``ctf``: the batch's
+        :meth:`ctf` when already computed (several predictions of one batch, as the latent
+        refinement makes, one per anchor).
         """
         device = params.device
+        ctf = self.ctf(batch.ctf, device) if ctf is None else ctf
         return self.projector(params, batch.rotations.to(device, torch.float32),
-                              batch.shifts_angstrom.to(device, torch.float32), self.ctf(batch.ctf, device))
+                              batch.shifts_angstrom.to(device, torch.float32), ctf)
 
     def predict_images(self, params: torch.Tensor, batch) -> torch.Tensor:
         """Real images ``(B, M, M)`` of :meth:`predict` (low-pass filtered to the band)."""

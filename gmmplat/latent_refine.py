@@ -234,8 +234,10 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
             batch = dataset.get_batch(chunk).to(device)
             with torch.no_grad():
                 O = image_model.observe(batch)
+                C = image_model.ctf(batch.ctf, device)  # one CTF per batch, every anchor uses it
                 for k in range(K):
-                    out[i : i + len(chunk), k] = ring_residuals(O, image_model.predict(params[k], batch), rings).cpu().numpy()
+                    P = image_model.predict(params[k], batch, ctf=C)
+                    out[i : i + len(chunk), k] = ring_residuals(O, P, rings).cpu().numpy()
             bar.update(len(chunk))
         return out
 

@@ -32,6 +32,9 @@ def test_predict_is_projection_times_ctf_on_the_band():
     assert ((got - expected).abs().max() / expected.abs().max()) < 1e-4
     assert torch.equal(model.observe(batch), band.images_to_band(batch.images))
     assert model.predict_images(params, batch).shape == (B, M, M)
+    assert torch.equal(model.predict(params, batch, ctf=model.ctf(batch.ctf)), got)  # a CTF computed once
+    flat = model.predict(params, batch, ctf=torch.ones_like(model.ctf(batch.ctf)))  # the given CTF is used
+    assert not torch.allclose(flat, got)
 
 
 def test_set_band_moves_projector_and_ctf_together():
