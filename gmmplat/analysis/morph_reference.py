@@ -45,8 +45,8 @@ def reference_latent_of(ar) -> np.ndarray:
     refined points, posterior means over a few dozen anchors, whose per-dimension median jumps
     between anchors: on the ``bend`` sample the morph of the middle frame moved 0.14 -> 0.27 Å
     with it).  Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
-    A ``latent_encoder.npy`` (``latent_cycle.npy``) that is unreadable or of another shape than the latent is a one-line
-    :class:`InputError` naming it.
+    A ``latent_encoder.npy`` (``latent_cycle.npy``) that is unreadable or of another shape than the
+    latent is a one-line :class:`InputError` naming it.
     """
     from pathlib import Path
 

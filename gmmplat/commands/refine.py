@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if os.path.isfile(cycle_path):
         source = flatten_latent(read_latent(cycle_path), path=cycle_path)
         if source.shape != z.shape:
-            raise InputError(cycle_path, f"holds {source.shape[0]} × {source.shape[1]} latent points but the encoder's "
-                                         f"are {z.shape[0]} × {z.shape[1]}")
+            raise InputError(cycle_path, f"holds {source.shape[0]} × {source.shape[1]} latent points but the "
+                                         f"encoder's are {z.shape[0]} × {z.shape[1]}")
         cycles = previous_cycles(args.run)
     _, summary = refine_run_latent(
         args.run, model.decode, dataset, np.asarray(z, np.float32), anchors=args.anchors,

@@ -12,13 +12,14 @@ ones.  Alternating the two converges, as the M and E steps of an EM:
 2. project it onto its leading principal axes (:func:`gmmplat.latent_refine.principal_subspace`;
    the Kaiser rule unless ``components`` is set): the axes the images do not pin down carry only
    the refinement's scatter, and decoders trained on them place the frame means badly;
-3. train the decoders afresh on that latent, held fixed (a :class:`CycleLatent` table instead of
-   the encoder), with the config's rounds and ``cycle_epochs``.
+3. train the decoders on that latent, held fixed (a :class:`CycleLatent` table instead of the
+   encoder), with the config's rounds and ``cycle_epochs``: afresh, or continuing from the previous
+   cycle's decoders when ``restart`` is false.
 
-The encoder itself is kept as trained.  The run's final refinement then starts from the last
-cycle's latent (``latent_cycle.npy``) with the last cycle's decoders.  On ``bend`` (docs/benchmarks.md,
-"Refinement cycles") three cycles take the hierarchical decoder's morph from 0.80 Å to the
-decoder's own limit on the oracle's latent.
+The encoder itself is kept as trained.  The run's latent is the last cycle's (``latent.npy`` and
+``latent_cycle.npy``), the points its decoders were trained on: no refinement follows the last
+cycle.  On ``bend`` (docs/benchmarks.md, "Refinement cycles") three cycles take the hierarchical
+decoder's morph from 0.80–0.83 Å to about 0.50 Å, its limit on the oracle's latent.
 
 Cycles run in the main process only (as the refinement); other processes of a distributed run wait.
 """
@@ -84,9 +85,9 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     plan = cycle_rounds(cfg)
     source = np.asarray(z_items, np.float32)
     records, encoder, decode = [], model.encoder, model.decode
-    last = len(cfg.rounds) - 1
-    trained = dict(zip([n for n in cfg.decoder_order() if n in cfg.rounds[last].decoders], model.decoder.decoders))
     n_rounds = len(cfg.rounds)
+    last = n_rounds - 1
+    trained = dict(zip([n for n in cfg.decoder_order() if n in cfg.rounds[last].decoders], model.decoder.decoders))
     for c in range(1, ref.cycles + 1):
         refined = refine_latent(decode, trainer.dataset, source, n_anchors=ref.anchors,
                                 anchor_stretch=ref.cycle_stretch, temperature=ref.temperature,
@@ -115,7 +116,8 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                 seconds += row["seconds"]
         summary = refined.summary()
         records.append({"cycle": c, "components": int(kept),
-                        "mean_posterior_entropy": summary["mean_posterior_entropy"], "variance_kept": refined.variance_kept, "refine_seconds": round(float(refined.seconds), 2),
+                        "mean_posterior_entropy": summary["mean_posterior_entropy"],
+                        "variance_kept": refined.variance_kept, "refine_seconds": round(float(refined.seconds), 2),
                         "seconds": round(float(seconds), 2)})
         decode, trained = model.decode, decoders
     final = assemble_model(cfg, encoder, trained, last, trainer.neutral).to(trainer.device)  # the run's structure
