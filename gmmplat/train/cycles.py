@@ -8,7 +8,7 @@ ones.  Alternating the two converges, as the M and E steps of an EM:
 
 1. refine the latent with the current decoders, anchors stretched by ``cycle_stretch``
    (:func:`gmmplat.latent_refine.anchor_points`), from the previous cycle's latent (the encoder's
-   in the first cycle);
+   in the first cycle), on ``cycle_anchors[c]`` anchors (``anchors`` when null);
 2. project it onto its leading principal axes (:func:`gmmplat.latent_refine.principal_subspace`;
    the Kaiser rule unless ``components`` is set): the axes the images do not pin down carry only
    the refinement's scatter, and decoders trained on them place the frame means badly;
@@ -88,8 +88,9 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     n_rounds = len(cfg.rounds)
     last = n_rounds - 1
     trained = dict(zip([n for n in cfg.decoder_order() if n in cfg.rounds[last].decoders], model.decoder.decoders))
+    anchors = ref.cycle_anchors or [ref.anchors] * ref.cycles
     for c in range(1, ref.cycles + 1):
-        refined = refine_latent(decode, trainer.dataset, source, n_anchors=ref.anchors,
+        refined = refine_latent(decode, trainer.dataset, source, n_anchors=anchors[c - 1],
                                 anchor_stretch=ref.cycle_stretch, temperature=ref.temperature,
                                 high_res_angstrom=ref.high_res_angstrom, projector=cfg.projector, seed=cfg.seed,
                                 batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress)
@@ -115,7 +116,7 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                 trainer.history.append(row)
                 seconds += row["seconds"]
         summary = refined.summary()
-        records.append({"cycle": c, "components": int(kept),
+        records.append({"cycle": c, "anchors": int(anchors[c - 1]), "components": int(kept),
                         "mean_posterior_entropy": summary["mean_posterior_entropy"],
                         "variance_kept": refined.variance_kept, "refine_seconds": round(float(refined.seconds), 2),
                         "seconds": round(float(seconds), 2)})
