@@ -1,6 +1,6 @@
 """Separable vs dense Fourier projector: forward+backward time and peak memory.
 
-Usage:  python benchmarks/bench_projector.py [--quick]
+Usage:  python benchmarks/bench_projector.py [--quick] [--factors]
 
 For N ∈ {2000, 8000} Gaussians, M ∈ {64, 128} px and B = 32 particles (full
 band, CTF applied) it prints, per projector, the forward+backward wall time and
@@ -11,6 +11,11 @@ projector's time as a ratio to a bare batched complex matrix product
 machine's matmul throughput sets.  Where the dense projector's N·Ky·Kx tensors
 would not fit in memory it runs at a smaller batch and both its time and memory
 are scaled linearly to B = 32 (marked "*").
+
+``--factors``: the separable projector's two ways of forming a factor, in one process on the
+band-limited shapes of training and refinement (box 64, 2 Å pixels, 128 particles): one ``polar``
+per frequency against the fine × coarse phase tables times the envelope
+(``gmmplat.projectors.separable.DIRECT_MAX``), forward alone and forward + backward.
 """
 from __future__ import annotations
 
@@ -88,14 +93,59 @@ def dense_batch(n, box, batch, budget_bytes):
     return b
 
 
+def factor_paths(repeats: int = 5) -> None:
+    import torch
+
+    import gmmplat.projectors.separable as sp
+    from gmmplat.fourier import Band
+    from gmmplat.geometry import random_rotations
+
+    default = sp.DIRECT_MAX
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B = 128, box 64, 2 Å pixels; "
+          f"best of {repeats}")
+    head = ("N", "band Å", "Kx × Ky", "tables fwd ms", "polar fwd ms", "tables/polar", "tables fwd+bwd ms",
+            "polar fwd+bwd ms", "tables/polar")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    g = torch.Generator().manual_seed(0)
+    for n, res in ((217, 10.0), (217, 15.0), (2000, 10.0), (217, 6.0)):
+        band = Band(64, 2.0, res)
+        params = torch.cat([(torch.rand(128, n, 3, generator=g) - 0.5) * 64.0, torch.rand(128, n, 1, generator=g) + 0.5,
+                            torch.full((128, n, 1), 2.5)], dim=-1)
+        rot, shifts = random_rotations(128, g).float(), torch.zeros(128, 2)
+        proj = sp.FourierSeparableProjector(band)
+        Ky, Kx = band.shape
+        row = [n, f"{res:g}", f"{Kx} × {Ky}"]
+        fwd, both = {}, {}
+        for name, limit in (("tables", 0), ("polar", 10**6)):
+            sp.DIRECT_MAX = limit
+            p = params.clone().requires_grad_(True)
+            for store, step in ((fwd, lambda: proj(params, rot, shifts)),
+                                (both, lambda: proj(p, rot, shifts).abs().sum().backward())):
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    step()
+                    times.append(time.perf_counter() - t0)
+                store[name] = min(times)
+        sp.DIRECT_MAX = default
+        for store in (fwd, both):
+            row += [f"{store['tables'] * 1e3:.1f}", f"{store['polar'] * 1e3:.1f}", f"{store['tables'] / store['polar']:.2f}"]
+        print("| " + " | ".join(str(v) for v in row) + " |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case")
     ap.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
     ap.add_argument("--dense-budget-gib", type=float, default=6.0)
+    ap.add_argument("--factors", action="store_true", help="only the factor paths' table (see the docstring)")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(*json.loads(args.case))))
+        return
+    if args.factors:
+        factor_paths()
         return
     import torch
 

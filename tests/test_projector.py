@@ -19,7 +19,7 @@ def _batch(B, N, M, apix, seed):
     return params, R, shifts
 
 
-@pytest.mark.parametrize("N,M,res", [(10, 32, None), (50, 33, None), (200, 64, 8.0), (30, 47, 5.0)])
+@pytest.mark.parametrize("N,M,res", [(10, 32, None), (50, 33, None), (200, 64, 8.0), (30, 47, 5.0), (40, 72, None)])
 def test_separable_equals_dense(N, M, res):
     apix = 1.7
     band = Band(M, apix, res)
@@ -35,6 +35,26 @@ def test_separable_equals_dense(N, M, res):
         assert sep.shape == den.shape == (3,) + band.shape
         rel = (sep - den).abs().max() / den.abs().max()
         assert rel < 1e-4, rel
+
+
+@pytest.mark.parametrize("M", [32, 72])
+def test_factor_paths_agree(M, monkeypatch):
+    """One polar per frequency (up to DIRECT_MAX per axis) and the fine x coarse tables give the same
+    projection and gradients (box 32: 17 x 32 frequencies; 72: 37 x 72)."""
+    import gmmplat.projectors.separable as sp
+
+    band = Band(M, 1.5, None)
+    params, R, shifts = _batch(2, 25, M, 1.5, seed=M)
+    out = []
+    for limit in (0, 10**6):
+        monkeypatch.setattr(sp, "DIRECT_MAX", limit)
+        p = params.clone().requires_grad_(True)
+        F = FourierSeparableProjector(band)(p, R, shifts)
+        (F.abs() ** 2).sum().backward()
+        out.append((F.detach(), p.grad))
+    (Fa, ga), (Fb, gb) = out
+    assert (Fa - Fb).abs().max() < 1e-5 * Fb.abs().max()
+    assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-4 * gb.abs().max())
 
 
 def test_separable_gradients_match_dense():
