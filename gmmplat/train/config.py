@@ -286,8 +286,8 @@ class RefineConfig:
     decoders are trained on it, held fixed, with the rounds' settings and
     ``cycle_epochs`` epochs per round (null: the rounds' own; 0 leaves a round out): afresh when
     ``restart``, else continuing from the previous cycle's (the trained run's in the first).
-    ``cycle_anchors``: the anchors of each cycle's refinement (a list, one count ≥ 2 per cycle;
-    null: ``anchors`` in every cycle)."""
+    ``cycle_anchors``: the anchors of every cycle's refinement but the last (at least 2; null:
+    ``anchors``); the last cycle, whose latent is the run's, uses ``anchors``."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
@@ -297,7 +297,7 @@ class RefineConfig:
     components: int | None = None
     cycle_epochs: list | None = None
     restart: bool = True
-    cycle_anchors: list | None = None
+    cycle_anchors: int | None = None
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -315,18 +315,13 @@ class RefineConfig:
             epochs = [_number(e, f"{where}.cycle_epochs[{i}]", 0, integer=True) for i, e in enumerate(epochs)]
             if not any(epochs):
                 raise ConfigError(f"{where}.cycle_epochs: every round has 0 epochs; a cycle must train")
-        per_cycle = d["cycle_anchors"]
-        if per_cycle is not None:
-            if not isinstance(per_cycle, list) or len(per_cycle) != cycles:
-                raise ConfigError(f"{where}.cycle_anchors: a list of anchors, one count per cycle ({cycles}), "
-                                  f"or null, got {per_cycle!r}")
-            per_cycle = [_number(a, f"{where}.cycle_anchors[{i}]", 2, integer=True) for i, a in enumerate(per_cycle)]
         return cls(anchors, _number(d["high_res_angstrom"], f"{where}.high_res_angstrom", 0.0, allow_none=True,
                                     strict_min=True),
                    _number(d["temperature"], f"{where}.temperature", 0.0, strict_min=True), cycles,
                    _number(d["cycle_stretch"], f"{where}.cycle_stretch", 1.0),
                    _number(d["components"], f"{where}.components", 1, integer=True, allow_none=True),
-                   epochs, _flag(d["restart"], f"{where}.restart"), per_cycle)
+                   epochs, _flag(d["restart"], f"{where}.restart"),
+                   _number(d["cycle_anchors"], f"{where}.cycle_anchors", 2, integer=True, allow_none=True))
 
 
 @dataclass

@@ -8,7 +8,8 @@ ones.  Alternating the two converges, as the M and E steps of an EM:
 
 1. refine the latent with the current decoders, anchors stretched by ``cycle_stretch``
    (:func:`gmmplat.latent_refine.anchor_points`), from the previous cycle's latent (the encoder's
-   in the first cycle), on ``cycle_anchors[c]`` anchors (``anchors`` when null);
+   in the first cycle), on ``cycle_anchors`` anchors (``anchors`` when null; the last cycle always
+   on ``anchors``);
 2. project it onto its leading principal axes (:func:`gmmplat.latent_refine.principal_subspace`;
    the Kaiser rule unless ``components`` is set): the axes the images do not pin down carry only
    the refinement's scatter, and decoders trained on them place the frame means badly;
@@ -88,7 +89,7 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     n_rounds = len(cfg.rounds)
     last = n_rounds - 1
     trained = dict(zip([n for n in cfg.decoder_order() if n in cfg.rounds[last].decoders], model.decoder.decoders))
-    anchors = ref.cycle_anchors or [ref.anchors] * ref.cycles
+    anchors = [ref.cycle_anchors or ref.anchors] * (ref.cycles - 1) + [ref.anchors]
     for c in range(1, ref.cycles + 1):
         refined = refine_latent(decode, trainer.dataset, source, n_anchors=anchors[c - 1],
                                 anchor_stretch=ref.cycle_stretch, temperature=ref.temperature,
