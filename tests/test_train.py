@@ -265,3 +265,44 @@ def test_train_reuse_if_same_config(dataset, tmp_path, monkeypatch):
     train(other, out, reuse="if-same-config", progress=False)  # another configuration: a fresh run
     assert json.loads((out / "config.json").read_text())["hash"] == other.hash()
     assert "resumed" not in json.loads((out / "environment.json").read_text())
+
+
+def test_a_run_written_before_a_config_key_was_added_resumes_and_is_reused(dataset, tmp_path, monkeypatch):
+    """A config.json (and checkpoint) written before a key joined the format (here ``refine.cycle_anchors``,
+    at its default): --resume continues it to the uninterrupted result, ``holds_same_run`` reuses it, and
+    a second interruption before the next checkpoint still resumes; another configuration is still refused."""
+    from gmmplat.train.config import config_hash
+    from gmmplat.train.loop import holds_same_run
+
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    Trainer(cfg, tmp_path / "a", progress=False).run()
+    b = tmp_path / "b"
+    interrupt_after(monkeypatch, 5)
+    with pytest.raises(Interrupt):
+        Trainer(cfg, b, progress=False).run()
+    monkeypatch.undo()
+    record = json.loads((b / "config.json").read_text())
+    del record["config"]["refine"]["cycle_anchors"]
+    record["hash"] = config_hash(record["config"])
+    (b / "config.json").write_text(json.dumps(record))
+    ck = torch.load(b / "checkpoint.pt", weights_only=False)
+    ck["config_hash"] = record["hash"]
+    torch.save(ck, b / "checkpoint.pt")
+    assert record["hash"] != cfg.hash() and holds_same_run(b, cfg)
+
+    other = two_round_config(star, gmm)
+    other.rounds[1].learning_rate = 5e-4
+    assert not holds_same_run(b, other)
+    with pytest.raises(ConfigError, match="different configuration"):
+        Trainer(other, b, resume=True, progress=False).run()
+    interrupt_after(monkeypatch, 1)  # stopped again before the next checkpoint: it still holds the old hash
+    with pytest.raises(Interrupt):
+        Trainer(cfg, b, resume=True, progress=False).run()
+    monkeypatch.undo()
+    again = json.loads((b / "config.json").read_text())
+    assert again["hash"] == cfg.hash() and again["previous_hashes"] == [record["hash"]]
+    Trainer(cfg, b, resume=True, progress=False).run()
+    sa, sb = final_state(tmp_path / "a"), final_state(b)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k

@@ -166,7 +166,7 @@ class Trainer:
         from .fingerprint import compare_fingerprint, data_fingerprint
 
         cfg_path = self.out / "config.json"
-        ckpt = None
+        ckpt, previous = None, []
         fingerprint = data_fingerprint(self.dataset)
         if cfg_path.exists() and self.checkpoint_path.exists():
             if not self.resume:
@@ -176,14 +176,16 @@ class Trainer:
                 old = json.loads(cfg_path.read_text())
             except ValueError:
                 raise ConfigError(f"{cfg_path}: unreadable config.json; cannot resume") from None
-            if old.get("hash") != self.hash:
+            if not same_configuration(old, self.config):
                 diff = _first_difference(old.get("config", {}), self.config.to_dict()) or "hash differs"
                 raise ConfigError(f"cannot resume {self.out}: it was started with a different configuration "
                                   f"({diff}); use another output folder")
             compare_fingerprint(old.get("data_fingerprint"), fingerprint, self.out)
             ckpt = load_checkpoint(self.checkpoint_path)
-            if ckpt["config_hash"] != self.hash:
+            known = {old.get("hash"), *old.get("previous_hashes", [])}
+            if ckpt["config_hash"] != self.hash and ckpt["config_hash"] not in known:
                 raise ConfigError(f"cannot resume: {self.checkpoint_path} belongs to another configuration")
+            previous = sorted(h for h in known | {ckpt["config_hash"]} if h and h != self.hash)
         self.dist.barrier()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,10 @@ class Trainer:
                 first.setdefault("resumed", []).append(env)
                 env = first
             write_json(env_path, env)
-            write_json(cfg_path, {"hash": self.hash, "config": self.config.to_dict(), "data_fingerprint": fingerprint})
+            record = {"hash": self.hash, "config": self.config.to_dict(), "data_fingerprint": fingerprint}
+            if previous:  # the run's hashes under an earlier gmmplat (its checkpoint may still carry one)
+                record["previous_hashes"] = previous
+            write_json(cfg_path, record)
         self.dist.barrier()
         return ckpt
 
@@ -395,11 +400,25 @@ def _batch_order(items, batch_size, seed_words, shuffle, min_last):
 REUSE = ("never", "if-same-config")
 
 
+def same_configuration(record: dict, config: RunConfig) -> bool:
+    """Whether a run folder's ``config.json`` (``record``: ``{"hash", "config", ...}``) holds ``config``.
+
+    The same hash, or a configuration written before keys were added to the format: read with those
+    keys at their defaults it is ``config`` (a run started by an earlier gmmplat resumes and is reused).
+    """
+    if record.get("hash") == config.hash():
+        return True
+    try:
+        return RunConfig.from_dict(record.get("config")).hash() == config.hash()
+    except (ConfigError, TypeError, ValueError, KeyError, AttributeError):
+        return False
+
+
 def holds_same_run(out_dir: str | os.PathLike, config: RunConfig) -> bool:
-    """Whether ``out_dir`` holds a run (``config.json``) of exactly this configuration."""
+    """Whether ``out_dir`` holds a run (``config.json``) of this configuration (:func:`same_configuration`)."""
     path = Path(out_dir) / "config.json"
     try:
-        return path.is_file() and json.loads(path.read_text()).get("hash") == config.hash()
+        return path.is_file() and same_configuration(json.loads(path.read_text()), config)
     except ValueError:
         return False
 
