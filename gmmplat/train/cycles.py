@@ -20,7 +20,8 @@ ones.  Alternating the two converges, as the M and E steps of an EM:
 The encoder itself is kept as trained.  The run's latent is the last cycle's (``latent.npy`` and
 ``latent_cycle.npy``), the points its decoders were trained on: no refinement follows the last
 cycle.  On ``bend`` (docs/benchmarks.md, "Refinement cycles") three cycles take the hierarchical
-decoder's morph from 0.80–0.83 Å to about 0.50 Å, its limit on the oracle's latent.
+decoder's morph from 0.80–0.83 Å to 0.50–0.52 Å on average, near its limit on the oracle's latent
+(0.50 Å).
 
 Cycles run in the main process only (as the refinement); other processes of a distributed run wait.
 """

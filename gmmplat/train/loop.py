@@ -185,7 +185,7 @@ class Trainer:
             known = {old.get("hash"), *old.get("previous_hashes", [])}
             if ckpt["config_hash"] != self.hash and ckpt["config_hash"] not in known:
                 raise ConfigError(f"cannot resume: {self.checkpoint_path} belongs to another configuration")
-            previous = sorted(h for h in known | {ckpt["config_hash"]} if h and h != self.hash)
+            previous = sorted(h for h in known if h and h != self.hash)
         self.dist.barrier()
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
