@@ -143,3 +143,42 @@ def test_tolerance_is_a_flat_bottom():
     bundle = bundle_gmm()
     flat = REGULARIZERS.build("elastic_network", bundle, tolerance_angstrom=1.0)
     assert flat.penalty(with_xyz(bundle, two_helices(shift_first=1))).item() > 0.05
+
+
+def test_batch_reference_measures_changes_from_the_batch_mean():
+    g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0]]), 1.0, 1.0, 32, 1.5)
+    neutral = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0)
+    batch = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0, reference="batch")
+    # pairs 0-1, 0-2, 1-2 at 4, 3, 5 Å; particle a stretches 0-1 to 6 Å, particle b to 8 Å
+    a = with_xyz(g, np.array([[0.0, 0, 0], [6.0, 0, 0], [0.0, 3.0, 0]]))
+    b = with_xyz(g, np.array([[0.0, 0, 0], [8.0, 0, 0], [0.0, 3.0, 0]]))
+    d12 = lambda x: np.hypot(x, 3.0)  # noqa: E731  the 1-2 distance with Gaussian 1 at (x, 0, 0)
+    mean01, mean12 = 7.0, (d12(6.0) + d12(8.0)) / 2
+    expect = ((6 - mean01) ** 2 + (8 - mean01) ** 2 + (d12(6.0) - mean12) ** 2 + (d12(8.0) - mean12) ** 2) / 6
+    assert batch.penalty(torch.stack([a, b])).item() == pytest.approx(expect, rel=1e-5)
+    # the same distortion in every particle costs nothing from the batch mean, but does from the neutral GMM
+    same = torch.stack([a, a, a])
+    assert batch.penalty(same).item() == pytest.approx(0.0, abs=1e-9)
+    assert neutral.penalty(same).item() == pytest.approx(neutral.penalty(a).item(), rel=1e-6)
+    assert neutral.penalty(a).item() == pytest.approx((2 ** 2 + (d12(6.0) - 5) ** 2) / 3, rel=1e-5)
+    assert batch.penalty(a).item() == 0.0  # one GMM is its own mean
+    assert "reference=batch" in repr(batch)
+    with pytest.raises(ConfigError, match="reference must be 'neutral' or 'batch', got 'mean'"):
+        ElasticNetworkRegularizer(g, reference="mean")
+
+
+def test_batch_reference_with_a_tolerance_still_sees_the_slide_of_one_particle():
+    g = bundle_gmm()
+    reg = REGULARIZERS.build("elastic_network", g, tolerance_angstrom=1.0, reference="batch")
+    slid = with_xyz(g, two_helices(shift_first=1))
+    assert reg.penalty(torch.stack([g.params, g.params])).item() == pytest.approx(0.0, abs=1e-9)
+    # each particle is half the slide's change away from the mean: the penalty of the changes
+    # beyond the tolerance, halved, is what the batch reference charges
+    half = reg.distance_change(torch.stack([g.params, slid])).diff(dim=0).abs() / 2
+    expect = (torch.relu(half - 1.0) ** 2).mean().item()
+    assert reg.penalty(torch.stack([g.params, slid])).item() == pytest.approx(expect, rel=1e-5)
+    assert expect > 0.03  # Å²: the slide still shows
+    # a rigid motion of one particle changes no distance
+    R = rotation_matrices(np.array([0.3, -1.0, 2.0]), np.array([1.1]))[0]
+    moved = with_xyz(g, g.params[:, :3].double().numpy() @ R.T + np.array([-7.0, 2.0, 30.0]))
+    assert reg.penalty(torch.stack([g.params, moved])).item() < 1e-8
