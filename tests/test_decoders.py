@@ -6,6 +6,7 @@ from scipy.spatial.transform import Rotation
 
 from factories import random_gmm
 from gmmplat.decoders import DECODERS, FreeDecoder, HierarchicalDecoder, MultiDecoder, RigidDecoder
+from gmmplat.decoders.free import smoothing_kernel
 from gmmplat.errors import ConfigError
 from gmmplat.gmm import GMM
 
@@ -39,6 +40,7 @@ def _z(B=5, seed=1):
 
 BUILD = {
     "free": dict(move_sigma=True),
+    "free_coarse": dict(move_sigma=True, coarse_angstrom=8.0),
     "hierarchical": dict(move_sigma=True),
     "rigid": dict(domains=["arm", "head"]),
 }
@@ -50,7 +52,7 @@ def test_registry_names():
 
 @pytest.mark.parametrize("name", sorted(BUILD))
 def test_zero_at_initialisation_for_every_z(name):
-    dec = DECODERS.build(name, D, _neutral(), **BUILD[name])
+    dec = DECODERS.build(name.split("_")[0], D, _neutral(), **BUILD[name])
     out = dec(_z(7))
     assert out.shape == (7, N, 5)
     assert torch.count_nonzero(out) == 0
@@ -61,7 +63,7 @@ def test_zero_at_initialisation_for_every_z(name):
 @pytest.mark.parametrize("name", sorted(BUILD))
 def test_zero_outside_subset(name):
     subset = torch.tensor([0, 1, 2, 9, 10])
-    dec = DECODERS.build(name, D, _neutral(), subset=subset, **BUILD[name])
+    dec = DECODERS.build(name.split("_")[0], D, _neutral(), subset=subset, **BUILD[name])
     _perturb(dec)
     out = dec(_z())
     outside = torch.ones(N, dtype=torch.bool)
@@ -81,6 +83,53 @@ def test_free_decoder_column_switches():
         assert (out[..., moving].abs().amax(dim=(0, 1)) > 0).all()
     with pytest.raises(ConfigError):
         FreeDecoder(D, _neutral(), move_position=False, move_amplitude=False)
+
+
+def test_smoothing_kernel_against_a_dense_one():
+    rng = np.random.default_rng(3)
+    xyz = rng.uniform(0, 30, size=(40, 3))
+    index, weight = smoothing_kernel(xyz, 4.0)
+    K = np.zeros((40, 40))
+    K[index[0], index[1]] = weight
+    d2 = ((xyz[:, None] - xyz[None]) ** 2).sum(-1)
+    dense = np.exp(-d2 / (2 * 4.0 ** 2)) * (d2 < (3 * 4.0) ** 2)
+    np.testing.assert_allclose(K, dense / dense.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
+    assert (np.diag(K) > 0).all() and ((K > 0) == (K.T > 0)).all()
+    far = np.array([[0.0, 0, 0], [100.0, 0, 0]])  # no neighbour within 3 widths: each keeps itself
+    i, w = smoothing_kernel(far, 4.0)
+    assert i.tolist() == [[0, 1], [0, 1]] and w.tolist() == [1.0, 1.0]
+
+
+def test_free_decoder_coarse_output_is_the_fine_one_smoothed():
+    neutral = _neutral()
+    subset = torch.tensor([0, 1, 2, 5, 9, 10])
+    dec = FreeDecoder(D, neutral, subset=subset, move_amplitude=False, coarse_angstrom=10.0)
+    plain = FreeDecoder(D, neutral, subset=subset, move_amplitude=False)
+    _perturb(dec)
+    S, C = len(subset), 3
+    last = dec.mlp[-1]
+    with torch.no_grad():  # the plain decoder gets the fine half of the last layer
+        for name, p in plain.mlp.named_parameters():
+            src = dict(dec.mlp.named_parameters())[name]
+            p.copy_(src[: S * C] if name.startswith(str(len(dec.mlp) - 1)) else src)
+    z = _z()
+    raw = dec.mlp(z).reshape(len(z), 2, S, C)
+    index, weight = smoothing_kernel(neutral.params[subset, :3].double().numpy(), 10.0)
+    K = torch.zeros(S, S)
+    K[index[0], index[1]] = torch.as_tensor(weight)
+    want = plain(z).clone()
+    want[:, subset, :3] += torch.einsum("ij,bjc->bic", K, raw[:, 1])
+    torch.testing.assert_close(dec(z), want, rtol=1e-5, atol=1e-6)
+    assert last.out_features == 2 * S * C
+    # the kernel is derived from the neutral GMM, not saved: a plain state dict loads into a new decoder
+    state = dec.state_dict()
+    assert not any(k.startswith("kernel") for k in state)
+    again = FreeDecoder(D, neutral, subset=subset, move_amplitude=False, coarse_angstrom=10.0)
+    again.load_state_dict(state)
+    torch.testing.assert_close(again(z), dec(z))
+    for bad in (0.0, -2.0):
+        with pytest.raises(ConfigError, match="coarse_angstrom must be positive"):
+            FreeDecoder(D, neutral, coarse_angstrom=bad)
 
 
 def test_rigid_moves_only_domains_and_keeps_distances():
