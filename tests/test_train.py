@@ -185,6 +185,30 @@ def test_nan_loss_keeps_last_good_checkpoint(dataset, tmp_path, monkeypatch):
     assert not (tmp_path / "n" / "model.pt").exists()
 
 
+def test_nan_gradient_with_a_finite_loss_stops_before_the_step(dataset, tmp_path, monkeypatch):
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    original = Trainer._losses
+    count = {"n": 0}
+
+    def losses(self, batch, model, *a, **k):
+        count["n"] += 1
+        if count["n"] == 3:  # one element of one gradient becomes NaN; the loss stays finite
+            p = next(q for q in model.parameters() if q.requires_grad)
+            handle = p.register_hook(lambda g: g.flatten().index_fill(0, torch.tensor([0]), float("nan")).view_as(g))
+            count["handle"] = handle
+        elif "handle" in count:
+            count.pop("handle").remove()
+        return original(self, batch, model, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_losses", losses)
+    with pytest.raises(TrainingDiverged) as e:
+        Trainer(cfg, tmp_path / "g", progress=False).run()
+    msg = str(e.value)
+    assert "a gradient" in msg and "round 1, epoch 1, batch 3" in msg and "\n" not in msg
+    assert not (tmp_path / "g" / "model.pt").exists()
+
+
 def test_outputs_and_load_run_symmetry_expanded(dataset, tmp_path):
     star, gmm, _ = dataset
     cfg = RunConfig.from_dict({

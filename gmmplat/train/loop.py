@@ -300,7 +300,9 @@ class Trainer:
             if not math.isfinite(float(stats[0])):
                 bar.close()
                 raise TrainingDiverged(self._diverged_text(r, e, bi, last_good))
-            if not all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None):
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            # one fused norm (NaN/inf when any element is): a check per tensor cost ~6 % of a step
+            if grads and not math.isfinite(float(torch.nn.utils.get_total_norm(grads))):
                 bar.close()
                 raise TrainingDiverged(self._diverged_text(r, e, bi, last_good, "a gradient"))
             optimizer.step()
