@@ -10,9 +10,10 @@ several separated by commas, or a list of names; names:
   constant transition matrix at 10 Å, then the transition trains at full resolution; then three
   refinement cycles (:data:`HIERARCHICAL_REFINE`).  Needs ``small_params`` and ``transition`` in
   the neutral GMM.
-* ``free``: one free decoder moving every Gaussian (positions only), with an elastic network
-  (:data:`ELASTIC_NETWORK`) and the Cα-backbone regularizer when the GMM holds a bond graph
-  (``bonds`` extra); low resolution, then full resolution.
+* ``free``: one free decoder moving every Gaussian (positions only, with a smoothed second output:
+  :data:`FREE_PRESET_DECODER_OPTIONS`), with an elastic network (:data:`ELASTIC_NETWORK`) and the
+  Cα-backbone regularizer when the GMM holds a bond graph (``bonds`` extra); low resolution, then
+  full resolution; then the ``hierarchical`` preset's refinement cycles (:data:`FREE_REFINE`).
 * ``multi`` (needs ``domain``): a rigid decoder for ``domain`` (one body per mask) at 15 Å, then a
   bond-regularized free decoder (positions only) for the rest (the core: outside every body) added
   at full resolution; both decoders share the encoder (the paper's coupled analysis).  A moving
@@ -76,18 +77,20 @@ def _regularizers(neutral: GMM, weight: float = BACKBONE_WEIGHT) -> list:
 
 
 #: Elastic network of the ``free`` preset (:mod:`gmmplat.regularizers.elastic`): distances between
-#: Gaussians closer than 10 Å held near the neutral GMM's, changes up to 1 Å free, weight 0.3 (Å²).
-#: Bonds and angles do not stop a helix from sliding along its own screw, which changes the 6–10 Å
-#: density little; the network holds it to its neighbours.  The bend of ``bend`` changes these
-#: distances by 0.49 Å RMS at its ends, so a plain network (no tolerance) helps only while weak
-#: (weight 0.003: 0.79 Å on the true latent, 0.1: 1.62 Å); with the 1 Å tolerance any weight from 0.03
-#: to 1 gives 0.73 Å.  On ``bend`` (seeds 0 / 1) the morph goes from 1.16 / 1.14 to 0.85 / 0.83 Å
-#: (refined latent; encoder latent 1.12 / 1.09 -> 0.76 / 0.77 Å), the amplitude ratio from 0.81 / 0.79
-#: to 0.89 / 0.87, training time 1.08x.  Not in ``multi`` or ``hierarchical``: on ``coupled``'s core it
-#: moves the scores within run-to-run differences, on ``bend`` hierarchical it makes the morph worse
-#: (docs/benchmarks.md, "Elastic network").  Needs no atomic model: a GMM built from a map gets it too.
+#: Gaussians closer than 10 Å held near the batch's mean distances (``reference: batch``), changes up
+#: to 1 Å free, weight 0.3 (Å²).  Bonds and angles do not stop a helix from sliding along its own
+#: screw, which changes the 6–10 Å density little; the network holds it to its neighbours.  The bend
+#: of ``bend`` changes these distances by 0.49 Å RMS at its ends, so a plain network (no tolerance)
+#: helps only while weak (weight 0.003: 0.79 Å on the true latent, 0.1: 1.62 Å); with the 1 Å
+#: tolerance any weight from 0.03 to 1 gives 0.73 Å.  Held to the neutral GMM's distances instead of
+#: the batch's, it pulls every conformation toward the neutral GMM, which is fitted to the consensus
+#: map (an average of the states) and has the distances of none where the structure moves: on the
+#: true latent 0.73 Å with the neutral's distances, 0.53 Å with the batch's.  Not in ``multi`` or
+#: ``hierarchical``: on ``coupled``'s core it moves the scores within run-to-run differences, on
+#: ``bend`` hierarchical it makes the morph worse (docs/benchmarks.md, "Elastic network").  Needs no
+#: atomic model: a GMM built from a map gets it too.
 ELASTIC_NETWORK = {"kind": "elastic_network", "weight": 0.3,
-                   "options": {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0}}
+                   "options": {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0, "reference": "batch"}}
 
 
 def _elastic_network(subset: str | None) -> dict:
@@ -200,13 +203,31 @@ def hierarchical(neutral: GMM, domain=None) -> dict:
     )
 
 
+#: Options of the ``free`` preset's decoder: positions only (:data:`FREE_DECODER_OPTIONS`) and a
+#: second output smoothed over 6 Å (``coarse_angstrom``, :mod:`gmmplat.decoders.free`), so that
+#: neighbourhoods move together while gradient descent grows the motion.  On ``bend``, trained on the
+#: true latent with the network's batch reference: 0.53 Å without, 0.49 Å at 6 Å (0.49 / 0.51 Å at
+#: 4 / 10 Å); with the encoder and one refinement, 0.68 -> 0.60 Å (docs/benchmarks.md, "Elastic
+#: network").  Not in ``multi``'s core, whose targets are met without.
+FREE_PRESET_DECODER_OPTIONS = {**FREE_DECODER_OPTIONS, "coarse_angstrom": 6.0}
+
+#: Refinement of the ``free`` preset: the ``hierarchical`` preset's three cycles
+#: (:data:`HIERARCHICAL_REFINE`), each training the decoder 4 epochs at the first round's band and
+#: none at full resolution (``cycle_epochs`` [4, 0]).  On ``bend`` (notebook 04: rounds of 6 + 1
+#: epochs, then the cycles) the morph goes from 0.60 Å (12 + 6 epochs, one refinement) to
+#: 0.520 / 0.535 / 0.538 Å (seeds 0–2, mean 0.53; 2× the oracle's: 0.53 Å), |Spearman| from 0.957
+#: to 0.960–0.961 (oracle 0.967).  Cycles of 4 + 1 epochs after rounds of 6 + 3 morph no closer
+#: (mean 0.54 Å) and cost more (docs/benchmarks.md, "Elastic network").
+FREE_REFINE = {**HIERARCHICAL_REFINE, "cycle_epochs": [4, 0]}
+
+
 def free(neutral: GMM, domain=None) -> dict:
     lo = _low_res(neutral, DEFORM_LOW_RES_ANGSTROM)
     subset = None if not domain else ",".join(_need_domains(neutral, domain, "free"))
     regs = _regularizers(neutral) + [_elastic_network(subset)]
     return _base(
-        neutral, band=DEFORM_LOW_RES_ANGSTROM,
-        decoders={"free": {"kind": "free", "subset": subset, "options": dict(FREE_DECODER_OPTIONS)}},
+        neutral, band=DEFORM_LOW_RES_ANGSTROM, refine=dict(FREE_REFINE),
+        decoders={"free": {"kind": "free", "subset": subset, "options": dict(FREE_PRESET_DECODER_OPTIONS)}},
         rounds=[
             {"name": "low resolution", "decoders": ["free"], "epochs": 20, "learning_rate": 1e-3, "batch_size": 32,
              "high_res_angstrom": lo, "regularizers": regs},
