@@ -1,4 +1,4 @@
-"""Cost of the regularizers per training step: forward and backward on a batch of decoded GMMs.
+"""Cost of the regularizers and of the free decoder's smoothed output per training step.
 
 Usage:  python benchmarks/bench_regularizers.py [--batch 32] [--threads 1] [--repeats 50]
 
@@ -6,7 +6,9 @@ GMMs: bundles of ideal 20-residue helices 10 Å apart (one Gaussian per Cα, one
 helix: the Cα graph of the backbone regularizer), and a dense cloud at all-atom density
 (one Gaussian per ~11 Å³, no bonds) for the elastic network's neighbour limit.  Prints a
 table: GMM, Gaussians, elastic-network pairs, milliseconds per step for ``elastic_network``
-(the ``free`` preset's options) and ``ca_backbone``, and the pairs' tensor memory per step.
+(the ``free`` preset's options) and ``ca_backbone``, the pairs' tensor memory per step, and the
+free decoder (positions only; forward and backward from a batch of latent points) without and with
+the ``free`` preset's smoothed output (``coarse_angstrom``), with the smoothing kernel's entries.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import torch
 from gmmplat.gmm import GMM
 from gmmplat.regularizers import REGULARIZERS, ca_graph
 from gmmplat.synthetic.structures import Helix
-from gmmplat.train.presets import ELASTIC_NETWORK
+from gmmplat.decoders import FreeDecoder
+from gmmplat.train.presets import ELASTIC_NETWORK, FREE_PRESET_DECODER_OPTIONS
 
 
 def helix_bundle(n_helices: int) -> GMM:
@@ -45,6 +48,16 @@ def ms_per_step(reg, gmm: GMM, batch: int, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats * 1e3
 
 
+def decoder_ms_per_step(decoder, batch: int, repeats: int) -> float:
+    z = torch.randn(batch, decoder.latent_dim)
+    for _ in range(3):
+        decoder(z).sum().backward()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        decoder(z).sum().backward()
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=32)
@@ -53,8 +66,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print("| GMM | Gaussians | network pairs | elastic_network ms/step | ca_backbone ms/step | pair tensors MB/step |")
-    print("|---|---|---|---|---|---|")
+    print("| GMM | Gaussians | network pairs | elastic_network ms/step | ca_backbone ms/step | pair tensors MB/step "
+          "| free decoder ms/step | with the smoothed output ms/step | kernel entries |")
+    print("|---|---|---|---|---|---|---|---|---|")
     cases = [(f"{h} helices (Cα)", helix_bundle(h)) for h in (10, 100, 1000)]
     cases += [(f"dense cloud, {n} (all-atom density)", dense_cloud(n)) for n in (20000,)]
     for label, gmm in cases:
@@ -62,8 +76,12 @@ def main() -> None:
         backbone = (f"{ms_per_step(REGULARIZERS.build('ca_backbone', gmm), gmm, args.batch, args.repeats):.1f}"
                     if "bonds" in gmm.extras else "–")
         mb = args.batch * net.n_pairs * 3 * 4 * 2 / 1e6  # the two gathered ends, float32
+        plain = FreeDecoder(4, gmm, move_amplitude=False)
+        smooth = FreeDecoder(4, gmm, **FREE_PRESET_DECODER_OPTIONS)
         print(f"| {label} | {gmm.n} | {net.n_pairs} | {ms_per_step(net, gmm, args.batch, args.repeats):.1f} | "
-              f"{backbone} | {mb:.0f} |", flush=True)
+              f"{backbone} | {mb:.0f} | {decoder_ms_per_step(plain, args.batch, args.repeats):.1f} | "
+              f"{decoder_ms_per_step(smooth, args.batch, args.repeats):.1f} | {smooth.kernel_weight.numel()} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,13 @@ def test_smoothing_kernel_against_a_dense_one():
     dense = np.exp(-d2 / (2 * 4.0 ** 2)) * (d2 < (3 * 4.0) ** 2)
     np.testing.assert_allclose(K, dense / dense.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
     assert (np.diag(K) > 0).all() and ((K > 0) == (K.T > 0)).all()
+    # at most the nearest few per row (itself included), each row still summing to 1
+    index3, weight3 = smoothing_kernel(xyz, 4.0, max_neighbours=3)
+    assert np.bincount(index3[0], minlength=40).max() <= 3
+    np.testing.assert_allclose(np.bincount(index3[0], weights=weight3, minlength=40), 1.0, rtol=1e-6)
+    nearest = np.argsort(d2, axis=1)[:, :3]
+    for r, c in index3.T:
+        assert c in nearest[r] and d2[r, c] < (3 * 4.0) ** 2
     far = np.array([[0.0, 0, 0], [100.0, 0, 0]])  # no neighbour within 3 widths: each keeps itself
     i, w = smoothing_kernel(far, 4.0)
     assert i.tolist() == [[0, 1], [0, 1]] and w.tolist() == [1.0, 1.0]

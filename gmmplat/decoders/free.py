@@ -2,10 +2,10 @@
 
 With ``coarse_angstrom`` the MLP has a second output of the same size, smoothed over the neutral
 GMM before it is added: ``offsets = fine + K · coarse``, ``K (S, S)`` the Gaussian kernel of that
-width between the neutral centres of the subset (cut at 3 widths, rows summing to 1).  The decoder
-can represent what it could without (``fine`` alone), but a gradient step now moves whole
-neighbourhoods together, so a smooth motion grows at the pace of its neighbourhood's signal
-instead of each Gaussian's.  On ``bend`` (the free decoder trained on the true latent, the
+width between the neutral centres of the subset (cut at 3 widths and to the nearest 128, rows
+summing to 1).  The decoder can represent what it could without (``fine`` alone), but a gradient
+step now moves whole neighbourhoods together, so a smooth motion grows at the pace of its
+neighbourhood's signal instead of each Gaussian's.  On ``bend`` (the free decoder trained on the true latent, the
 ``free`` preset's regularizers) the largest displacements, 10–15 Å at the ends of the bundle, come
 out closer to their full size: morph 0.53 -> 0.49 Å (docs/benchmarks.md, "Elastic network").
 """
@@ -21,25 +21,34 @@ from ..errors import ConfigError
 from ..gmm import GMM, XYZ
 from .base import DECODERS, Decoder
 
-#: The kernel is cut where it falls below exp(-4.5) (3 widths).
+#: The kernel is cut where it falls below exp(-4.5) (3 widths) ...
 KERNEL_CUT_WIDTHS = 3.0
+#: ... and to each Gaussian's nearest 128 (itself included), so that it grows as 128 N, not with
+#: the density: a Cα GMM has 60–105 Gaussians within 18 Å (the sample datasets, kept whole), an
+#: all-atom one thousands.
+KERNEL_MAX_NEIGHBOURS = 128
 
 
-def smoothing_kernel(xyz_angstrom: np.ndarray, width_angstrom: float) -> tuple[np.ndarray, np.ndarray]:
-    """Row-normalised Gaussian kernel between centres ``(S, 3)``, cut at 3 widths, as sparse entries.
+def smoothing_kernel(xyz_angstrom: np.ndarray, width_angstrom: float,
+                     max_neighbours: int = KERNEL_MAX_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """Row-normalised Gaussian kernel between centres ``(S, 3)``, cut at 3 widths and to each
+    centre's ``max_neighbours`` nearest (itself included), as sparse entries.
 
-    Returns ``index (2, P)`` int64 (row, column) and ``weight (P,)`` float32, rows summing to 1
-    (every row holds at least its diagonal).
+    Returns ``index (2, P)`` int64 (row, column; sorted) and ``weight (P,)`` float32, rows summing
+    to 1 (every row holds at least its diagonal).
     """
     from scipy.spatial import cKDTree
 
     xyz = np.asarray(xyz_angstrom, dtype=np.float64).reshape(-1, 3)
-    pairs = cKDTree(xyz).query_pairs(KERNEL_CUT_WIDTHS * width_angstrom, output_type="ndarray")
-    diag = np.arange(len(xyz))
-    rows = np.concatenate([diag, pairs[:, 0], pairs[:, 1]])
-    cols = np.concatenate([diag, pairs[:, 1], pairs[:, 0]])
-    w = np.exp(-np.sum((xyz[rows] - xyz[cols]) ** 2, axis=1) / (2.0 * width_angstrom ** 2))
-    w /= np.bincount(rows, weights=w, minlength=len(xyz))[rows]
+    n = len(xyz)
+    k = min(int(max_neighbours), n)
+    dist, nb = cKDTree(xyz).query(xyz, k=k, distance_upper_bound=KERNEL_CUT_WIDTHS * width_angstrom)
+    dist, nb = dist.reshape(n, k), nb.reshape(n, k)
+    keep = nb < n  # missing neighbours come back as n
+    rows = np.repeat(np.arange(n), k)[keep.ravel()]
+    cols, d = nb[keep], dist[keep]
+    w = np.exp(-d ** 2 / (2.0 * width_angstrom ** 2))
+    w /= np.bincount(rows, weights=w, minlength=n)[rows]
     order = np.lexsort((cols, rows))
     return np.stack([rows[order], cols[order]]).astype(np.int64), w[order].astype(np.float32)
 
