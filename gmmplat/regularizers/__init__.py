@@ -5,7 +5,8 @@ Registered names:
 * ``"ca_backbone"``: Cα–Cα bond lengths and Cα–Cα–Cα angles kept close to the
   neutral model (:class:`~gmmplat.regularizers.backbone.CABackboneRegularizer`).
 * ``"elastic_network"``: distances between Gaussians closer than a cutoff kept close to the
-  neutral GMM's (:class:`~gmmplat.regularizers.elastic.ElasticNetworkRegularizer`).
+  neutral GMM's, or to the batch's mean distances
+  (:class:`~gmmplat.regularizers.elastic.ElasticNetworkRegularizer`).
 """
 from __future__ import annotations
 

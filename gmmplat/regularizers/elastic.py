@@ -29,7 +29,8 @@ distances of no conformation where the structure moves (a blurred average: on ``
 decoder's GMM at the middle frame sits 1.1 Å RMS from it), and a network held to them pulls every
 decoded conformation toward that average: on ``bend`` the free decoder trained on the true
 latent morphs to 0.73 Å with the neutral reference and 0.53 Å with the batch's
-(docs/benchmarks.md, "Elastic network").  A batch of one GMM costs nothing with ``"batch"``.
+(docs/benchmarks.md, "Elastic network").  A batch of one GMM costs nothing with ``"batch"``; in a
+distributed run the mean is over each process's share of the batch.
 """
 from __future__ import annotations
 
