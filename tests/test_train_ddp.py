@@ -39,7 +39,9 @@ def config_dict(star, gmm, encoder=STAND_IN) -> dict:
         "latent_dim": 2, "latent_noise_std": 0.1, "latent_penalty": 0.01,
         "encoder": encoder,
         "decoders": {"dom": {"kind": "rigid", "options": {"domains": ["domain"], "hidden": [16]}},
-                     "core": {"kind": "free", "subset": "!domain", "options": {"hidden": [16]}}},
+                     # the core with the smoothed output: its kernel is a buffer rebuilt in every process
+                     "core": {"kind": "free", "subset": "!domain",
+                              "options": {"hidden": [16], "coarse_angstrom": 8.0}}},
         "rounds": [
             {"decoders": ["dom"], "epochs": 2, "batch_size": 10, "learning_rate": 3e-3, "high_res_angstrom": 12.0},
             {"decoders": ["dom", "core"], "epochs": 1, "batch_size": 10, "learning_rate": 1e-3,
