@@ -56,8 +56,8 @@ def main() -> None:
     latent = ar.latent.reshape(len(frame), -1)
     middle = ar.decode_fn(torch.as_tensor(np.median(latent[frame == mid], 0), dtype=torch.float32)[None])[0]
     world = middle[:, XYZ].double().numpy() + neutral.box_centre_world_angstrom
-    print(f"{args.run}: the decoded middle-frame GMM is {float((middle - neutral.params.float())[:, XYZ].norm(dim=1).pow(2).mean().sqrt()):.2f} "
-          "Å RMS from the neutral GMM")
+    rms = float((middle - neutral.params.float())[:, XYZ].norm(dim=1).pow(2).mean().sqrt())
+    print(f"{args.run}: the decoded middle-frame GMM is {rms:.2f} Å RMS from the neutral GMM")
     for r in range(len(cfg.rounds)):
         steps = build_round_steps(cfg, r, neutral)
         regs = [type(g).__name__ for g in steps.regularizers]
