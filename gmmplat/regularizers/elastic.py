@@ -1,4 +1,5 @@
-"""Elastic-network regularizer: distances between neighbouring Gaussians kept near the neutral GMM's.
+"""Elastic-network regularizer: distances between neighbouring Gaussians kept near the neutral GMM's
+(or the batch's mean).
 
 The Cα backbone regularizer keeps bond lengths and angles, but a helix that slides along its
 own axis by one residue, or turns about it, keeps both while its Gaussians no longer sit on
