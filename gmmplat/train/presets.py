@@ -215,7 +215,7 @@ FREE_PRESET_DECODER_OPTIONS = {**FREE_DECODER_OPTIONS, "coarse_angstrom": 6.0}
 #: (:data:`HIERARCHICAL_REFINE`), each training the decoder 3 epochs at the first round's band and
 #: none at full resolution (``cycle_epochs`` [3, 0]).  On ``bend`` (notebook 04: rounds of 6 + 1
 #: epochs, then the cycles) the morph goes from 0.60 Å (12 + 6 epochs, one refinement) to
-#: 0.527 / 0.527 / 0.540 Å (seeds 0–2, mean 0.53; 2× the oracle's: 0.53 Å), |Spearman| from 0.957
+#: 0.527–0.553 Å (seeds 0–4, mean 0.537; 2× the oracle's: 0.528 Å), |Spearman| from 0.957
 #: to 0.960 (oracle 0.967).  Cycles of 4 + 1 epochs after rounds of 6 + 3 morph no closer (mean
 #: 0.54 Å) and cost more (docs/benchmarks.md, "Elastic network").
 FREE_REFINE = {**HIERARCHICAL_REFINE, "cycle_epochs": [3, 0]}
