@@ -5,9 +5,10 @@ GMM before it is added: ``offsets = fine + K · coarse``, ``K (S, S)`` the Gauss
 width between the neutral centres of the subset (cut at 3 widths and to the nearest 128, rows
 summing to 1).  The decoder can represent what it could without (``fine`` alone), but a gradient
 step now moves whole neighbourhoods together, so a smooth motion grows at the pace of its
-neighbourhood's signal instead of each Gaussian's.  On ``bend`` (the free decoder trained on the true latent, the
-``free`` preset's regularizers) the largest displacements, 10–15 Å at the ends of the bundle, come
-out closer to their full size: morph 0.53 -> 0.49 Å (docs/benchmarks.md, "Elastic network").
+neighbourhood's signal instead of each Gaussian's.  On ``bend`` (the free decoder trained on the
+true latent, the ``free`` preset's regularizers) the largest displacements, 10–15 Å at the ends of
+the bundle, come out closer to their full size: morph 0.53 -> 0.49 Å (docs/benchmarks.md,
+"Elastic network").
 """
 from __future__ import annotations
 
