@@ -12,10 +12,11 @@ machine's matmul throughput sets.  Where the dense projector's N·Ky·Kx tensors
 would not fit in memory it runs at a smaller batch and both its time and memory
 are scaled linearly to B = 32 (marked "*").
 
-``--factors``: the separable projector's two ways of forming a factor, in one process on the
-band-limited shapes of training and refinement (box 64, 2 Å pixels, 128 particles): one ``polar``
-per frequency against the fine × coarse phase tables times the envelope
-(``gmmplat.projectors.separable.DIRECT_MAX``), forward alone and forward + backward.
+``--factors``: the separable projector's ways of forming a factor, in one process on the
+band-limited shapes of training and refinement (box 64, 2 Å pixels, 128 particles): directly, a
+cosine and a sine per frequency times the envelope, against the fine × coarse phase tables times
+the envelope (``gmmplat.projectors.separable.DIRECT_MAX``) and against one ``torch.polar`` per
+frequency (the direct path before), forward alone and forward + backward.
 """
 from __future__ import annotations
 
@@ -93,6 +94,13 @@ def dense_batch(n, box, batch, budget_bytes):
     return b
 
 
+def _polar_phasor(angle, modulus=None):
+    """The direct factor as it was formed before: one ``torch.polar`` (for comparison)."""
+    import torch
+
+    return torch.polar(torch.ones_like(angle) if modulus is None else modulus, angle)
+
+
 def factor_paths(repeats: int = 5) -> None:
     import torch
 
@@ -100,37 +108,40 @@ def factor_paths(repeats: int = 5) -> None:
     from gmmplat.fourier import Band
     from gmmplat.geometry import random_rotations
 
-    default = sp.DIRECT_MAX
+    default, phasor = sp.DIRECT_MAX, sp._phasor
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B = 128, box 64, 2 Å pixels; "
-          f"best of {repeats}")
-    head = ("N", "band Å", "Kx × Ky", "tables fwd ms", "polar fwd ms", "tables/polar", "tables fwd+bwd ms",
-            "polar fwd+bwd ms", "tables/polar")
+          f"best of {repeats}; ms forward (forward + backward)")
+    paths = (("tables", 0, phasor), ("direct", 10**6, phasor), ("polar", 10**6, _polar_phasor))
+    head = ("N", "band Å", "Kx × Ky", *(f"{name} ms" for name, _, _ in paths), "tables/direct", "polar/direct")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     g = torch.Generator().manual_seed(0)
-    for n, res in ((217, 10.0), (217, 15.0), (2000, 10.0), (217, 6.0)):
+    for n, res in ((217, 15.0), (217, 10.0), (2000, 10.0), (217, 6.0), (217, 4.0)):
         band = Band(64, 2.0, res)
         params = torch.cat([(torch.rand(128, n, 3, generator=g) - 0.5) * 64.0, torch.rand(128, n, 1, generator=g) + 0.5,
                             torch.full((128, n, 1), 2.5)], dim=-1)
         rot, shifts = random_rotations(128, g).float(), torch.zeros(128, 2)
         proj = sp.FourierSeparableProjector(band)
         Ky, Kx = band.shape
-        row = [n, f"{res:g}", f"{Kx} × {Ky}"]
         fwd, both = {}, {}
-        for name, limit in (("tables", 0), ("polar", 10**6)):
-            sp.DIRECT_MAX = limit
-            p = params.clone().requires_grad_(True)
-            for store, step in ((fwd, lambda: proj(params, rot, shifts)),
-                                (both, lambda: proj(p, rot, shifts).abs().sum().backward())):
-                times = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    step()
-                    times.append(time.perf_counter() - t0)
-                store[name] = min(times)
-        sp.DIRECT_MAX = default
-        for store in (fwd, both):
-            row += [f"{store['tables'] * 1e3:.1f}", f"{store['polar'] * 1e3:.1f}", f"{store['tables'] / store['polar']:.2f}"]
+        try:
+            for name, limit, form in paths:
+                sp.DIRECT_MAX, sp._phasor = limit, form
+                p = params.clone().requires_grad_(True)
+                for store, step in ((fwd, lambda: proj(params, rot, shifts)),
+                                    (both, lambda: proj(p, rot, shifts).abs().sum().backward())):
+                    times = []
+                    for _ in range(repeats):
+                        t0 = time.perf_counter()
+                        step()
+                        times.append(time.perf_counter() - t0)
+                    store[name] = min(times)
+        finally:
+            sp.DIRECT_MAX, sp._phasor = default, phasor
+        row = [n, f"{res:g}", f"{Kx} × {Ky}"]
+        row += [f"{fwd[name] * 1e3:.1f} ({both[name] * 1e3:.1f})" for name, _, _ in paths]
+        row += [f"{fwd['tables'] / fwd['direct']:.2f} ({both['tables'] / both['direct']:.2f})",
+                f"{fwd['polar'] / fwd['direct']:.2f} ({both['polar'] / both['direct']:.2f})"]
         print("| " + " | ".join(str(v) for v in row) + " |", flush=True)
 
 

@@ -1,6 +1,6 @@
 """Cost of the latent refinement (gmmplat.latent_refine) against the size of the problem.
 
-Usage:  python benchmarks/bench_refine.py [--quick] [--threads T] [--device cpu|cuda]
+Usage:  python benchmarks/bench_refine.py [--quick] [--threads T] [--device cpu|cuda] [--allocator]
 
 Synthetic particles (noise images with random poses and CTFs: the cost does not depend on
 the content), a neutral GMM of N Gaussians and a decoder that moves every Gaussian along x
@@ -8,11 +8,18 @@ by the first latent coordinate (the decoder's own cost is negligible beside the
 projections).  For each setting the table gives the particles refined per second, the
 seconds for the whole set and the peak resident memory of the process.  One projection per
 particle and anchor on the band: the cost grows with anchors × band cells × N.
+
+``--allocator``: the first two settings in fresh processes, with the allocator settings of
+:mod:`gmmplat.allocator` (the default) and without (``GMMPLAT_KEEP_FREED_MEMORY=0``), alternating,
+three times each: seconds and peak resident memory of both, and their ratio.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,20 +63,58 @@ def run(folder: Path, n_particles: int, box: int, n_gaussians: int, anchors: int
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+SETTINGS = [(64, 217, 24, 10.0), (64, 217, 24, 15.0), (64, 217, 48, 10.0), (64, 2000, 24, 10.0),
+            (128, 2000, 24, 10.0), (64, 217, 24, None)]
+
+
+def compare_allocator(n: int, threads: int, device: str, repeats: int = 3) -> None:
+    """Each of the first two settings in fresh processes, allocator settings on and off, alternating."""
+    print(f"latent refinement, {n} particles, {threads} thread(s), device {device}; allocator settings of "
+          f"gmmplat.allocator on / off (GMMPLAT_KEEP_FREED_MEMORY=0), {repeats} processes each, alternating")
+    print("| box | N | anchors | band | seconds on | seconds off | off / on | peak RSS MB on | off |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(2):
+            rows = {"on": [], "off": []}
+            for _ in range(repeats):
+                for mode in ("on", "off"):
+                    env = {k: v for k, v in os.environ.items() if k != "GMMPLAT_KEEP_FREED_MEMORY"}
+                    if mode == "off":
+                        env["GMMPLAT_KEEP_FREED_MEMORY"] = "0"
+                    out = subprocess.run([sys.executable, __file__, "--row", str(i), "--folder", tmp, "--n", str(n),
+                                          "--threads", str(threads), "--device", device],
+                                         env=env, capture_output=True, text=True, check=True)
+                    rows[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            on, off = (sorted(r["seconds"] for r in rows[m]) for m in ("on", "off"))
+            r = rows["on"][0]
+            rss = {m: max(x["peak_rss_mb"] for x in rows[m]) for m in rows}
+            print(f"| {r['box']} | {r['N']} | {r['anchors']} | {r['band']} | {' / '.join(f'{x:.1f}' for x in on)} | "
+                  f"{' / '.join(f'{x:.1f}' for x in off)} | {off[len(off) // 2] / on[len(on) // 2]:.2f} (medians) | "
+                  f"{rss['on']:.0f} | {rss['off']:.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sets (a smoke run)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--allocator", action="store_true", help="time the allocator settings on and off")
+    ap.add_argument("--row", type=int, help=argparse.SUPPRESS)  # one setting, printed as JSON (a child process)
+    ap.add_argument("--folder", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    n = 200 if args.quick else 2000
-    settings = [(64, 217, 24, 10.0), (64, 217, 24, 15.0), (64, 217, 48, 10.0), (64, 2000, 24, 10.0),
-                (128, 2000, 24, 10.0), (64, 217, 24, None)]
-    if args.quick:
-        settings = settings[:2]
+    n = args.n or (200 if args.quick else 2000)
+    if args.row is not None:
+        box, N, K, res = SETTINGS[args.row]
+        print(json.dumps(run(Path(args.folder), n, box, N, K, res, args.device)))
+        return
+    if args.allocator:
+        compare_allocator(n, args.threads, args.device)
+        return
+    settings = SETTINGS[:2] if args.quick else SETTINGS
     print(f"latent refinement, {n} particles, {args.threads} thread(s), device {args.device}")
     print("| box | N | anchors | band | particles/s | seconds | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")

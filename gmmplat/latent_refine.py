@@ -25,8 +25,9 @@ asks the true frames:
 5. **Posterior mean**: ``p_ik ∝ π_k exp ℓ_ik``, refined ``z_i = Σ_k p_ik c_k``.
 
 Cost: ``K`` projections per particle on the band (the defaults, 24 anchors and 10 Å, the presets'
-settings: box 64 at 2 Å/px, 3000 particles, 11–18 s on one CPU thread; docs/performance.md).  Memory: the ring sums of the noise
-subset ``(noise_particles, K, rings)`` and ``(n, K)`` log-likelihoods.
+settings: box 64 at 2 Å/px, 3000 particles, about 5 s on one CPU thread; docs/performance.md).
+Memory: the ring sums of the noise subset ``(noise_particles, K, rings)`` and ``(n, K)``
+log-likelihoods.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .allocator import keep_freed_memory
 from .errors import ConfigError
 from .fourier import Band
 from .image_model import ImageModel
@@ -217,6 +219,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         raise ConfigError(f"latent refinement: temperature must be > 0, got {temperature!r}")
     if not (anchor_stretch >= 1 and math.isfinite(anchor_stretch)):
         raise ConfigError(f"latent refinement: anchor_stretch must be ≥ 1, got {anchor_stretch!r}")
+    keep_freed_memory()
     start = time.perf_counter()
     device = torch.device(device)
     anchors, prior = anchor_points(z, n_anchors, seed, anchor_stretch)

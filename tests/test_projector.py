@@ -39,8 +39,8 @@ def test_separable_equals_dense(N, M, res):
 
 @pytest.mark.parametrize("M", [32, 72])
 def test_factor_paths_agree(M, monkeypatch):
-    """One polar per frequency (up to DIRECT_MAX per axis) and the fine x coarse tables give the same
-    projection and gradients (box 32: 17 x 32 frequencies; 72: 37 x 72)."""
+    """A cosine and a sine per frequency (up to DIRECT_MAX per axis) and the fine x coarse tables give
+    the same projection and gradients (box 32: 17 x 32 frequencies; 72: 37 x 72)."""
     import gmmplat.projectors.separable as sp
 
     band = Band(M, 1.5, None)
@@ -55,6 +55,20 @@ def test_factor_paths_agree(M, monkeypatch):
     (Fa, ga), (Fb, gb) = out
     assert (Fa - Fb).abs().max() < 1e-5 * Fb.abs().max()
     assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-4 * gb.abs().max())
+
+
+def test_phasor_equals_polar():
+    """The factors' ``modulus · e^{i angle}`` against torch.polar, with and without a modulus."""
+    from gmmplat.projectors.separable import _phasor
+
+    g = torch.Generator().manual_seed(0)
+    angle = (torch.rand(4, 30, 13, generator=g) - 0.5) * 400.0  # phases of Gaussians far from the centre
+    modulus = torch.rand(4, 30, 13, generator=g)
+    for m in (modulus, None):
+        ref = torch.polar(torch.ones_like(angle) if m is None else m, angle)
+        out = _phasor(angle, m)
+        assert out.dtype == ref.dtype == torch.complex64
+        assert (out - ref).abs().max() < 1e-6
 
 
 def test_separable_gradients_match_dense():

@@ -21,10 +21,22 @@ def _phases(p: torch.Tensor, m_min: int, count: int, delta: float) -> torch.Tens
     A = max(1, math.isqrt(count - 1) + 1)
     C = -(-count // A)
     base = (-TWO_PI * delta) * p[..., None]
-    fine = torch.polar(torch.ones_like(base), base * torch.arange(A, device=p.device, dtype=p.dtype))
-    coarse_m = m_min + A * torch.arange(C, device=p.device, dtype=p.dtype)
-    coarse = torch.polar(torch.ones_like(base), base * coarse_m)
+    fine = _phasor(base * torch.arange(A, device=p.device, dtype=p.dtype))
+    coarse = _phasor(base * (m_min + A * torch.arange(C, device=p.device, dtype=p.dtype)))
     return (coarse[..., :, None] * fine[..., None, :]).reshape(*p.shape, C * A)[..., :count]
+
+
+def _phasor(angle: torch.Tensor, modulus: torch.Tensor | None = None) -> torch.Tensor:
+    """``modulus · e^{i angle}`` (real inputs of one shape; modulus 1 when None) as a complex tensor.
+
+    Cosine and sine written separately and joined: on CPU ``torch.polar`` takes 2-3x as long
+    (benchmarks/bench_projector.py ``--factors``).
+    """
+    re, im = torch.cos(angle), torch.sin(angle)
+    if modulus is not None:
+        re.mul_(modulus)
+        im.mul_(modulus)
+    return torch.complex(re, im)
 
 
 def _scale(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -32,10 +44,12 @@ def _scale(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(torch.view_as_real(z) * r[..., None])
 
 
-#: Up to this many frequencies per axis a factor is one ``polar`` (envelope as modulus, phase as
-#: angle); above it, the fine x coarse tables of :func:`_phases` times the envelope are faster.
-#: One CPU thread, 128 particles x 217 Gaussians: 13 frequencies (a 10 Å band of a 64 px, 2 Å box)
-#: 3.3 vs 7.7 ms, 33: 9.4 vs 14.9 ms, 64: 22 vs 16 ms (benchmarks/bench_projector.py).
+#: Up to this many frequencies per axis a factor is formed directly (a cosine and a sine per
+#: frequency, times the envelope); above it, the fine x coarse tables of :func:`_phases` times the
+#: envelope may be faster.  One CPU thread, 128 particles x 217 Gaussians, whole projection: a 10 Å
+#: band of a 64 px, 2 Å box (13 x 25) 6.6 vs 11.7 ms forward; Nyquist (33 x 64, tables on both
+#: axes) 18.4 vs 23.9 ms forward but 61.7 vs 56.5 ms with the backward
+#: (benchmarks/bench_projector.py ``--factors``).
 DIRECT_MAX = 32
 
 
@@ -43,7 +57,7 @@ def _factor(p: torch.Tensor, s2: torch.Tensor, m_min: int, k: torch.Tensor, delt
     """``e^{-s2 k² - 2πi k p}`` for ``k = (m_min + j) Δ``, j = 0..len(k)-1: ``p, s2 (B, N)`` -> ``(B, N, K)``."""
     envelope = torch.exp(-s2[..., None] * k**2)
     if k.numel() <= DIRECT_MAX:
-        return torch.polar(envelope, p[..., None] * (-TWO_PI * k))
+        return _phasor(p[..., None] * (-TWO_PI * k), envelope)
     return _scale(_phases(p, m_min, k.numel(), delta), envelope)
 
 

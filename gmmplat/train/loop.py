@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..allocator import keep_freed_memory
 from ..data import shard
 from ..errors import ConfigError, GmmplatError
 from ..gmm import GMM
@@ -210,6 +211,7 @@ class Trainer:
 
     # ------------------------------------------------------------ main
     def run(self) -> TrainResult:
+        keep_freed_memory()
         ckpt = self._prepare_folder()
         cfg = self.config
         start_round, start_epoch = 0, 0
