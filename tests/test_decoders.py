@@ -139,6 +139,29 @@ def test_free_decoder_coarse_output_is_the_fine_one_smoothed():
             FreeDecoder(D, neutral, coarse_angstrom=bad)
 
 
+def test_free_decoder_fine_scale_weighs_the_unsmoothed_output():
+    """offsets = fine_scale · fine + K · coarse, the same network otherwise; bad values are refused."""
+    neutral = _neutral()
+    subset = torch.tensor([0, 1, 2, 5, 9, 10])
+    dec = FreeDecoder(D, neutral, subset=subset, move_amplitude=False, coarse_angstrom=10.0, fine_scale=0.3)
+    full = FreeDecoder(D, neutral, subset=subset, move_amplitude=False, coarse_angstrom=10.0)
+    _perturb(dec)
+    full.load_state_dict(dec.state_dict())
+    z = _z()
+    S, C = len(subset), 3
+    raw = dec.mlp(z).reshape(len(z), 2, S, C)
+    fine = torch.zeros(len(z), neutral.n, 5)
+    fine[:, subset, :3] = raw[:, 0]
+    got, unscaled = dec(z), full(z)
+    assert fine.abs().max() > 0.1  # the fine output is not negligible here
+    torch.testing.assert_close(got, unscaled - 0.7 * fine, rtol=1e-5, atol=1e-6)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="fine_scale must be a number"):
+            FreeDecoder(D, neutral, coarse_angstrom=6.0, fine_scale=bad)
+    with pytest.raises(ConfigError, match="needs coarse_angstrom"):
+        FreeDecoder(D, neutral, fine_scale=0.3)
+
+
 def test_rigid_moves_only_domains_and_keeps_distances():
     torch.manual_seed(0)  # initial weights: float32 distances hold to 1e-4 Å only for moderate rotations
     neutral = _neutral()

@@ -40,7 +40,8 @@ def test_presets_build_and_print(data, capsys):
     assert rigid_json["latent_shrink"] == 0.03 and RunConfig.from_dict(rigid_json).latent_shrink == 0.03
     for name, dec in (("multi", "core"), ("hierarchical", "hier")):
         assert preset(name, neutral, domain="domain").decoders[dec].options == {"move_amplitude": False}
-    assert preset("free", neutral).decoders["free"].options == {"move_amplitude": False, "coarse_angstrom": 6.0}
+    assert preset("free", neutral).decoders["free"].options == {"move_amplitude": False, "coarse_angstrom": 6.0,
+                                                               "fine_scale": 0.3}
     # the deformable presets refine their latent in cycles; the others refine it once
     assert [preset(n, neutral, domain="domain").refine.cycles for n in ("rigid", "hierarchical", "free", "multi")] \
         == [0, 3, 3, 0]

@@ -209,16 +209,22 @@ def hierarchical(neutral: GMM, domain=None) -> dict:
 #: neighbourhoods move together while gradient descent grows the motion.  On ``bend``, trained on the
 #: true latent with the network's batch reference: 0.53 Å without, 0.49 Å at 6 Å (0.49 / 0.51 Å at
 #: 4 / 10 Å); with the encoder and one refinement, 0.68 -> 0.60 Å (docs/benchmarks.md, "Elastic
-#: network").  Not in ``multi``'s core, whose targets are met without.
-FREE_PRESET_DECODER_OPTIONS = {**FREE_DECODER_OPTIONS, "coarse_angstrom": 6.0}
+#: network").  The unsmoothed output counts 0.3 (``fine_scale``): a Gaussian moves apart from its
+#: neighbourhood at 0.3 times the pace, and a noisy latent's blur of neighbouring states lands less
+#: in single Gaussians.  With the encoder and the cycles (:data:`FREE_REFINE`) that takes ``bend``
+#: from 0.537–0.570 Å (seeds 0–4, mean 0.553) to 0.507–0.520 Å (mean 0.512); 0.1 / 0.5 morph to a
+#: similar mean with a wider spread (docs/benchmarks.md, "The unsmoothed output's scale").  Not in
+#: ``multi``'s core, whose targets are met without.
+FREE_PRESET_DECODER_OPTIONS = {**FREE_DECODER_OPTIONS, "coarse_angstrom": 6.0, "fine_scale": 0.3}
 
 #: Refinement of the ``free`` preset: the ``hierarchical`` preset's three cycles
-#: (:data:`HIERARCHICAL_REFINE`), each training the decoder 3 epochs at the first round's band and
-#: none at full resolution (``cycle_epochs`` [3, 0]).  On ``bend`` (notebook 04: rounds of 6 + 1
-#: epochs, then the cycles) the morph goes from 0.60 Å (12 + 6 epochs, one refinement) to
-#: 0.527–0.553 Å (seeds 0–4, mean 0.537; 2× the oracle's: 0.528 Å), |Spearman| from 0.957
-#: to 0.960 (oracle 0.967).  Cycles of 4 + 1 epochs after rounds of 6 + 3 morph no closer (mean
-#: 0.54 Å) and cost more (docs/benchmarks.md, "Elastic network").
+#: (:data:`HIERARCHICAL_REFINE`; stretch 1.5, 12 anchors in the first two), each training the
+#: decoder 3 epochs at the first round's band and none at full resolution (``cycle_epochs`` [3, 0]).
+#: On ``bend`` (notebook 04: rounds of 6 + 1 epochs, then the cycles) the morph goes from 0.60 Å
+#: (12 + 6 epochs, one refinement) to 0.507–0.520 Å (seeds 0–4, mean 0.512, with
+#: :data:`FREE_PRESET_DECODER_OPTIONS`; 2× the oracle's: 0.528 Å), |Spearman| from 0.957 to 0.960
+#: (oracle 0.967).  Cycles of 4 + 1 epochs after rounds of 6 + 3 morph no closer and cost more
+#: (docs/benchmarks.md, "Elastic network").
 FREE_REFINE = {**HIERARCHICAL_REFINE, "cycle_epochs": [3, 0]}
 
 
