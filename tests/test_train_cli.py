@@ -46,7 +46,7 @@ def test_presets_build_and_print(data, capsys):
     assert [preset(n, neutral, domain="domain").refine.cycles for n in ("rigid", "hierarchical", "free", "multi")] \
         == [0, 3, 3, 0]
     # the free decoder's cycles train at the first round's band only
-    assert [preset(n, neutral).refine.cycle_epochs for n in ("hierarchical", "free")] == [[6, 2], [3, 0]]
+    assert [preset(n, neutral).refine.cycle_epochs for n in ("hierarchical", "free")] == [[7, 2], [3, 0]]
     assert preset("hierarchical", neutral).rounds[0].learning_rate == 3e-3
     # the free preset holds its Gaussians to their neighbours in every round, with or without a Cα graph
     for r in preset("free", neutral).rounds:

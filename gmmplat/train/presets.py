@@ -172,16 +172,17 @@ HIERARCHICAL_LEARNING_RATE = 3e-3
 #: Refinement of the ``hierarchical`` preset: after the rounds, three refinement cycles
 #: (:mod:`gmmplat.train.cycles`), each refining the latent on anchors stretched 1.5× about their
 #: mean (12 in the first two cycles, the refinement's 24 in the last, whose latent is the run's),
-#: keeping its leading principal axes and training the decoder 6 + 2 more epochs on it.  On ``bend``
-#: (notebook 02: rounds of 6 + 1 epochs, then the cycles) the morph goes from 0.83 / 0.80 Å (12 + 3
-#: epochs, refinement without cycles; seeds 0 / 1) to 0.496–0.537 Å over seeds 0–4 (mean 0.515), 2×
-#: the oracle's being 0.53 Å, |Spearman| from 0.954 / 0.955 to 0.960–0.962 (oracle 0.967), training
-#: in about 1.4× the time of the preset when the time bound was set (12 + 3 epochs at 15 Å, no
-#: refinement).  Cycles of 4 + 1 epochs, the preset before the projector's direct factors and the
-#: allocator settings made room for these, morph to a mean of 0.537 Å over the same seeds; 12 anchors
-#: in the last cycle too gather the latent on them and move the morph's reference point (0.57–0.64 Å
-#: on two threads).  docs/benchmarks.md, "Refinement cycles".
-HIERARCHICAL_REFINE = {**REFINE, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [6, 2], "restart": False,
+#: keeping its leading principal axes and training the decoder 7 + 2 more epochs on it.  On ``bend``
+#: (notebook 02: rounds of 5 + 1 epochs, then the cycles) the morph goes from 0.83 / 0.80 Å (12 + 3
+#: epochs, refinement without cycles; seeds 0 / 1) to 0.485–0.521 Å over seeds 0–4 (mean 0.507; two
+#: threads, seed 0: 0.510–0.544 Å), 2× the oracle's being 0.53 Å, |Spearman| from 0.954 / 0.955 to
+#: 0.960–0.962 (oracle 0.967), training in about 1.3–1.45× the time of the preset when the time
+#: bound was set (12 + 3 epochs at 15 Å, no refinement).  Cycles of 4 + 1 epochs after 6 + 1, the
+#: preset before the projector's direct factors and the allocator settings made room for more,
+#: morph to a mean of 0.537 Å over the same seeds, 6 + 2 to 0.515 Å; 12 anchors in the last cycle
+#: too gather the latent on them and move the morph's reference point (0.57–0.64 Å on two threads).
+#: docs/benchmarks.md, "Refinement cycles".
+HIERARCHICAL_REFINE = {**REFINE, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [7, 2], "restart": False,
                        "cycle_anchors": 12}
 
 
