@@ -123,7 +123,9 @@ def test_morph_command(run_dir, tmp_path, capsys):
     truth = read_model_frames(run_dir / "truth_frames.pdb")[-1]  # t = 1
     assert np.sqrt(np.mean(np.sum((two[1] - truth) ** 2, 1))) < 0.5
     # default reference: the fitted model stands for the median particle, so z = median returns it
-    median = np.median(np.load(run_dir / "run" / "latent.npy"), axis=0)
+    from gmmplat.analysis.morph_reference import reference_latent
+
+    median = reference_latent(np.load(run_dir / "run" / "latent.npy"))
     assert morph.run(_args(morph, ["--run", str(run_dir / "run"), "--model", str(run_dir / "neutral_model.pdb"),
                                    "--out", str(tmp_path / "m.pdb"), "--z", ",".join(f"{v:.8f}" for v in median)])) == 0
     np.testing.assert_allclose(read_model_frames(tmp_path / "m.pdb")[0], neutral, atol=2e-3)

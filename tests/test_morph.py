@@ -152,3 +152,29 @@ def test_write_and_report(hinge, tmp_path):
     displacement_histogram_png(tmp_path / "h.png", displacement(frames))
     per_residue_png(tmp_path / "r.png", res)
     assert (tmp_path / "h.png").stat().st_size > 1000 and (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_reference_latent_is_a_smoothed_median():
+    """The morph's reference point: per dimension the mean of the central 20 % of the points (by hand),
+    unmoved by the outer points, and steady where a plain median jumps between clusters."""
+    from gmmplat.analysis.morph_reference import reference_latent
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(1000, 2)) * [1.0, 3.0] + [0.5, -2.0]
+    want = [np.sort(z[:, j])[400:600].mean() for j in range(2)]  # points 401-600 of 1000 in each dimension
+    np.testing.assert_allclose(reference_latent(z), want, rtol=1e-12)
+    far = z.copy()
+    order = np.argsort(z[:, 0])
+    far[order[:300], 0] -= 50.0  # the lower 30 % moved far out: the central fifth keeps its points
+    far[order[-300:], 0] += 80.0
+    np.testing.assert_allclose(reference_latent(far)[0], want[0], rtol=1e-12)
+    # points gathered at anchors (a refined latent): two clusters, at -0.1 and +0.1, the middle point
+    # in the upper one.  Two points moving across carry the plain median over to the lower one.
+    clusters = np.repeat([-0.1, 0.1], [499, 501])[:, None]
+    moved = np.repeat([-0.1, 0.1], [501, 499])[:, None]
+    plain = np.median(clusters, 0)[0], np.median(moved, 0)[0]
+    smooth = reference_latent(clusters)[0], reference_latent(moved)[0]
+    assert plain == (0.1, -0.1)
+    assert abs(smooth[1] - smooth[0]) < 0.01 and abs(smooth[0]) < 0.01
+    # copy 0 of a symmetry-expanded latent (n, K, d)
+    np.testing.assert_allclose(reference_latent(np.stack([z, z + 5.0], 1)), want, rtol=1e-12)
