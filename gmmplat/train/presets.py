@@ -174,9 +174,10 @@ HIERARCHICAL_LEARNING_RATE = 3e-3
 #: mean (12 in the first two cycles, the refinement's 24 in the last, whose latent is the run's),
 #: keeping its leading principal axes and training the decoder 7 + 2 more epochs on it.  On ``bend``
 #: (notebook 02: rounds of 5 + 1 epochs, then the cycles) the morph goes from 0.83 / 0.80 Å (12 + 3
-#: epochs, refinement without cycles; seeds 0 / 1) to 0.485–0.521 Å over seeds 0–4 (mean 0.507; two
-#: threads, seed 0: 0.510–0.544 Å), 2× the oracle's being 0.53 Å, |Spearman| from 0.954 / 0.955 to
-#: 0.960–0.962 (oracle 0.967), training in about 1.3–1.45× the time of the preset when the time
+#: epochs, refinement without cycles; seeds 0 / 1) to 0.478–0.515 Å over seeds 0–4 (mean 0.498; two
+#: threads, seed 0: 0.509–0.513 Å; with the morph's reference at the plain median, as the numbers
+#: below, 0.485–0.521 and 0.510–0.544 Å), 2× the oracle's being 0.53 Å, |Spearman| from 0.954 / 0.955 to
+#: 0.960–0.962 (oracle 0.967), training in about 1.4× the time of the preset when the time
 #: bound was set (12 + 3 epochs at 15 Å, no refinement).  Cycles of 4 + 1 epochs after 6 + 1, the
 #: preset before the projector's direct factors and the allocator settings made room for more,
 #: morph to a mean of 0.537 Å over the same seeds, 6 + 2 to 0.515 Å; 12 anchors in the last cycle
@@ -222,8 +223,9 @@ FREE_PRESET_DECODER_OPTIONS = {**FREE_DECODER_OPTIONS, "coarse_angstrom": 6.0, "
 #: (:data:`HIERARCHICAL_REFINE`; stretch 1.5, 12 anchors in the first two), each training the
 #: decoder 3 epochs at the first round's band and none at full resolution (``cycle_epochs`` [3, 0]).
 #: On ``bend`` (notebook 04: rounds of 6 + 1 epochs, then the cycles) the morph goes from 0.60 Å
-#: (12 + 6 epochs, one refinement) to 0.507–0.520 Å (seeds 0–4, mean 0.512, with
-#: :data:`FREE_PRESET_DECODER_OPTIONS`; 2× the oracle's: 0.528 Å), |Spearman| from 0.957 to 0.960
+#: (12 + 6 epochs, one refinement) to 0.479–0.506 Å (seeds 0–4, mean 0.493, with
+#: :data:`FREE_PRESET_DECODER_OPTIONS`; 0.507–0.520 Å with the morph's reference at the plain
+#: median; 2× the oracle's: 0.528 Å), |Spearman| from 0.957 to 0.960
 #: (oracle 0.967).  Cycles of 4 + 1 epochs after rounds of 6 + 3 morph no closer and cost more
 #: (docs/benchmarks.md, "Elastic network").
 FREE_REFINE = {**HIERARCHICAL_REFINE, "cycle_epochs": [3, 0]}
