@@ -107,6 +107,14 @@ def init_distributed(device: str | torch.device = "cpu") -> DistContext:
 
 
 def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (if this process joined one)."""
+    """Leave the process group (if this process joined one).
+
+    Unreachable objects that still hold the group (a finished run's DDP wrapper in a reference
+    cycle) are collected first, while the group is alive; left to the interpreter's exit, their
+    gloo threads could be torn down after it and abort the process.
+    """
     if ctx.distributed and dist.is_initialized():
+        import gc
+
+        gc.collect()
         dist.destroy_process_group()
