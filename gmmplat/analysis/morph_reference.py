@@ -57,7 +57,8 @@ def reference_latent(latent: np.ndarray) -> np.ndarray:
 
 def reference_latent_of(ar) -> np.ndarray:
     """``(d,)`` the reference point of a run: the smoothed median (:func:`reference_latent`) of the
-    encoder's latent points, or of the last refinement cycle's (``latent_cycle.npy``, which the decoders of a run with cycles were trained on).
+    encoder's latent points, or of the last refinement cycle's (``latent_cycle.npy``, which the
+    decoders of a run with cycles were trained on).
 
     A run with latent refinement keeps them in ``latent_encoder.npy`` (``latent.npy`` holds the
     refined points, posterior means over a few dozen anchors, whose per-dimension median jumps

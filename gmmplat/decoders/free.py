@@ -119,5 +119,4 @@ class FreeDecoder(Decoder):
         if self.coarse_angstrom is None:
             return self.subset_offsets(raw.reshape(z.shape[0], S, C))
         raw = raw.reshape(z.shape[0], 2, S, C)
-        fine = raw[:, 0] if self.fine_scale == 1.0 else raw[:, 0] * self.fine_scale
-        return self.subset_offsets(fine + self.smooth(raw[:, 1]))
+        return self.subset_offsets(raw[:, 0] * self.fine_scale + self.smooth(raw[:, 1]))
