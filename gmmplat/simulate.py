@@ -32,6 +32,7 @@ from .io.mrc import write_map
 from .io.star import TABLE_COLUMNS, write_particle_star
 from .simulate_images import apply_ctf, project_atoms, render_volume, write_stack  # noqa: F401 (re-exported)
 from .synthetic.motions import Motion, get_motion, summarize
+from .synthetic.nuisance import Nuisances, colour_noise, draw_nuisances, junk_coordinates, noise_spectrum
 
 #: recorded in each dataset's ``metadata.json`` as ``origin_convention``: datasets without
 #: this value were simulated with another origin sign and are stale (re-simulated by
@@ -102,14 +103,18 @@ def simulate_dataset(
     box_centre_world_angstrom: tuple[float, float, float] = (100.0, 110.0, 90.0),
     chunk_size: int = 128,
     progress: bool = True,
+    nuisances: Nuisances | None = None,
 ) -> dict:
     """Simulate dataset ``name`` (``hinge``, ``bend``, ``coupled``) into ``out_dir``; returns its metadata.
 
     Writes ``particles.star``, ``stacks/particles_NNN.mrcs``, ``consensus_map.mrc``,
     ``neutral_model.pdb``, ``truth.csv``, ``truth_frames.pdb``, ``masks.json`` and,
     last, ``metadata.json`` (see docs/sample_data.md).  Deterministic for a seed.
-    ``snr=inf`` writes noise-free images.
+    ``snr=inf`` writes noise-free images.  ``nuisances`` (:mod:`gmmplat.synthetic.nuisance`): junk,
+    B-factors, coloured noise, scale and pose errors, each recorded per particle in ``truth.csv``;
+    the SNR's signal variance is then the mean over the particles that are not junk.
     """
+    nuisances = nuisances or Nuisances()
     t_start = time.perf_counter()
     validate_options(n_particles, box, pixel_size_angstrom, snr, sigma_angstrom, images_per_stack, n_frames,
                      n_consensus, max_shift_angstrom, seed)
@@ -125,9 +130,12 @@ def simulate_dataset(
 
     draws = _draw_particles(n_particles, seed, max_shift_angstrom, defocus_range_angstrom,
                             max_astigmatism_angstrom, voltage_kv, cs_mm, amplitude_contrast)
-    A = euler_to_matrix(draws["rot_deg"], draws["tilt_deg"], draws["psi_deg"]).numpy()  # the STAR's values
+    A = euler_to_matrix(draws["rot_deg"], draws["tilt_deg"], draws["psi_deg"]).numpy()  # the true poses
     shifts = np.stack([draws["shift_x_angstrom"], draws["shift_y_angstrom"]], 1)
-    ctf = CTFParams.from_values(n_particles, **{k: draws[k] for k in _CTF_KEYS})
+    nz = draw_nuisances(n_particles, nuisances, seed)
+    # the envelope is simulated; the STAR keeps rlnCtfBfactor 0, as a refinement that does not fit it
+    ctf = CTFParams.from_values(n_particles, **{k: draws[k] for k in _CTF_KEYS}, bfactor=nz["bfactor_angstrom2"])
+    junk = nz["junk"]
 
     clean = np.empty((n_particles, box, box), dtype=np.float32)
     variance_sum = 0.0
@@ -138,14 +146,21 @@ def simulate_dataset(
             ctf_block = ctf_rfft(ctf.subset(slice(i, i + _CTF_BLOCK)), box, pixel_size_angstrom)
         xyz = motion.coordinates_batch(draws["t"][i:j])
         img = project_atoms(xyz, amplitudes, A[i:j], shifts[i:j], box, pixel_size_angstrom, sigma_angstrom)
+        for b in np.flatnonzero(junk[i:j]):
+            img[b] = _junk_image(nz, i + b, xyz[b], amplitudes, A, shifts, box, pixel_size_angstrom,
+                                 sigma_angstrom, seed)
         img = apply_ctf(img, ctf_block[i % _CTF_BLOCK : i % _CTF_BLOCK + j - i], pixel_size_angstrom)
+        img = img * torch.as_tensor(nz["scale"][i:j])[:, None, None]
         if invert_contrast:
             img = -img
-        variance_sum += float(img.var(dim=(1, 2), unbiased=False).sum())
+        variance_sum += float(img.var(dim=(1, 2), unbiased=False)[torch.as_tensor(~junk[i:j])].sum())
         clean[i:j] = img.numpy()
         bar.update(j - i)
     bar.close()
-    signal_variance = variance_sum / n_particles
+    signal_variance = variance_sum / max(1, int((~junk).sum()))
+    spectrum = None
+    if nuisances.noise_power_at_nyquist != 1.0:
+        spectrum = noise_spectrum(box, pixel_size_angstrom, nuisances.noise_power_at_nyquist)
     noise_std = 0.0 if math.isinf(snr) else math.sqrt(signal_variance / snr)
 
     noise_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 5]).generate_state(1)[0]))
@@ -158,13 +173,15 @@ def simulate_dataset(
         rows = slice(k * images_per_stack, min((k + 1) * images_per_stack, n_particles))
         images = torch.as_tensor(clean[rows], dtype=torch.float64)
         if noise_std > 0:
-            images = images + noise_std * torch.randn(images.shape, generator=noise_gen, dtype=torch.float64)
+            noise = noise_std * torch.randn(images.shape, generator=noise_gen, dtype=torch.float64)
+            images = images + (noise if spectrum is None else colour_noise(noise, spectrum))
         write_stack(path, images.numpy(), pixel_size_angstrom)
 
-    table = _particle_table(draws, stack_paths, images_per_stack, pixel_size_angstrom, box)
+    written = _written_poses(draws, nz, nuisances)
+    table = _particle_table(written, stack_paths, images_per_stack, pixel_size_angstrom, box)
     write_particle_star(out / "particles.star", table, version="3.1")
     centre = np.asarray(box_centre_world_angstrom, dtype=np.float64)
-    _write_truth(out, motion, draws["t"], n_frames, centre)
+    _write_truth(out, motion, draws, nz, n_frames, centre)
     t_consensus = np.linspace(-1.0, 1.0, n_consensus) if n_consensus > 1 else np.zeros(1)
     conformations = motion.coordinates_batch(t_consensus)  # (C, N, 3)
     volume = render_volume(conformations.reshape(-1, 3), np.tile(amplitudes, n_consensus) / n_consensus,
@@ -179,6 +196,7 @@ def simulate_dataset(
         n_frames=n_frames, n_consensus=n_consensus, max_shift_angstrom=max_shift_angstrom,
         defocus_range_angstrom=list(defocus_range_angstrom), max_astigmatism_angstrom=max_astigmatism_angstrom,
         voltage_kv=voltage_kv, cs_mm=cs_mm, amplitude_contrast=amplitude_contrast,
+        nuisances=nuisances.to_dict(),
     )
     metadata = _metadata(name, motion, options, centre, origin, signal_variance, noise_std, n_stacks,
                          t_consensus, time.perf_counter() - t_start)
@@ -187,6 +205,8 @@ def simulate_dataset(
 
 
 _CTF_BLOCK = 1024  # a multiple of chunk_size
+#: columns of ``truth.csv`` holding the true pose and origin (the STAR file's names)
+TRUE_POSE_COLUMNS = ("rot_deg", "tilt_deg", "psi_deg", "shift_x_angstrom", "shift_y_angstrom")
 _CTF_KEYS = ("defocus_u_angstrom", "defocus_v_angstrom", "defocus_angle_deg", "voltage_kv", "cs_mm",
              "amplitude_contrast")
 
@@ -241,8 +261,38 @@ def _particle_table(draws, stack_paths, per_stack, apix, box) -> pd.DataFrame:
     return table[TABLE_COLUMNS]
 
 
-def _write_truth(out: Path, motion: Motion, t: np.ndarray, n_frames: int, centre: np.ndarray) -> None:
-    """neutral_model.pdb, truth_frames.pdb, truth.csv and masks.json (world coordinates = box-relative + centre)."""
+def _junk_image(nz, k, xyz, amplitudes, A, shifts, box, apix, sigma, seed) -> torch.Tensor:
+    """Real-space image ``(M, M)`` of junk particle ``k`` (see :func:`junk_coordinates`) at its drawn pose."""
+    coords, rows = junk_coordinates(str(nz["junk_kind"][k]), xyz, nz["fragment_fraction"][k],
+                                    nz["fragment_start"][k], seed, k)
+    if len(rows) == 0:
+        return torch.zeros(box, box, dtype=torch.float64)
+    return torch.as_tensor(project_atoms(coords, amplitudes[rows], A[k : k + 1], shifts[k : k + 1], box, apix,
+                                         sigma)[0])
+
+
+def _written_poses(draws: dict, nz: dict, nuisances: Nuisances) -> dict:
+    """The draws with the poses and origins the STAR file states: the true ones turned and moved by the
+    drawn errors (rounded to the STAR's 6 decimals), or the true ones without pose errors."""
+    out = dict(draws)
+    if nuisances.pose_error_deg > 0:
+        A = euler_to_matrix(draws["rot_deg"], draws["tilt_deg"], draws["psi_deg"]).numpy()
+        euler = np.round(matrix_to_euler(torch.as_tensor(nz["rotation_error"] @ A)).numpy(), 6)
+        out.update(rot_deg=euler[:, 0], tilt_deg=euler[:, 1], psi_deg=euler[:, 2])
+    if nuisances.shift_error_angstrom > 0:
+        err = nz["shift_error_angstrom"]
+        out.update(shift_x_angstrom=np.round(draws["shift_x_angstrom"] + err[:, 0], 6),
+                   shift_y_angstrom=np.round(draws["shift_y_angstrom"] + err[:, 1], 6))
+    return out
+
+
+def _write_truth(out: Path, motion: Motion, draws: dict, nz: dict, n_frames: int, centre: np.ndarray) -> None:
+    """neutral_model.pdb, truth_frames.pdb, truth.csv and masks.json (world coordinates = box-relative + centre).
+
+    ``truth.csv`` holds, per particle, ``t`` and its nearest ``frame``, the ``junk`` flag and ``junk_kind``,
+    the simulated ``bfactor_angstrom2`` and ``scale``, and the true pose and origin (``rot_deg`` …
+    ``shift_y_angstrom``, which the STAR file states with the pose errors added)."""
+    t = draws["t"]
     model = motion.model
     options = gemmi.PdbWriteOptions()
     options.cryst1_record = False
@@ -250,7 +300,10 @@ def _write_truth(out: Path, motion: Motion, t: np.ndarray, n_frames: int, centre
         model.to_structure(model.xyz + centre, name=motion.name).write_pdb(str(tmp), options)
     frames = motion.coordinates_batch(frame_values(n_frames)) + centre
     write_models(out / "truth_frames.pdb", read_model(out / "neutral_model.pdb"), frames)
-    truth = pd.DataFrame({"particle_index": np.arange(len(t)), "t": t, "frame": nearest_frame(t, n_frames)})
+    truth = pd.DataFrame({"particle_index": np.arange(len(t)), "t": t, "frame": nearest_frame(t, n_frames),
+                          "junk": nz["junk"].astype(int), "junk_kind": nz["junk_kind"],
+                          "bfactor_angstrom2": nz["bfactor_angstrom2"], "scale": nz["scale"],
+                          **{c: draws[c] for c in TRUE_POSE_COLUMNS}})
     with atomic_write_path(out / "truth.csv") as tmp:
         truth.to_csv(tmp, index=False)
     masks = {}

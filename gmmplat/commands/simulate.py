@@ -23,10 +23,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=positive_float, default=3.0, help="width of each atom's Gaussian in Å (default 3.0)")
     parser.add_argument("--invert-contrast", action="store_true", help="write dark-protein images (multiply by -1)")
     parser.add_argument("--images-per-stack", type=positive_int, default=1000, help="images per .mrcs stack (default 1000)")
+    g = parser.add_argument_group("nuisances of real data (docs/sample_data.md); each recorded in truth.csv")
+    g.add_argument("--realistic", action="store_true",
+                   help="every nuisance at a size common in real data (12%% junk, B 40-120 Å², noise power at "
+                        "Nyquist 0.25, scale σ 0.15, pose error σ 3°, shift error σ 1 Å; the options below "
+                        "override one); writes OUT/<name>_realistic/")
+    g.add_argument("--junk-fraction", type=float, help="fraction of junk particles (empty ice, fragments, "
+                                                         "other objects in equal shares)")
+    g.add_argument("--junk-kinds", help="comma-separated kinds of junk: empty, fragment, other (default all)")
+    g.add_argument("--bfactor-range", metavar="LO,HI", help="per-particle B-factor drawn uniformly in LO..HI Å²")
+    g.add_argument("--noise-power-at-nyquist", type=float,
+                   help="coloured noise: power at Nyquist relative to the origin (1: white)")
+    g.add_argument("--scale-sigma", type=float, help="per-particle lognormal intensity scale, σ of its log")
+    g.add_argument("--pose-error-deg", type=float, help="σ per axis of the rotation error written to the STAR")
+    g.add_argument("--shift-error-angstrom", type=float, help="σ per axis of the origin error written to the STAR")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing dataset folder OUT/<name> (refused otherwise)")
     parser.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true",
                         help=SHARED_OPTIONS["--no-progress"]["help"])
+
+
+def nuisances_from_args(args: argparse.Namespace):
+    """The :class:`~gmmplat.synthetic.nuisance.Nuisances` the options ask for (``--realistic`` as the base)."""
+    from ..errors import ConfigError
+    from ..synthetic.nuisance import REALISTIC, Nuisances
+
+    values = REALISTIC.to_dict() if args.realistic else Nuisances().to_dict()
+    for key in ("junk_fraction", "noise_power_at_nyquist", "scale_sigma", "pose_error_deg", "shift_error_angstrom"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if args.junk_kinds is not None:
+        values["junk_kinds"] = [k.strip() for k in args.junk_kinds.split(",") if k.strip()]
+    if args.bfactor_range is not None:
+        try:
+            lo, hi = (float(v) for v in args.bfactor_range.split(","))
+        except ValueError:
+            raise ConfigError(f"--bfactor-range takes LO,HI in Å², got {args.bfactor_range!r}") from None
+        values["bfactor_range_angstrom2"] = [lo, hi]
+    try:
+        return Nuisances.from_dict(values)
+    except ConfigError as exc:
+        raise ConfigError(f"simulate: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,18 +74,20 @@ def run(args: argparse.Namespace) -> int:
     from ..io.atomic import check_output_path, staged_folder
 
     names = DATASETS if args.dataset == "all" else (args.dataset,)
+    nuisances = nuisances_from_args(args)
+    suffix = "_realistic" if args.realistic else ""
     check_output_path(args.out, "--out")
     for name in names:  # refuse before simulating anything
-        out = args.out / name
+        out = args.out / (name + suffix)
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
             raise InputError(out, "dataset folder exists; pass --overwrite to replace it, or choose another --out")
     for name in names:
-        out = args.out / name
+        out = args.out / (name + suffix)
         with staged_folder(out, overwrite=args.overwrite) as tmp:
             meta = simulate_dataset(
                 name, tmp, n_particles=args.n_particles, box=args.box, pixel_size_angstrom=args.pixel_size,
                 snr=args.snr, seed=args.seed, sigma_angstrom=args.sigma, invert_contrast=args.invert_contrast,
-                images_per_stack=args.images_per_stack, progress=not args.quiet,
+                images_per_stack=args.images_per_stack, progress=not args.quiet, nuisances=nuisances,
             )
         s = meta["summary"]
         print(
