@@ -23,6 +23,11 @@ asks the true frames:
    and ``ℓ`` is the real-space ``−Σ_pixels (y − s x)² / (2σ²)``), ``T`` = ``temperature``
    (1: the exact likelihood; larger: flatter, for decoders far from the truth).
 5. **Posterior mean**: ``p_ik ∝ π_k exp ℓ_ik``, refined ``z_i = Σ_k p_ik c_k``.
+6. **Quality** (:func:`fit_quality`): how much better the decoded GMM at the particle's most
+   probable anchor explains its image than the noise model alone, as a log-likelihood ratio
+   ``q_i = (Σ_r C_r/σ²_r)₊² / (2 Σ_r A_r/σ²_r)`` (nats; ``A_r = Σ w |P|²``, ``C_r = Σ w Re P·conj(O)``
+   per ring, the scale fitted in the whitened metric), with the whitened scale ``Σ C/σ² / Σ A/σ²``
+   beside it.  A junk image (empty ice, a fragment, another object) is explained little: a low ``q``.
 
 Cost: ``K`` projections per particle on the band (the defaults, 24 anchors and 10 Å, the presets'
 settings: box 64 at 2 Å/px, 3000 particles, about 5 s on one CPU thread; docs/performance.md).
@@ -46,7 +51,7 @@ from .image_model import ImageModel
 from .losses.base import RingSums
 
 __all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
-           "log_likelihood", "posterior"]
+           "log_likelihood", "posterior", "fit_quality"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -75,6 +80,8 @@ class Refinement:
     ring_frequency: np.ndarray
     options: dict = field(default_factory=dict)
     seconds: float = 0.0
+    quality: np.ndarray | None = None
+    fitted_scale: np.ndarray | None = None
 
     @property
     def variance_kept(self) -> float:
@@ -99,6 +106,8 @@ class Refinement:
             "mean_max_posterior": float(self.posterior.max(1).mean()),
             "variance_kept": self.variance_kept,
             "seconds": round(float(self.seconds), 2),
+            **({} if self.quality is None else {"quality_median": float(np.median(self.quality)),
+                                                "fitted_scale_median": float(np.median(self.fitted_scale))}),
         }
 
 
@@ -177,6 +186,20 @@ def log_likelihood(ring_sums: np.ndarray, noise: np.ndarray, temperature: float 
     return -(np.asarray(ring_sums, np.float64) / (2.0 * noise)).sum(-1) / float(temperature)
 
 
+def fit_quality(power: np.ndarray, cross: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log-likelihood gain q (n,), whitened scale (n,))`` of predictions over the noise model alone.
+
+    ``power``, ``cross``: ``(n, R)`` ring sums ``Σ w |P|²`` and ``Σ w Re P·conj(O)`` of each particle's
+    prediction; ``noise``: ``(R,)`` noise power per whole-plane cell (:func:`noise_per_ring`).  With
+    ``a = Σ_r A_r/(2σ²_r)``, ``c = Σ_r C_r/(2σ²_r)`` the best scale is ``s = c/a`` and the Gaussian
+    log-likelihood rises by ``c²/a`` over ``s = 0`` (``q = 0`` when ``s < 0``).
+    """
+    a = (np.asarray(power, np.float64) / (2.0 * noise)).sum(-1)
+    c = (np.asarray(cross, np.float64) / (2.0 * noise)).sum(-1)
+    a = np.maximum(a, 1e-300)
+    return np.where(c > 0, c * c / a, 0.0), c / a
+
+
 def posterior(loglik: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """``(n, K)`` posterior over anchors from log-likelihoods ``(n, K)`` and the prior ``(K,)``."""
     L = loglik + np.log(prior)[None]
@@ -230,8 +253,9 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         params = decode(torch.as_tensor(anchors, dtype=torch.float32, device=device)).to(device, torch.float32)
     K = len(anchors)
 
-    def ring_sums(items: np.ndarray, bar) -> np.ndarray:
-        out = np.empty((len(items), K, rings.n_rings), dtype=np.float64)
+    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Residual, prediction-power and cross ring sums ``(len(items), K, R)`` each."""
+        out = np.empty((3, len(items), K, rings.n_rings), dtype=np.float64)
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
             batch = dataset.get_batch(chunk).to(device)
@@ -240,21 +264,30 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                 C = image_model.ctf(batch.ctf, device)  # one CTF per batch, every anchor uses it
                 for k in range(K):
                     P = image_model.predict(params[k], batch, ctf=C)
-                    out[i : i + len(chunk), k] = ring_residuals(O, P, rings).cpu().numpy()
+                    out[0, i : i + len(chunk), k] = ring_residuals(O, P, rings).cpu().numpy()
+                    out[1, i : i + len(chunk), k] = rings.ring_sums(P.real**2 + P.imag**2).cpu().numpy()
+                    out[2, i : i + len(chunk), k] = rings.ring_sums((P * O.conj()).real).cpu().numpy()
             bar.update(len(chunk))
-        return out
+        return out[0], out[1], out[2]
+
+    def score(items: np.ndarray, sums) -> None:
+        residual, power, cross = sums
+        loglik[items] = log_likelihood(residual, noise, temperature)
+        best = posterior(loglik[items], prior).argmax(1)  # the most probable anchor's prediction
+        at = np.arange(len(items))
+        quality[items], scale[items] = fit_quality(power[at, best], cross[at, best], noise)
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 77]))
     subset = np.sort(rng.choice(n, size=min(n, int(noise_particles)), replace=False))
     rest = np.setdiff1d(np.arange(n), subset)
-    loglik = np.empty((n, K))
+    loglik, quality, scale = np.empty((n, K)), np.empty(n), np.empty(n)
     with tqdm(total=n, desc="refine latent", unit="particle", disable=not progress) as bar:
         sums = ring_sums(subset, bar)
-        noise = noise_per_ring(sums, rings)
-        loglik[subset] = log_likelihood(sums, noise, temperature)
+        noise = noise_per_ring(sums[0], rings)
+        score(subset, sums)
         for i in range(0, len(rest), 8 * batch_size):
             chunk = rest[i : i + 8 * batch_size]
-            loglik[chunk] = log_likelihood(ring_sums(chunk, bar), noise, temperature)
+            score(chunk, ring_sums(chunk, bar))
     post = posterior(loglik, prior)
     options = dict(n_anchors=int(n_anchors), anchor_stretch=float(anchor_stretch), temperature=float(temperature),
                    projector=projector,
@@ -264,4 +297,5 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
                       posterior=post.astype(np.float32), noise_per_ring=noise,
                       ring_frequency=rings.rings.numpy() / (band.box * band.pixel_size_angstrom), options=options,
-                      seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start, quality=quality.astype(np.float32),
+                      fitted_scale=scale.astype(np.float32))

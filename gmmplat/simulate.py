@@ -261,14 +261,13 @@ def _particle_table(draws, stack_paths, per_stack, apix, box) -> pd.DataFrame:
     return table[TABLE_COLUMNS]
 
 
-def _junk_image(nz, k, xyz, amplitudes, A, shifts, box, apix, sigma, seed) -> torch.Tensor:
+def _junk_image(nz, k, xyz, amplitudes, A, shifts, box, apix, sigma, seed) -> np.ndarray:
     """Real-space image ``(M, M)`` of junk particle ``k`` (see :func:`junk_coordinates`) at its drawn pose."""
     coords, rows = junk_coordinates(str(nz["junk_kind"][k]), xyz, nz["fragment_fraction"][k],
                                     nz["fragment_start"][k], seed, k)
     if len(rows) == 0:
-        return torch.zeros(box, box, dtype=torch.float64)
-    return torch.as_tensor(project_atoms(coords, amplitudes[rows], A[k : k + 1], shifts[k : k + 1], box, apix,
-                                         sigma)[0])
+        return np.zeros((box, box))
+    return project_atoms(coords, amplitudes[rows], A[k : k + 1], shifts[k : k + 1], box, apix, sigma)[0]
 
 
 def _written_poses(draws: dict, nz: dict, nuisances: Nuisances) -> dict:

@@ -20,8 +20,19 @@ run's model morphed at the mean latent point of frame ``f``'s particles
 (:func:`gmmplat.analysis.evaluate.frame_rmsd`).  The particles' own ``t`` lies between the
 frames, so the frames bound the oracle's resolution in ``t`` (0.2 for 11 frames).
 
+On a dataset simulated with nuisances (:mod:`gmmplat.synthetic.nuisance`) the oracle also
+knows each particle's true pose and origin, B-factor and scale (``truth.csv``) and the noise
+spectrum ``S(k)`` (``metadata.json``): each frame's image carries the particle's envelope and
+scale, and with coloured noise the likelihood is that of the whitened Fourier residual,
+
+    log p(y | k) = −½ Σ_k |Y(k) − X_k(k)|² / (M² σ² S(k)) − ½ Σ_k log(2π σ² S(k))
+
+(sums over the whole Fourier plane of the unnormalised DFT; ``S`` has mean 1, so white noise,
+``S = 1``, gives the real-space formula above).  Junk particles have no conformation: the
+oracle leaves them out of its subset and its scores, and reports their number.
+
 The oracle works on a stated subset of the particles (``n_particles``, a seeded random
-choice).  :mod:`gmmplat.analysis.oracle_report` puts runs beside it.
+choice among the particles that are not junk).  :mod:`gmmplat.analysis.oracle_report` puts runs beside it.
 """
 from __future__ import annotations
 
@@ -67,6 +78,14 @@ class SimulatedDataset:
     sigma_angstrom: float
     noise_std: float
     invert_contrast: bool
+    noise_power_at_nyquist: float = 1.0
+
+    @property
+    def junk(self) -> np.ndarray:
+        """``(n,)`` bool: the particles simulated as junk (all False without a ``junk`` column)."""
+        if "junk" not in self.truth.columns:
+            return np.zeros(len(self.truth), dtype=bool)
+        return self.truth["junk"].fillna(0).to_numpy().astype(bool)
 
     @property
     def frames_ca(self) -> np.ndarray:
@@ -122,6 +141,7 @@ def load_simulated_dataset(path: str | os.PathLike) -> SimulatedDataset:
         frame_t=frame_t, amplitudes=np.array([ELECTRONS[e] for e in atoms.element], dtype=np.float64),
         ca_model=ca, neutral_ca_box=ca.xyz_angstrom - centre, box=box, pixel_size_angstrom=apix,
         sigma_angstrom=sigma, noise_std=noise_std, invert_contrast=bool(opts.get("invert_contrast", False)),
+        noise_power_at_nyquist=float((opts.get("nuisances") or {}).get("noise_power_at_nyquist", 1.0)),
     )
 
 
@@ -134,13 +154,21 @@ def frame_prior(frame_t: np.ndarray) -> np.ndarray:
 
 
 def frame_images(ds: SimulatedDataset, rows: np.ndarray) -> torch.Tensor:
-    """Noise-free images of particles ``rows`` ``(B,)`` under every true frame, float64 ``(B, F, M, M)``."""
+    """Noise-free images of particles ``rows`` ``(B,)`` under every true frame, float64 ``(B, F, M, M)``.
+
+    True poses, origins, B-factors and scales from ``truth.csv`` where it holds them (datasets simulated
+    with nuisances), else the STAR file's poses, no envelope and scale 1.
+    """
     from ..ctf import CTFParams, ctf_rfft
     from ..geometry import euler_to_matrix
+    from ..simulate import TRUE_POSE_COLUMNS
     from ..simulate_images import apply_ctf, project_atoms
 
     rows = np.asarray(rows, dtype=np.int64)
     tab = ds.table.iloc[rows]
+    truth = ds.truth.iloc[rows]
+    if all(c in truth.columns for c in TRUE_POSE_COLUMNS):
+        tab = truth
     F, B, M = len(ds.frames_box), len(rows), ds.box
     A = euler_to_matrix(*(torch.tensor(tab[c].to_numpy(dtype=np.float64)) for c in
                           ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
@@ -148,17 +176,40 @@ def frame_images(ds: SimulatedDataset, rows: np.ndarray) -> torch.Tensor:
     xyz = np.broadcast_to(ds.frames_box[None], (B,) + ds.frames_box.shape).reshape(B * F, -1, 3)
     img = project_atoms(xyz, ds.amplitudes, np.repeat(A, F, axis=0), np.repeat(shifts, F, axis=0), M,
                         ds.pixel_size_angstrom, ds.sigma_angstrom)
-    ctf = ctf_rfft(CTFParams.from_table(ds.table, rows), M, ds.pixel_size_angstrom)
+    params = CTFParams.from_table(ds.table, rows)
+    scale = torch.ones(B, dtype=torch.float64)
+    if "bfactor_angstrom2" in truth.columns:
+        params.bfactor = torch.tensor(truth["bfactor_angstrom2"].to_numpy(dtype=np.float64))
+    if "scale" in truth.columns:
+        scale = torch.tensor(truth["scale"].to_numpy(dtype=np.float64))
+    ctf = ctf_rfft(params, M, ds.pixel_size_angstrom)
     img = apply_ctf(img, ctf.repeat_interleave(F, dim=0), ds.pixel_size_angstrom)
+    img = img * scale.repeat_interleave(F)[:, None, None]
     return (-img if ds.invert_contrast else img).reshape(B, F, M, M)
 
 
-def gaussian_log_likelihood(images: torch.Tensor, clean: torch.Tensor, noise_std: float) -> torch.Tensor:
-    """``log p(y | k)`` for images ``(B, M, M)`` and noise-free candidates ``(B, F, M, M)`` -> ``(B, F)``."""
+def gaussian_log_likelihood(images: torch.Tensor, clean: torch.Tensor, noise_std: float,
+                            spectrum: torch.Tensor | None = None) -> torch.Tensor:
+    """``log p(y | k)`` for images ``(B, M, M)`` and noise-free candidates ``(B, F, M, M)`` -> ``(B, F)``.
+
+    ``spectrum``: the noise's relative power ``S (M, M//2+1)`` on the rfft grid, mean 1 over the whole
+    plane (:func:`gmmplat.synthetic.nuisance.noise_spectrum`); None for white noise.
+    """
     y = torch.as_tensor(images, dtype=torch.float64)[:, None]
-    r2 = ((y - clean) ** 2).sum(dim=(-2, -1))
     n_pix = y.shape[-1] * y.shape[-2]
-    return -0.5 * r2 / noise_std**2 - 0.5 * n_pix * math.log(2 * math.pi * noise_std**2)
+    if spectrum is None:
+        r2 = ((y - clean) ** 2).sum(dim=(-2, -1))
+        return -0.5 * r2 / noise_std**2 - 0.5 * n_pix * math.log(2 * math.pi * noise_std**2)
+    M = y.shape[-1]
+    w = torch.full((M // 2 + 1,), 2.0, dtype=torch.float64)  # each half-plane cell and its conjugate
+    w[0] = 1.0
+    if M % 2 == 0:
+        w[-1] = 1.0
+    S = spectrum.to(torch.float64)
+    R = torch.fft.rfft2(y - clean)
+    r2 = (R.real**2 + R.imag**2) / S * w
+    logdet = float((torch.log(2 * math.pi * noise_std**2 * S) * w).sum())
+    return -0.5 * r2.sum(dim=(-2, -1)) / (n_pix * noise_std**2) - 0.5 * logdet
 
 
 @dataclass
@@ -176,14 +227,18 @@ class OracleResult:
     frame_t: np.ndarray
 
 
-def choose_rows(n_total: int, n_particles: int | None, seed: int = 0) -> np.ndarray:
-    """Sorted seeded random subset of ``n_particles`` rows (all when None, 0 or ≥ ``n_total``)."""
-    if not n_particles or n_particles >= n_total:
-        return np.arange(n_total)
-    if n_particles < 0:
+def choose_rows(n_total: int, n_particles: int | None, seed: int = 0, exclude: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Sorted seeded random subset of ``n_particles`` rows (all when None, 0 or ≥ the rows left), leaving out
+    the rows where ``exclude`` ``(n_total,)`` bool is True (junk)."""
+    keep = np.arange(n_total) if exclude is None else np.flatnonzero(~np.asarray(exclude, dtype=bool))
+    if n_particles is not None and n_particles < 0:
         raise ConfigError(f"oracle particle count must be positive, got {n_particles}")
-    return np.sort(np.random.default_rng(np.random.SeedSequence([int(seed), 14])).choice(
-        n_total, int(n_particles), replace=False))
+    if not n_particles or n_particles >= len(keep):
+        return keep
+    pick = np.random.default_rng(np.random.SeedSequence([int(seed), 14])).choice(len(keep), int(n_particles),
+                                                                                 replace=False)
+    return np.sort(keep[pick])
 
 
 def run_oracle(ds: SimulatedDataset, n_particles: int | None = 1000, seed: int = 0, chunk: int = 16,
@@ -193,14 +248,20 @@ def run_oracle(ds: SimulatedDataset, n_particles: int | None = 1000, seed: int =
 
     from ..io.stacks import StackReader
 
-    rows = choose_rows(len(ds.table), n_particles, seed)
+    from ..synthetic.nuisance import noise_spectrum
+
+    rows = choose_rows(len(ds.table), n_particles, seed, exclude=ds.junk)
+    spectrum = None
+    if ds.noise_power_at_nyquist != 1.0:
+        spectrum = noise_spectrum(ds.box, ds.pixel_size_angstrom, ds.noise_power_at_nyquist)
     reader = StackReader(ds.star)
     ll = np.empty((len(rows), len(ds.frame_t)), dtype=np.float64)
     with tqdm(total=len(rows), desc="oracle", unit="particle", disable=not progress) as bar:
         for i in range(0, len(rows), chunk):
             sub = rows[i : i + chunk]
             images = torch.as_tensor(np.asarray(reader[sub], dtype=np.float64))
-            ll[i : i + len(sub)] = gaussian_log_likelihood(images, frame_images(ds, sub), ds.noise_std).numpy()
+            ll[i : i + len(sub)] = gaussian_log_likelihood(images, frame_images(ds, sub), ds.noise_std,
+                                                           spectrum).numpy()
             bar.update(len(sub))
     reader.close()
     log_post = ll + np.log(frame_prior(ds.frame_t))[None]
@@ -233,7 +294,7 @@ def oracle_scores(ds: SimulatedDataset, res: OracleResult, k: int = 10, seed: in
     F = len(X)
     out = {"spearman_abs": scores["spearman_abs"], "knn_r2": scores["knn_r2"],
            "neighbour_overlap": scores["neighbour_overlap"], "n_particles": int(len(res.rows)),
-           "n_particles_total": int(len(ds.table)), "n_frames": F}
+           "n_particles_total": int(len(ds.table)), "n_frames": F, "n_junk": int(ds.junk.sum())}
     onehot = np.eye(F)[res.map_frame]
     for key, w in (("", res.posterior), ("_map", onehot)):
         present, wbar = frame_weights(w, res.frame, F)

@@ -127,6 +127,27 @@ def dataset_dir(ar: AnalysisRun) -> Path | None:
     return None if ar.star_path is None else ar.star_path.parent
 
 
+def junk_flags(truth) -> np.ndarray:
+    """``(n,)`` bool: the rows of a truth table simulated as junk (none without a ``junk`` column)."""
+    if "junk" not in truth.columns:
+        return np.zeros(len(truth), dtype=bool)
+    return truth["junk"].fillna(0).to_numpy().astype(bool)
+
+
+def junk_separation(run_dir: Path, junk: np.ndarray) -> dict:
+    """``n_junk_excluded`` and, when the run holds ``quality.npy``, ``junk_auc``: the ROC AUC of the
+    quality score for telling particles (positives) from junk (1: every particle above every junk one)."""
+    out = {"n_junk_excluded": int(junk.sum())}
+    path = run_dir / "quality.npy"
+    if junk.any() and (~junk).any() and path.is_file():
+        from sklearn.metrics import roc_auc_score
+
+        q = np.nan_to_num(np.load(path).astype(np.float64), nan=-1e30, neginf=-1e30, posinf=1e30)
+        if q.shape == junk.shape:
+            out["junk_auc"] = float(roc_auc_score(~junk, q))
+    return out
+
+
 def score_run(ar: AnalysisRun, truth_path, truth_frames_path=None, model_path=None, k: int = 10, seed: int = 0,
               s_angstrom: float | None = None, rows=None, morph_reference: str = "median") -> dict:
     """The ``gmmplat evaluate`` scores of a loaded run (see :mod:`gmmplat.analysis.evaluate`).
@@ -150,9 +171,15 @@ def score_run(ar: AnalysisRun, truth_path, truth_frames_path=None, model_path=No
     truth = load_truth(truth_path)
     check_rows(ar.latent, len(truth), ar.latent_path, truth_path)
     latent = ar.latent
+    junk = junk_flags(truth)
+    junk_scores = junk_separation(Path(ar.run.run_dir), junk)
+    if junk.any():  # junk has no conformation: left out of every score, reported beside them
+        keep = np.flatnonzero(~junk) if rows is None else np.asarray(rows)[~junk[np.asarray(rows)]]
+        rows = keep
     if rows is not None:
         latent, truth = particle_latent(latent)[rows], truth.iloc[rows].reset_index(drop=True)
     scores = evaluate_latent(latent, truth["t"].to_numpy(dtype=np.float64), k=k, seed=seed)
+    scores.update(junk_scores)
     scores.update(run=str(Path(ar.run.run_dir).absolute()), latent=str(ar.latent_path.absolute()),
                   morph_reference=morph_reference,
                   truth=str(Path(truth_path).absolute()), symmetry_copy_scored=0 if ar.latent.ndim == 3 else None)

@@ -71,7 +71,7 @@ def cycle_rounds(config: RunConfig) -> list[tuple[int, int]]:
     return plan
 
 
-def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray, dict]:
+def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray, dict, np.ndarray]:
     """Run ``config.refine.cycles`` cycles for ``trainer`` (a :class:`gmmplat.train.loop.Trainer`).
 
     Args:
@@ -81,7 +81,8 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
 
     Returns ``(model with the last cycle's decoders and the encoder, last cycle's latent (n_items, d),
     the last refinement's :meth:`~gmmplat.latent_refine.Refinement.summary` with ``cycles``, one record
-    per cycle)``; history rows are appended to ``trainer.history``.
+    per cycle, and that refinement's per-item fit quality (n_items,))``; history rows are appended to
+    ``trainer.history``.
     """
     cfg, ref = trainer.config, trainer.config.refine
     plan = cycle_rounds(cfg)
@@ -124,4 +125,4 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                         "seconds": round(float(seconds), 2)})
         decode, trained = model.decode, decoders
     final = assemble_model(cfg, encoder, trained, last, trainer.neutral).to(trainer.device)  # the run's structure
-    return final, source, {**summary, "cycles": records}
+    return final, source, {**summary, "cycles": records}, refined.quality

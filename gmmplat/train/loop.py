@@ -378,11 +378,11 @@ class Trainer:
             if self.config.refine.anchors:
                 r = self.config.refine
                 if r.cycles:
-                    model, source, summary = run_cycles(self, model, z)
+                    model, source, summary, quality = run_cycles(self, model, z)
                     model.eval()
                     write_losses(self.out / "losses.csv", self.history)
                     plot_losses(self.out / "losses.png", self.history)
-                    write_cycle_outputs(self.out, self.dataset, z, source, summary)
+                    write_cycle_outputs(self.out, self.dataset, z, source, summary, quality)
                 else:
                     refine_run_latent(self.out, model.decode, self.dataset, z, anchors=r.anchors,
                                       high_res_angstrom=r.high_res_angstrom, temperature=r.temperature,

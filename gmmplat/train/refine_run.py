@@ -10,7 +10,10 @@
   the refined ones keep under :data:`MIN_VARIANCE_KEPT` of the latent's spread;
 * ``refine.json``: the record (:meth:`gmmplat.latent_refine.Refinement.summary`) with
   ``latent_npy`` (``"refined"``, ``"encoder"`` or ``"cycle"``) and, after cycles, ``cycles``
-  (one record per cycle).
+  (one record per cycle);
+* ``quality.npy``: ``(n_particles,)`` float32, each particle's fit quality (the log-likelihood gain
+  of its image under the decoded GMM over the noise model alone, :func:`gmmplat.latent_refine.fit_quality`;
+  higher fits better; symmetry copies: the best copy's), in STAR order.
 
 Layout: ``(n_particles, d)``, or ``(n_particles, K, d)`` for symmetry-expanded runs (item
 ``i`` of the dataset is particle ``i // K``, copy ``i % K``).
@@ -23,7 +26,7 @@ import numpy as np
 
 from ..io.atomic import save_npy, write_json
 
-__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent", "write_cycle_outputs"]
+__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent", "write_cycle_outputs", "save_quality"]
 
 #: Below this share of the encoder latent's spread kept by the refined points, latent.npy keeps the
 #: encoder's points (refine.json says which): the decoders then tell the anchors hardly apart (a run
@@ -37,6 +40,14 @@ def _layout(z: np.ndarray, dataset) -> np.ndarray:
     z = np.asarray(z, dtype=np.float32)
     n, K = dataset.n_particles, dataset.n_sym
     return z.reshape(n, K, -1) if K > 1 else z
+
+
+def save_quality(run_dir, dataset, quality_items: np.ndarray | None) -> None:
+    """Write ``quality.npy`` ``(n_particles,)``: per particle, the best of its symmetry copies' qualities."""
+    if quality_items is None:
+        return
+    q = np.asarray(quality_items, dtype=np.float32).reshape(dataset.n_particles, dataset.n_sym).max(1)
+    save_npy(Path(run_dir) / "quality.npy", q)
 
 
 def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors: int, high_res_angstrom,
@@ -74,6 +85,7 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     summary["latent_npy"] = "refined" if kept >= MIN_VARIANCE_KEPT else label
     z = result.latent if summary["latent_npy"] == "refined" else start
     save_npy(run_dir / "latent.npy", layout(z))
+    save_quality(run_dir, dataset, result.quality)
     write_json(run_dir / "refine.json", summary)
     if summary["latent_npy"] != "refined":
         say(f"latent refinement: the decoded states hardly differ (the refined points keep {kept:.1%} of the "
@@ -85,7 +97,8 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     return z, summary
 
 
-def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarray, summary: dict) -> None:
+def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarray, summary: dict,
+                        quality: np.ndarray | None = None) -> None:
     """The files of a run trained with refinement cycles (:mod:`gmmplat.train.cycles`), each atomically.
 
     ``latent_encoder.npy``: the encoder's points ``z_items (n_items, d)``; ``latent_cycle.npy`` and
@@ -101,4 +114,5 @@ def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarr
     save_npy(run_dir / "latent_encoder.npy", layout(z_items))
     save_npy(run_dir / "latent_cycle.npy", layout(z_cycle))
     save_npy(run_dir / "latent.npy", layout(z_cycle))
+    save_quality(run_dir, dataset, quality)
     write_json(run_dir / "refine.json", {**summary, "latent_npy": "cycle"})

@@ -1,0 +1,164 @@
+"""Nuisances of real data in the simulation (junk, B-factor, coloured noise, scale, pose errors) and the
+oracle that knows them: each checked against a path the simulator does not use."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+from gmmplat.analysis.oracle import gaussian_log_likelihood, load_simulated_dataset, run_oracle
+from gmmplat.errors import ConfigError
+from gmmplat.geometry import euler_to_matrix
+from gmmplat.io.stacks import StackReader
+from gmmplat.io.star import read_particle_star
+from gmmplat.simulate import simulate_dataset
+from gmmplat.simulate_images import project_atoms
+from gmmplat.synthetic.motions import get_motion
+from gmmplat.synthetic.nuisance import REALISTIC, Nuisances, colour_noise, noise_spectrum
+
+TINY = dict(box=32, pixel_size_angstrom=4.0, images_per_stack=40, n_consensus=3, progress=False)
+
+
+def _radial_power(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean |FFT|² per integer radius (numpy's full FFT, no package code): ``(radii, power)``."""
+    M = images.shape[-1]
+    P = (np.abs(np.fft.fft2(images)) ** 2).mean(0)
+    k = np.fft.fftfreq(M) * M
+    r = np.rint(np.hypot(k[:, None], k[None, :])).astype(int)
+    radii = np.arange(M // 2 + 1)
+    return radii, np.array([P[r == q].mean() for q in radii])
+
+
+def test_noise_spectrum_keeps_the_variance_and_falls_to_the_stated_power():
+    M, rho = 32, 0.25
+    S = noise_spectrum(M, 2.0, rho)
+    w = np.full(M // 2 + 1, 2.0)
+    w[0] = w[-1] = 1.0
+    assert math.isclose(float((S.numpy() * w).sum() / M**2), 1.0, rel_tol=1e-12)
+    assert math.isclose(float(S[0, M // 2] / S[0, 0]), rho, rel_tol=1e-12)  # on the kx axis at Nyquist
+    assert torch.equal(noise_spectrum(M, 2.0, 1.0), torch.ones(M, M // 2 + 1, dtype=torch.float64))
+    g = torch.Generator().manual_seed(0)
+    noise = colour_noise(torch.randn(4000, M, M, generator=g, dtype=torch.float64), S).numpy()
+    assert abs(noise.var() - 1.0) < 0.01  # the SNR's noise variance per pixel is kept
+    radii, power = _radial_power(noise)
+    ratio = power[M // 2] / power[1]
+    expected = rho ** ((M // 2 - 1) / (M // 2))  # S(r) / S(1 px)
+    assert abs(ratio / expected - 1) < 0.05
+
+
+def test_bad_nuisances_are_config_errors():
+    for bad in (dict(junk_fraction=1.0), dict(junk_kinds=("dust",)), dict(bfactor_range_angstrom2=(50, 10)),
+                dict(noise_power_at_nyquist=0.0), dict(scale_sigma=-1), dict(pose_error_deg=90)):
+        with pytest.raises(ConfigError):
+            Nuisances(**bad)
+    assert Nuisances.from_dict(REALISTIC.to_dict()) == REALISTIC and REALISTIC.any and not Nuisances().any
+
+
+@pytest.fixture(scope="module")
+def realistic_clean_images(tmp_path_factory):
+    """The realistic hinge without noise (every image is exactly its noise-free formation)."""
+    out = tmp_path_factory.mktemp("nuisance") / "hinge_realistic"
+    simulate_dataset("hinge", out, n_particles=80, snr=float("inf"), seed=3, nuisances=REALISTIC, **TINY)
+    return out
+
+
+def _envelope_ctf(tab, truth_b, M, apix):
+    """RELION's CTF from the package (pinned elsewhere) times exp(−B s²/4) computed here in numpy."""
+    from gmmplat.ctf import CTFParams, ctf_rfft
+
+    ctf = ctf_rfft(CTFParams.from_table(tab), M, apix).numpy().astype(np.float64)
+    ky, kx = np.fft.fftfreq(M, d=apix), np.fft.rfftfreq(M, d=apix)
+    s2 = ky[:, None] ** 2 + kx[None, :] ** 2
+    return ctf * np.exp(-np.asarray(truth_b)[:, None, None] * s2[None] / 4)
+
+
+def test_realistic_images_are_formed_at_the_true_pose_with_envelope_and_scale(realistic_clean_images):
+    folder = realistic_clean_images
+    star = read_particle_star(folder / "particles.star")
+    truth = pd.read_csv(folder / "truth.csv", keep_default_na=False)
+    images = StackReader(star)[np.arange(len(truth))].astype(np.float64)
+    assert set(truth.columns) >= {"junk", "junk_kind", "bfactor_angstrom2", "scale", "rot_deg", "shift_x_angstrom"}
+    assert (star.table["bfactor"] == 0).all()  # the envelope is simulated, not stated
+    junk = truth["junk"].to_numpy().astype(bool)
+    assert junk.sum() == round(0.12 * 80) and set(truth.loc[junk, "junk_kind"]) == {"empty", "fragment", "other"}
+    assert np.abs(images[(truth["junk_kind"] == "empty").to_numpy()]).max() == 0
+    ok = np.flatnonzero(~junk)
+    motion = get_motion("hinge")
+    A = euler_to_matrix(*(truth[c].to_numpy()[ok] for c in ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
+    shifts = truth[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy()[ok]
+    proj = project_atoms(motion.coordinates_batch(truth["t"].to_numpy()[ok]), motion.model.electrons, A, shifts,
+                         32, 4.0, 3.0)
+    ctf = _envelope_ctf(star.table.iloc[ok], truth["bfactor_angstrom2"].to_numpy()[ok], 32, 4.0)
+    expected = np.fft.irfft2(np.fft.rfft2(proj) * ctf, s=(32, 32)) * truth["scale"].to_numpy()[ok, None, None]
+    assert np.allclose(images[ok], expected, atol=1e-5 * np.abs(expected).max())
+    # the STAR's poses are not the true ones: without the errors the images do not agree
+    A_star = euler_to_matrix(*(star.table[c].to_numpy()[ok] for c in ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
+    wrong = project_atoms(motion.coordinates_batch(truth["t"].to_numpy()[ok]), motion.model.electrons, A_star,
+                          star.table[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy()[ok], 32, 4.0, 3.0)
+    wrong = np.fft.irfft2(np.fft.rfft2(wrong) * ctf, s=(32, 32)) * truth["scale"].to_numpy()[ok, None, None]
+    assert not np.allclose(images[ok], wrong, atol=0.05 * np.abs(expected).max())
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["options"]["nuisances"] == REALISTIC.to_dict()
+
+
+def test_pose_errors_have_the_stated_size(tmp_path):
+    from dataclasses import replace
+
+    nz = replace(Nuisances(), pose_error_deg=3.0, shift_error_angstrom=1.0)
+    simulate_dataset("hinge", tmp_path / "d", n_particles=600, snr=float("inf"), seed=4, nuisances=nz,
+                     images_per_stack=600, box=32, pixel_size_angstrom=4.0, n_consensus=2, progress=False)
+    star = read_particle_star(tmp_path / "d" / "particles.star").table
+    truth = pd.read_csv(tmp_path / "d" / "truth.csv")
+    A_true = euler_to_matrix(*(truth[c].to_numpy() for c in ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
+    A_star = euler_to_matrix(*(star[c].to_numpy() for c in ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
+    cos = (np.trace(A_star @ np.swapaxes(A_true, 1, 2), axis1=1, axis2=2) - 1) / 2
+    angle = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    assert 1.54 * 3.0 * 0.85 < np.median(angle) < 1.54 * 3.0 * 1.15  # Maxwell median: 1.538 σ
+    d = np.hypot(*(star[c].to_numpy() - truth[c].to_numpy() for c in ("shift_x_angstrom", "shift_y_angstrom")))
+    assert 1.177 * 0.85 < np.median(d) < 1.177 * 1.15  # Rayleigh median: 1.177 σ
+    assert (truth["junk"] == 0).all() and (truth["scale"] == 1).all() and (truth["bfactor_angstrom2"] == 0).all()
+
+
+def test_clean_truth_states_the_star_poses(tmp_path):
+    simulate_dataset("hinge", tmp_path / "c", n_particles=20, seed=2, **TINY)
+    star = read_particle_star(tmp_path / "c" / "particles.star").table
+    truth = pd.read_csv(tmp_path / "c" / "truth.csv")
+    for c in ("rot_deg", "tilt_deg", "psi_deg", "shift_x_angstrom", "shift_y_angstrom"):
+        np.testing.assert_array_equal(truth[c].to_numpy(), star[c].to_numpy())
+
+
+def test_coloured_log_likelihood_is_the_dense_gaussian_density():
+    """The oracle's Fourier formula against scipy's multivariate normal with the filter's covariance."""
+    M, sigma = 16, 0.7
+    S = noise_spectrum(M, 3.0, 0.2)
+    eye = torch.eye(M * M, dtype=torch.float64).reshape(M * M, M, M)
+    H = colour_noise(eye, S).reshape(M * M, M * M).numpy().T  # column j: the filtered unit impulse j
+    cov = sigma**2 * H @ H.T
+    g = torch.Generator().manual_seed(1)
+    clean = torch.randn(2, 3, M, M, generator=g, dtype=torch.float64)
+    y = clean[:, 0] + sigma * colour_noise(torch.randn(2, M, M, generator=g, dtype=torch.float64), S)
+    ll = gaussian_log_likelihood(y, clean, sigma, S).numpy()
+    for b in range(2):
+        for k in range(3):
+            direct = multivariate_normal(clean[b, k].flatten().numpy(), cov, allow_singular=False).logpdf(
+                y[b].flatten().numpy())
+            assert math.isclose(ll[b, k], direct, rel_tol=1e-8, abs_tol=1e-6)
+    white = gaussian_log_likelihood(y, clean, sigma, torch.ones_like(S)).numpy()
+    np.testing.assert_allclose(white, gaussian_log_likelihood(y, clean, sigma).numpy(), rtol=1e-10)
+
+
+def test_oracle_leaves_junk_out_and_uses_the_true_nuisances(tmp_path):
+    simulate_dataset("hinge", tmp_path / "r", n_particles=100, snr=2.0, seed=5, nuisances=REALISTIC, **TINY)
+    ds = load_simulated_dataset(tmp_path / "r")
+    res = run_oracle(ds, n_particles=None)
+    assert not ds.junk[res.rows].any() and len(res.rows) == 100 - ds.junk.sum()
+    # at this SNR the oracle that knows the truth finds the frames; one told the STAR's poses does worse
+    good = np.mean(res.map_frame == res.frame)
+    assert good > 0.6 and np.all(np.abs(res.map_frame - res.frame) <= 1)  # t lies between the frames
+    ds.truth = ds.truth.drop(columns=["rot_deg", "tilt_deg", "psi_deg", "shift_x_angstrom", "shift_y_angstrom"])
+    assert np.mean(run_oracle(ds, n_particles=None).map_frame == res.frame) < good / 2
