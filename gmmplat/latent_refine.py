@@ -51,13 +51,16 @@ from .image_model import ImageModel
 from .losses.base import RingSums
 
 __all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
-           "log_likelihood", "posterior", "fit_quality"]
+           "log_likelihood", "posterior", "fit_quality", "junk_mask"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
 #: The defaults (and the presets' settings, docs/benchmarks.md "Latent refinement").
 DEFAULT_ANCHORS = 24
 DEFAULT_HIGH_RES_ANGSTROM = 10.0
+#: share of the median fitted scale under which a particle counts as junk (``select --exclude-junk``,
+#: the presets' ``refine.junk_scale``); docs/benchmarks.md, "Real data"
+DEFAULT_JUNK_SCALE = 0.5
 
 
 @dataclass
@@ -200,6 +203,24 @@ def fit_quality(power: np.ndarray, cross: np.ndarray, noise: np.ndarray) -> tupl
     return np.where(c > 0, c * c / a, 0.0), c / a
 
 
+def junk_mask(scale: np.ndarray, share: float = DEFAULT_JUNK_SCALE) -> tuple[np.ndarray, float]:
+    """``(junk (n,) bool, threshold)``: the particles fitted at under ``share`` of the median fitted scale.
+
+    The whitened least-squares scale of a particle's best prediction is about the particle's own
+    intensity (lognormal about 1 in real data, ±0.1–0.2) plus noise of ``1/√(2a)`` (``a``: the
+    prediction's whitened power, about 0.1 of the scale at SNR 0.05, box 64): a particle rarely fits at
+    under half the median; empty ice fits at 0 and a fragment of a fraction f of the molecule at about f.
+    """
+    s = np.asarray(scale, dtype=np.float64)
+    if not 0 < share < 1:
+        raise ConfigError(f"junk threshold: a share of the median between 0 and 1, got {share}")
+    finite = np.isfinite(s)
+    if not finite.any():
+        raise ConfigError("junk threshold: no particle has a finite fitted scale")
+    threshold = float(share * np.median(s[finite]))
+    return ~(s >= threshold), threshold
+
+
 def posterior(loglik: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """``(n, K)`` posterior over anchors from log-likelihoods ``(n, K)`` and the prior ``(K,)``."""
     L = loglik + np.log(prior)[None]
@@ -218,7 +239,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                   anchor_stretch: float = 1.0, temperature: float = 1.0,
                   high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable",
                   seed: int = 0, noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
-                  progress: bool = False) -> Refinement:
+                  progress: bool = False, anchor_mask: np.ndarray | None = None) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
 
     Args:
@@ -229,6 +250,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         temperature: ``T`` > 0 (1: the exact Gaussian likelihood).
         anchor_stretch: ≥ 1, the anchors' spread about their mean (:func:`anchor_points`).
         noise_particles: size of the seeded subset that estimates the noise per ring.
+        anchor_mask: ``(n,)`` bool, the items whose points place the anchors and their prior (default all;
+            junk left out: its latent points say nothing of the conformations).
     """
     from tqdm.auto import tqdm
 
@@ -245,7 +268,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     keep_freed_memory()
     start = time.perf_counter()
     device = torch.device(device)
-    anchors, prior = anchor_points(z, n_anchors, seed, anchor_stretch)
+    anchors, prior = anchor_points(z if anchor_mask is None else z[np.asarray(anchor_mask, bool)], n_anchors, seed,
+                                   anchor_stretch)
     band = _band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
     image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
     rings = RingSums(band).to(device)

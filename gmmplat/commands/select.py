@@ -6,11 +6,15 @@ Examples::
     gmmplat select --run runs/a --pc 1 --range -1.5,-0.5 --out low_pc1.star
     gmmplat select --run runs/a --ellipse 0.8,0.2,0.5,0.3,30 --out blob.cs
     gmmplat select --run runs/a --indices sel.npy --out chosen.star
+    gmmplat select --run runs/a --exclude-junk --out clean.star          # fit quality: junk left out
+    gmmplat select --run runs/a --state 2 --quality-above 40 --out state2_good.star
 
 The run's particle file (STAR or cryoSPARC .cs, with the reader options it was trained
 with; or the one given with --star/--cs) is written back in its own format: a STAR subset
 keeps every column, the optics block and the order; a .cs subset keeps uid and all fields.
 Symmetry-expanded runs combine a particle's copies by --rule (default majority).
+``--quality-above Q`` and ``--exclude-junk`` (RUN/quality.npy and RUN/fit_scale.npy of the latent
+refinement; gmmplat.analysis.quality) keep only the particles that fit well, alone or after a rule.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from .particle_args import add_particle_arguments, open_particles, particle_file
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(p, "--run")
     p.add_argument("--out", required=True, help="subset file to write: .star or .cs (its folder must exist)")
-    how = p.add_mutually_exclusive_group(required=True)
+    how = p.add_mutually_exclusive_group()
     how.add_argument("--state", type=_states, metavar="K[,K...]",
                      help="k-means state(s), 0-based, from kmeans.npz of gmmplat analyze --states")
     how.add_argument("--pc", type=positive_int, metavar="P", help="principal component (1-based); goes with --range")
@@ -37,6 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--indices", metavar="SEL.npy",
                      help="particle rows (0-based integers) or a boolean mask over particles")
     p.add_argument("--range", type=_floats, metavar="LO,HI", help="with --pc: score range (inclusive)")
+    p.add_argument("--quality-above", type=_finite, metavar="Q",
+                   help="keep the particles whose fit quality (RUN/quality.npy: log-likelihood gain over the noise "
+                        "model, nats) is above Q; alone or after a rule above")
+    p.add_argument("--exclude-junk", action="store_true",
+                   help="leave out the particles fitted at under half the median scale (RUN/fit_scale.npy: empty "
+                        "ice, fragments); the threshold is printed")
     p.add_argument("--rule", choices=["any", "majority", "all"], default="majority",
                    help="symmetry-expanded runs: select a particle when any / a majority / all of its copies "
                         "fall in the selection (default majority)")
@@ -53,6 +63,16 @@ def _floats(text: str) -> list[float]:
     if not np.all(np.isfinite(values)):
         raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
     return values
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _states(text: str) -> list[int]:
@@ -75,6 +95,10 @@ def _check_out(out: str) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    if not any(v is not None for v in (args.state, args.pc, args.ellipse, args.indices)) and \
+            args.quality_above is None and not args.exclude_junk:
+        raise ConfigError("give a selection: --state, --pc with --range, --ellipse, --indices, --quality-above or "
+                          "--exclude-junk")
     if (args.pc is None) != (args.range is None):
         raise ConfigError("--pc and --range go together")
     if args.range is not None:
@@ -123,18 +147,44 @@ def run(args: argparse.Namespace) -> int:
             what = f"PC{args.pc} in [{args.range[0]:g}, {args.range[1]:g}]"
         else:
             mask, what = ellipse_rows(scores, *args.ellipse), "ellipse " + ",".join(f"{v:g}" for v in args.ellipse)
-    else:
+    elif args.indices is not None:
         sel_rows = _read_indices(args.indices, len(particles.table))
         sel = Selection(sel_rows, len(particles.table), 1, "indices")
         mask = None
         what = f"indices of {args.indices}"
+    else:
+        sel, mask, what = Selection(np.arange(len(particles.table)), len(particles.table), 1, "all"), None, "all"
     if mask is not None:
         sel = particles_from_rows(mask, ar.latent.shape, args.rule)
+    sel, what = _quality_filter(args, sel, what)
     if sel.particles.size == 0:
         raise ConfigError(f"{what}: no particle selected; nothing written")
     kind = write_subset(particles, sel.particles, args.out)
     print(f"select: {what}: {sel.describe()}; written to {args.out} ({kind})")
     return 0
+
+
+def _quality_filter(args: argparse.Namespace, sel, what: str):
+    """Keep the selected particles that pass ``--quality-above`` / ``--exclude-junk`` (one line each says how many)."""
+    from ..analysis.quality import DEFAULT_JUNK_SCALE, junk_mask, load_fit_scale, load_quality
+    from ..analysis.select import Selection
+
+    keep = np.ones(sel.n_particles, dtype=bool)
+    if args.quality_above is not None:
+        q = load_quality(args.run, sel.n_particles)
+        keep &= q > args.quality_above
+        what += f", quality above {args.quality_above:g}"
+        print(f"select: {int((q > args.quality_above).sum())} of {sel.n_particles} particles have a quality above "
+              f"{args.quality_above:g} (median {np.median(q):.4g})")
+    if args.exclude_junk:
+        junk, threshold = junk_mask(load_fit_scale(args.run, sel.n_particles), DEFAULT_JUNK_SCALE)
+        keep &= ~junk
+        what += ", junk left out"
+        print(f"select: {int(junk.sum())} of {sel.n_particles} particles ({junk.mean():.1%}) fit at under "
+              f"{DEFAULT_JUNK_SCALE:g} × the median scale (fitted scale below {threshold:.4g}): left out as junk")
+    if keep.all():
+        return sel, what
+    return Selection(sel.particles[keep[sel.particles]], sel.n_particles, sel.n_copies, sel.rule), what
 
 
 def _not_an_input(out: str, *inputs) -> None:

@@ -69,6 +69,13 @@ def _flag(value, where: str) -> bool:
     return value
 
 
+def _fraction(value, where: str) -> float:
+    value = _number(value, where, 0.0)
+    if value >= 1:
+        raise ConfigError(f"{where}: a share of the median from 0 (off) to below 1, got {value!r}")
+    return float(value)
+
+
 def _number(value, where: str, minimum: float | None = None, integer: bool = False, allow_none: bool = False,
             strict_min: bool = False):
     if value is None and allow_none:
@@ -287,7 +294,10 @@ class RefineConfig:
     ``cycle_epochs`` epochs per round (null: the rounds' own; 0 leaves a round out): afresh when
     ``restart``, else continuing from the previous cycle's (the trained run's in the first).
     ``cycle_anchors``: the anchors of every cycle's refinement but the last (at least 2; null:
-    ``anchors``); the last cycle, whose latent is the run's, uses ``anchors``."""
+    ``anchors``); the last cycle, whose latent is the run's, uses ``anchors``.  ``junk_scale`` (0 to 1;
+    0: off): each cycle leaves out of the decoders' training, and of the next refinement's anchors,
+    the particles whose image the decoded GMM fits at under this share of the median fitted scale
+    (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments)."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
@@ -298,6 +308,7 @@ class RefineConfig:
     cycle_epochs: list | None = None
     restart: bool = True
     cycle_anchors: int | None = None
+    junk_scale: float = 0.0
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -321,7 +332,8 @@ class RefineConfig:
                    _number(d["cycle_stretch"], f"{where}.cycle_stretch", 1.0),
                    _number(d["components"], f"{where}.components", 1, integer=True, allow_none=True),
                    epochs, _flag(d["restart"], f"{where}.restart"),
-                   _number(d["cycle_anchors"], f"{where}.cycle_anchors", 2, integer=True, allow_none=True))
+                   _number(d["cycle_anchors"], f"{where}.cycle_anchors", 2, integer=True, allow_none=True),
+                   _fraction(d["junk_scale"], f"{where}.junk_scale"))
 
 
 @dataclass

@@ -32,7 +32,7 @@ import torch
 
 from ..encoders.fixed import TableEncoder
 from ..errors import ConfigError
-from ..latent_refine import principal_subspace, refine_latent
+from ..latent_refine import junk_mask, principal_subspace, refine_latent
 from .builder import assemble_model, build_decoder, configure_trainable
 from .config import RunConfig
 
@@ -71,7 +71,7 @@ def cycle_rounds(config: RunConfig) -> list[tuple[int, int]]:
     return plan
 
 
-def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray, dict, np.ndarray]:
+def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray, dict, object]:
     """Run ``config.refine.cycles`` cycles for ``trainer`` (a :class:`gmmplat.train.loop.Trainer`).
 
     Args:
@@ -81,8 +81,9 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
 
     Returns ``(model with the last cycle's decoders and the encoder, last cycle's latent (n_items, d),
     the last refinement's :meth:`~gmmplat.latent_refine.Refinement.summary` with ``cycles``, one record
-    per cycle, and that refinement's per-item fit quality (n_items,))``; history rows are appended to
-    ``trainer.history``.
+    per cycle, and that :class:`~gmmplat.latent_refine.Refinement`)``; history rows are appended to
+    ``trainer.history``.  With ``refine.junk_scale``, each cycle's decoders train, and the next
+    refinement places its anchors, on the items not found junk (:func:`gmmplat.latent_refine.junk_mask`).
     """
     cfg, ref = trainer.config, trainer.config.refine
     plan = cycle_rounds(cfg)
@@ -92,12 +93,19 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     last = n_rounds - 1
     trained = dict(zip([n for n in cfg.decoder_order() if n in cfg.rounds[last].decoders], model.decoder.decoders))
     anchors = [ref.cycle_anchors or ref.anchors] * (ref.cycles - 1) + [ref.anchors]
+    particle = None  # items not found junk, after the first refinement (refine.junk_scale)
     for c in range(1, ref.cycles + 1):
         refined = refine_latent(decode, trainer.dataset, source, n_anchors=anchors[c - 1],
                                 anchor_stretch=ref.cycle_stretch, temperature=ref.temperature,
                                 high_res_angstrom=ref.high_res_angstrom, projector=cfg.projector, seed=cfg.seed,
-                                batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress)
+                                batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress,
+                                anchor_mask=particle)
         source, kept = principal_subspace(refined.latent, ref.components)
+        train_items, n_junk = trainer.train_items, 0
+        if ref.junk_scale:
+            particle = ~junk_mask(refined.fitted_scale, ref.junk_scale)[0]
+            train_items = trainer.train_items[particle[trainer.train_items]]
+            n_junk = int((~particle).sum())
         table = CycleLatent(cfg.latent_dim, trainer.steps[plan[0][0]].context, source, trainer.dataset.n_sym, c)
         decoders: dict = {} if ref.restart else trained
         seconds = refined.seconds
@@ -115,14 +123,14 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
             for e in range(epochs):
                 with torch.enable_grad():  # the trainer's last step runs under no_grad
                     row = trainer._epoch(r, e, model, model, optimizer, steps, "", cycle=c, epochs=epochs,
-                                         history_round=c * n_rounds + r + 1)
+                                         history_round=c * n_rounds + r + 1, items=train_items)
                 trainer.history.append(row)
                 seconds += row["seconds"]
         summary = refined.summary()
-        records.append({"cycle": c, "anchors": int(anchors[c - 1]), "components": int(kept),
+        records.append({"cycle": c, "anchors": int(anchors[c - 1]), "components": int(kept), "junk_left_out": n_junk,
                         "mean_posterior_entropy": summary["mean_posterior_entropy"],
                         "variance_kept": refined.variance_kept, "refine_seconds": round(float(refined.seconds), 2),
                         "seconds": round(float(seconds), 2)})
         decode, trained = model.decode, decoders
     final = assemble_model(cfg, encoder, trained, last, trainer.neutral).to(trainer.device)  # the run's structure
-    return final, source, {**summary, "cycles": records}, refined.quality
+    return final, source, {**summary, "cycles": records}, refined

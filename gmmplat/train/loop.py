@@ -269,10 +269,11 @@ class Trainer:
 
     # ------------------------------------------------------------ one epoch
     def _epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, last_good: str, *,
-               cycle: int = 0, epochs: int | None = None, history_round: int | None = None) -> dict:
+               cycle: int = 0, epochs: int | None = None, history_round: int | None = None,
+               items: np.ndarray | None = None) -> dict:
         """One epoch of round ``r``.  ``cycle`` > 0: an epoch of that refinement cycle
         (:mod:`gmmplat.train.cycles`: own seeds, one process, ``epochs`` in the cycle, row numbered
-        ``history_round``)."""
+        ``history_round``, trained on ``items``, default the training split)."""
         from tqdm.auto import tqdm
 
         cfg, rc = self.config, self.config.rounds[r]
@@ -281,7 +282,8 @@ class Trainer:
         W, rank = dist.world_size, dist.rank
         d = cfg.latent_dim
         tag = (99, cycle) if cycle else ()  # seed words of a refinement cycle
-        batches = _batch_order(self.train_items, rc.batch_size, (cfg.seed, 1, r, e, *tag), True, W)
+        items = self.train_items if items is None else items
+        batches = _batch_order(items, rc.batch_size, (cfg.seed, 1, r, e, *tag), True, W)
         local = [shard(b, rank, W) for b in batches]
         torch.manual_seed(derive_seed(cfg.seed, "epoch", r, e, rank, *tag))
         model.train()
@@ -378,11 +380,11 @@ class Trainer:
             if self.config.refine.anchors:
                 r = self.config.refine
                 if r.cycles:
-                    model, source, summary, quality = run_cycles(self, model, z)
+                    model, source, summary, refinement = run_cycles(self, model, z)
                     model.eval()
                     write_losses(self.out / "losses.csv", self.history)
                     plot_losses(self.out / "losses.png", self.history)
-                    write_cycle_outputs(self.out, self.dataset, z, source, summary, quality)
+                    write_cycle_outputs(self.out, self.dataset, z, source, summary, refinement)
                 else:
                     refine_run_latent(self.out, model.decode, self.dataset, z, anchors=r.anchors,
                                       high_res_angstrom=r.high_res_angstrom, temperature=r.temperature,

@@ -11,9 +11,10 @@
 * ``refine.json``: the record (:meth:`gmmplat.latent_refine.Refinement.summary`) with
   ``latent_npy`` (``"refined"``, ``"encoder"`` or ``"cycle"``) and, after cycles, ``cycles``
   (one record per cycle);
-* ``quality.npy``: ``(n_particles,)`` float32, each particle's fit quality (the log-likelihood gain
-  of its image under the decoded GMM over the noise model alone, :func:`gmmplat.latent_refine.fit_quality`;
-  higher fits better; symmetry copies: the best copy's), in STAR order.
+* ``quality.npy``, ``fit_scale.npy``: ``(n_particles,)`` float32, each particle's fit quality (the
+  log-likelihood gain of its image under the decoded GMM over the noise model alone) and the scale of
+  that fit (:func:`gmmplat.latent_refine.fit_quality`, :mod:`gmmplat.analysis.quality`; symmetry
+  copies: the best copy's), in STAR order.
 
 Layout: ``(n_particles, d)``, or ``(n_particles, K, d)`` for symmetry-expanded runs (item
 ``i`` of the dataset is particle ``i // K``, copy ``i % K``).
@@ -42,12 +43,17 @@ def _layout(z: np.ndarray, dataset) -> np.ndarray:
     return z.reshape(n, K, -1) if K > 1 else z
 
 
-def save_quality(run_dir, dataset, quality_items: np.ndarray | None) -> None:
-    """Write ``quality.npy`` ``(n_particles,)``: per particle, the best of its symmetry copies' qualities."""
-    if quality_items is None:
+def save_quality(run_dir, dataset, refinement) -> None:
+    """Write ``quality.npy`` and ``fit_scale.npy`` ``(n_particles,)`` of a
+    :class:`~gmmplat.latent_refine.Refinement`: per particle, its best symmetry copy's."""
+    if refinement is None or refinement.quality is None:
         return
-    q = np.asarray(quality_items, dtype=np.float32).reshape(dataset.n_particles, dataset.n_sym).max(1)
-    save_npy(Path(run_dir) / "quality.npy", q)
+    shape = (dataset.n_particles, dataset.n_sym)
+    q = np.asarray(refinement.quality, dtype=np.float32).reshape(shape)
+    best = q.argmax(1)
+    rows = np.arange(shape[0])
+    save_npy(Path(run_dir) / "quality.npy", q[rows, best])
+    save_npy(Path(run_dir) / "fit_scale.npy", np.asarray(refinement.fitted_scale, np.float32).reshape(shape)[rows, best])
 
 
 def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors: int, high_res_angstrom,
@@ -85,7 +91,7 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     summary["latent_npy"] = "refined" if kept >= MIN_VARIANCE_KEPT else label
     z = result.latent if summary["latent_npy"] == "refined" else start
     save_npy(run_dir / "latent.npy", layout(z))
-    save_quality(run_dir, dataset, result.quality)
+    save_quality(run_dir, dataset, result)
     write_json(run_dir / "refine.json", summary)
     if summary["latent_npy"] != "refined":
         say(f"latent refinement: the decoded states hardly differ (the refined points keep {kept:.1%} of the "
@@ -98,7 +104,7 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
 
 
 def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarray, summary: dict,
-                        quality: np.ndarray | None = None) -> None:
+                        refinement=None) -> None:
     """The files of a run trained with refinement cycles (:mod:`gmmplat.train.cycles`), each atomically.
 
     ``latent_encoder.npy``: the encoder's points ``z_items (n_items, d)``; ``latent_cycle.npy`` and
@@ -114,5 +120,5 @@ def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarr
     save_npy(run_dir / "latent_encoder.npy", layout(z_items))
     save_npy(run_dir / "latent_cycle.npy", layout(z_cycle))
     save_npy(run_dir / "latent.npy", layout(z_cycle))
-    save_quality(run_dir, dataset, quality)
+    save_quality(run_dir, dataset, refinement)
     write_json(run_dir / "refine.json", {**summary, "latent_npy": "cycle"})
