@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("out/realism"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="", help="a label for this code version in the CSV")
+    ap.add_argument("--refine", default="", metavar="KEY=VALUE[,...]",
+                    help="override refine options of the preset, e.g. pose_steps=30,junk_scale=0.5")
     ap.add_argument("--retrain", action="store_true", help="train again even when the run exists")
     args = ap.parse_args()
 
@@ -72,6 +74,9 @@ def main() -> None:
         run_dir = work / "runs" / f"{args.dataset}_{variant}_{args.preset}_s{args.seed}{args.tag}"
         config = preset(args.preset, neutral, domain=DOMAIN[args.dataset], epochs=EPOCHS[args.preset],
                         seed=args.seed)
+        for item in filter(None, args.refine.split(",")):
+            key, value = item.split("=")
+            setattr(config.refine, key, json.loads(value))
         config.data = DataConfig(star=str((data / "particles.star").resolve()), gmm=str(gmm_path.resolve()))
         start = time.perf_counter()
         if args.retrain and run_dir.exists():

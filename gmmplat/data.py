@@ -167,6 +167,7 @@ class ParticleDataset:
         ).to(torch.float32)
         self._ctf = CTFParams(**{f.name: torch.tensor(self.table[f.name].to_numpy(dtype=np.float64, copy=True))
                                  for f in fields(CTFParams)})
+        self._poses = None  # per-item corrections (gmmplat.pose_refine.PoseCorrections), applied in get_batch
         self._cache = _ImageCache(int(cache_mb * 2**20))
         self._release_bytes = int(release_mb * 2**20)
         self._bytes_since_release = 0
@@ -258,14 +259,30 @@ class ParticleDataset:
         rows, copies = self.particle_of(items)
         rows_t, copies_t = torch.from_numpy(rows), torch.from_numpy(copies)
         rot = self._rotations[rows_t] @ self.operators[copies_t]
+        shifts = self._shifts[rows_t]
+        if self._poses is not None:
+            rot = self._poses.matrices(items) @ rot
+            shifts = shifts + torch.as_tensor(self._poses.shift_angstrom[items], dtype=torch.float32)
         return Batch(
             images=torch.from_numpy(self.read_images(rows)),
             rotations=rot.to(torch.float32),
-            shifts_angstrom=self._shifts[rows_t],
+            shifts_angstrom=shifts,
             ctf=self._ctf.subset(rows_t),
             index=rows_t,
             sym_index=copies_t,
         )
+
+    def set_pose_corrections(self, corrections) -> None:
+        """Apply per-item pose corrections (:class:`gmmplat.pose_refine.PoseCorrections`, ``len(self)`` items)
+        to every batch from now on: rotation ``exp([ω]×) A R_k``, origin ``+ δ``; None: the stated poses."""
+        if corrections is not None and len(corrections.rotvec_rad) != len(self):
+            raise ValueError(f"pose corrections for {len(corrections.rotvec_rad)} items, dataset has {len(self)}")
+        self._poses = corrections
+
+    @property
+    def pose_corrections(self):
+        """The corrections applied to the batches (None: the stated poses)."""
+        return self._poses
 
     def split(self, validation_fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Train and validation items, split by particle (copies stay together), sorted.

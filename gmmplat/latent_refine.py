@@ -229,7 +229,8 @@ def posterior(loglik: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return p / p.sum(1, keepdims=True)
 
 
-def _band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None) -> Band:
+def refinement_band(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None) -> Band:
+    """The band of a refinement to ``high_res_angstrom`` (None, or finer than Nyquist: Nyquist)."""
     nyquist = 2.0 * float(pixel_size_angstrom)
     res = None if high_res_angstrom is None else max(float(high_res_angstrom), nyquist)
     return Band(int(box), float(pixel_size_angstrom), res)
@@ -270,7 +271,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     device = torch.device(device)
     anchors, prior = anchor_points(z if anchor_mask is None else z[np.asarray(anchor_mask, bool)], n_anchors, seed,
                                    anchor_stretch)
-    band = _band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
+    band = refinement_band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom)
     image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
     rings = RingSums(band).to(device)
     with torch.no_grad():

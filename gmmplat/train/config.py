@@ -297,7 +297,11 @@ class RefineConfig:
     ``anchors``); the last cycle, whose latent is the run's, uses ``anchors``.  ``junk_scale`` (0 to 1;
     0: off): each cycle leaves out of the decoders' training, and of the next refinement's anchors,
     the particles whose image the decoded GMM fits at under this share of the median fitted scale
-    (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments)."""
+    (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after each
+    cycle's latent refinement, every particle's pose and origin are refined under its decoded GMM for
+    that many steps (:mod:`gmmplat.pose_refine`), with a Gaussian prior of ``pose_sigma_deg`` and
+    ``pose_sigma_angstrom`` about the stated pose; the decoders then train, and the next refinement
+    runs, at the corrected poses."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
@@ -309,6 +313,9 @@ class RefineConfig:
     restart: bool = True
     cycle_anchors: int | None = None
     junk_scale: float = 0.0
+    pose_steps: int = 0
+    pose_sigma_deg: float = 5.0
+    pose_sigma_angstrom: float = 2.0
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -319,6 +326,9 @@ class RefineConfig:
         cycles = _number(d["cycles"], f"{where}.cycles", 0, integer=True)
         if cycles and not anchors:
             raise ConfigError(f"{where}.cycles: refinement cycles need anchors (at least 2), got anchors 0")
+        for key in ("junk_scale", "pose_steps"):
+            if d[key] and not cycles:
+                raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
         epochs = d["cycle_epochs"]
         if epochs is not None:
             if not isinstance(epochs, list) or not epochs:
@@ -333,7 +343,10 @@ class RefineConfig:
                    _number(d["components"], f"{where}.components", 1, integer=True, allow_none=True),
                    epochs, _flag(d["restart"], f"{where}.restart"),
                    _number(d["cycle_anchors"], f"{where}.cycle_anchors", 2, integer=True, allow_none=True),
-                   _fraction(d["junk_scale"], f"{where}.junk_scale"))
+                   _fraction(d["junk_scale"], f"{where}.junk_scale"),
+                   _number(d["pose_steps"], f"{where}.pose_steps", 0, integer=True),
+                   _number(d["pose_sigma_deg"], f"{where}.pose_sigma_deg", 0.0, strict_min=True),
+                   _number(d["pose_sigma_angstrom"], f"{where}.pose_sigma_angstrom", 0.0, strict_min=True))
 
 
 @dataclass

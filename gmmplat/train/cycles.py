@@ -71,6 +71,28 @@ def cycle_rounds(config: RunConfig) -> list[tuple[int, int]]:
     return plan
 
 
+def _refine_poses(trainer, decode, refined) -> dict:
+    """Refine every item's pose under the decoded GMM at its refined latent point, from the corrections so far,
+    and make the dataset apply the new ones; returns the cycle record's pose entries."""
+    import time
+
+    from ..latent_refine import refinement_band
+    from ..pose_refine import refine_poses
+
+    ref, data = trainer.config.refine, trainer.dataset
+    start = time.perf_counter()
+    previous = data.pose_corrections
+    data.set_pose_corrections(None)  # refine_poses starts from `previous` itself
+    band = refinement_band(data.box, data.pixel_size_angstrom, ref.high_res_angstrom)
+    poses = refine_poses(decode, data, refined.latent, refined.noise_per_ring, band, start=previous,
+                         projector=trainer.config.projector, steps=ref.pose_steps,
+                         rotation_sigma_deg=ref.pose_sigma_deg, shift_sigma_angstrom=ref.pose_sigma_angstrom,
+                         batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress)
+    data.set_pose_corrections(poses)
+    return {"pose_seconds": round(time.perf_counter() - start, 2),
+            **{f"pose_{k}": round(v, 3) for k, v in poses.summary().items()}}
+
+
 def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray, dict, object]:
     """Run ``config.refine.cycles`` cycles for ``trainer`` (a :class:`gmmplat.train.loop.Trainer`).
 
@@ -82,7 +104,8 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     Returns ``(model with the last cycle's decoders and the encoder, last cycle's latent (n_items, d),
     the last refinement's :meth:`~gmmplat.latent_refine.Refinement.summary` with ``cycles``, one record
     per cycle, and that :class:`~gmmplat.latent_refine.Refinement`)``; history rows are appended to
-    ``trainer.history``.  With ``refine.junk_scale``, each cycle's decoders train, and the next
+    ``trainer.history``.  With ``refine.pose_steps``, each cycle refines the poses after the latent
+    (:mod:`gmmplat.pose_refine`) and the dataset applies them from then on.  With ``refine.junk_scale``, each cycle's decoders train, and the next
     refinement places its anchors, on the items not found junk (:func:`gmmplat.latent_refine.junk_mask`).
     """
     cfg, ref = trainer.config, trainer.config.refine
@@ -100,6 +123,9 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                                 high_res_angstrom=ref.high_res_angstrom, projector=cfg.projector, seed=cfg.seed,
                                 batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress,
                                 anchor_mask=particle)
+        pose_record = {}
+        if ref.pose_steps:
+            pose_record = _refine_poses(trainer, decode, refined)
         source, kept = principal_subspace(refined.latent, ref.components)
         train_items, n_junk = trainer.train_items, 0
         if ref.junk_scale:
@@ -128,6 +154,7 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                 seconds += row["seconds"]
         summary = refined.summary()
         records.append({"cycle": c, "anchors": int(anchors[c - 1]), "components": int(kept), "junk_left_out": n_junk,
+                        **pose_record,
                         "mean_posterior_entropy": summary["mean_posterior_entropy"],
                         "variance_kept": refined.variance_kept, "refine_seconds": round(float(refined.seconds), 2),
                         "seconds": round(float(seconds), 2)})

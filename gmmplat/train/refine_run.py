@@ -14,7 +14,10 @@
 * ``quality.npy``, ``fit_scale.npy``: ``(n_particles,)`` float32, each particle's fit quality (the
   log-likelihood gain of its image under the decoded GMM over the noise model alone) and the scale of
   that fit (:func:`gmmplat.latent_refine.fit_quality`, :mod:`gmmplat.analysis.quality`; symmetry
-  copies: the best copy's), in STAR order.
+  copies: the best copy's), in STAR order;
+* ``pose_correction.npy``: after cycles with pose refinement (``refine.pose_steps``), ``(n_items, 5)``
+  float32: each item's rotation vector (degrees, applied on the left of the stated matrix) and origin
+  correction (Å) (:mod:`gmmplat.pose_refine`).
 
 Layout: ``(n_particles, d)``, or ``(n_particles, K, d)`` for symmetry-expanded runs (item
 ``i`` of the dataset is particle ``i // K``, copy ``i % K``).
@@ -121,4 +124,6 @@ def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarr
     save_npy(run_dir / "latent_cycle.npy", layout(z_cycle))
     save_npy(run_dir / "latent.npy", layout(z_cycle))
     save_quality(run_dir, dataset, refinement)
+    if dataset.pose_corrections is not None:
+        save_npy(run_dir / "pose_correction.npy", dataset.pose_corrections.as_array())
     write_json(run_dir / "refine.json", {**summary, "latent_npy": "cycle"})
