@@ -26,7 +26,7 @@ import pandas as pd
 
 from gmmplat.errors import InputError
 from gmmplat.io.star import (TABLE_COLUMNS, ParticleStar, _groups_from_values, _resolve_stack, fill_missing,
-                             option_hint)
+                             given_for_present_value, option_hint)
 
 __all__ = ["read_particle_cs", "load_cs", "POSE_FIELDS", "CTF_FIELDS", "IMAGE_FIELDS"]
 
@@ -85,7 +85,7 @@ def read_particle_cs(
             passthrough, bad values.
     """
     path = Path(path)
-    records = _join_passthrough(path, load_cs(path), passthrough)
+    records = _join_passthrough(path, _unique_uids(path, load_cs(path)), passthrough)
     names = set(records.dtype.names)
     where = f" (nor in {passthrough})" if passthrough else ""
     missing = [f for f in IMAGE_FIELDS if f not in names]
@@ -133,8 +133,7 @@ def read_particle_cs(
     for f, (out, factor) in CTF_FIELDS.items():
         if f in names:
             table[out] = _numeric(path, records, f) * factor
-            if ctf_defaults and ctf_defaults.get(out) is not None:
-                notes.append(f"{path}: has {f}; option value {float(ctf_defaults[out]):g} not used")
+            given_for_present_value(ctf_defaults, out, f, table[out].to_numpy(dtype=np.float64), path, notes)
         else:
             table[out] = np.nan if supplied[f] is None else supplied[f]
     table["phase_shift_deg"] = (np.degrees(_numeric(path, records, "ctf/phase_shift_rad"))
@@ -153,7 +152,7 @@ def _join_passthrough(path: Path, records: np.ndarray, passthrough) -> np.ndarra
     """``records`` with the passthrough's extra fields appended, rows matched by ``uid``."""
     if passthrough is None:
         return records
-    extra = load_cs(passthrough)
+    extra = _unique_uids(passthrough, load_cs(passthrough))
     for name, arr, where in (("particle file", records, path), ("passthrough", extra, passthrough)):
         if "uid" not in arr.dtype.names:
             raise InputError(where, f"no uid field: cannot join the {name} by uid")
@@ -177,6 +176,19 @@ def _join_passthrough(path: Path, records: np.ndarray, passthrough) -> np.ndarra
     for f in new:
         out[f] = rows[f]
     return out
+
+
+def _unique_uids(path, records: np.ndarray) -> np.ndarray:
+    """``records``, refused (one line naming the first repeated uid) when a uid appears twice: a join by
+    uid would then give a particle another's fields."""
+    if records.dtype.names is None or "uid" not in records.dtype.names:
+        return records
+    uids, counts = np.unique(records["uid"], return_counts=True)
+    if np.any(counts > 1):
+        first = int(uids[counts > 1][0])
+        raise InputError(path, f"uid {first} appears {int(counts[counts > 1][0])} times "
+                               f"({int((counts > 1).sum())} repeated uid(s)); each particle record needs its own uid")
+    return records
 
 
 def _text(value) -> str:
