@@ -93,7 +93,7 @@ def _check_given_latent_rows(args, n_particles: int) -> None:
     if args.truth_latent:
         path, n, what = args.truth_latent, len(load_truth(args.truth_latent)), "particles"
     elif args.fixed_latent:
-        path, n, what = args.fixed_latent, int(np.load(args.fixed_latent, mmap_mode="r").shape[0]), "latent points"
+        path, n, what = args.fixed_latent, int(np.load(args.fixed_latent, mmap_mode="r", allow_pickle=False).shape[0]), "latent points"
     else:
         return
     if n != n_particles:

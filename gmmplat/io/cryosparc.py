@@ -43,17 +43,20 @@ CTF_FIELDS = {
 }
 
 
-def load_cs(path: str | os.PathLike) -> np.ndarray:
-    """A ``.cs`` file as a structured array ``(N,)``; one-line InputError when it is not one."""
+def load_cs(path: str | os.PathLike, what: str = "cryoSPARC .cs file") -> np.ndarray:
+    """A ``.cs`` file as a structured array ``(N,)``; one-line InputError (saying what the file looks
+    like and what is expected, ``what``) when it is not one."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found" if not path.exists() else "not a regular file")
+    expected = f"not a {what} (expected the NumPy array of particle records cryoSPARC writes"
     try:
         data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise InputError(path, f"not a cryoSPARC .cs file (numpy cannot read it: {type(exc).__name__}: {exc})") from None
+    except Exception:  # numpy's own reason would advise loading pickles: not what a user should do here
+        raise InputError(path, f"{expected}; this file {_looks_like(path)})") from None
     if not isinstance(data, np.ndarray) or data.dtype.names is None or data.ndim != 1:
-        raise InputError(path, "not a cryoSPARC .cs file (expected a 1-D structured array of particle records)")
+        raise InputError(path, f"{expected}; this file holds a plain {data.dtype} array)" if isinstance(
+            data, np.ndarray) else f"{expected}; this file is an .npz archive)")
     if len(data) == 0:
         raise InputError(path, "holds no particles")
     return data
@@ -152,7 +155,7 @@ def _join_passthrough(path: Path, records: np.ndarray, passthrough) -> np.ndarra
     """``records`` with the passthrough's extra fields appended, rows matched by ``uid``."""
     if passthrough is None:
         return records
-    extra = _unique_uids(passthrough, load_cs(passthrough))
+    extra = _unique_uids(passthrough, load_cs(passthrough, "cryoSPARC .cs file (passthrough)"))
     for name, arr, where in (("particle file", records, path), ("passthrough", extra, passthrough)):
         if "uid" not in arr.dtype.names:
             raise InputError(where, f"no uid field: cannot join the {name} by uid")
@@ -176,6 +179,23 @@ def _join_passthrough(path: Path, records: np.ndarray, passthrough) -> np.ndarra
     for f in new:
         out[f] = rows[f]
     return out
+
+
+def _looks_like(path: Path) -> str:
+    """What a file that is not a .cs seems to be, from its first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"\x93NUMPY"):
+        return "is a damaged or unreadable NumPy file"
+    if head.startswith(b"PK"):
+        return "is a zip/.npz archive"
+    try:
+        text = head.decode()
+    except UnicodeDecodeError:
+        return "is binary data of an unknown format"
+    if "data_" in text or "_rln" in text:
+        return "is a RELION STAR file: give it with --star"
+    return "is a text file"
 
 
 def _unique_uids(path, records: np.ndarray) -> np.ndarray:
