@@ -61,6 +61,20 @@ def rec_run(run_dir):  # noqa: F811
     return rec
 
 
+def fixture_with_header_voxel(folder: Path, voxel: float) -> Path:
+    """The fixture's STAR file (1.5 Å/px) in ``folder`` beside a copy of its stack whose header voxel
+    size is ``voxel`` (1.0: the cell set equal to the grid, as RELION 3.1 job files are written)."""
+    import mrcfile
+
+    folder.mkdir(exist_ok=True)
+    for name in ("particles.star", "particles.mrcs"):
+        shutil.copy(FIXTURE / name, folder / name)
+    with mrcfile.open(folder / "particles.mrcs", "r+", permissive=True) as m:
+        nz, ny, nx = m.data.shape
+        m.header.cella = (nx * voxel, ny * voxel, nz * voxel)  # voxel 1.0: cell = grid
+    return folder / "particles.star"
+
+
 def other_protein(path: Path) -> Path:
     """The bend sample's molecule, placed like the hinge model: another protein, same place."""
     from gmmplat.synthetic.motions import get_motion
@@ -471,6 +485,42 @@ CASES = {
         ["--data", c.tmp / "data", "--out", c.tmp / "out", "--notebooks", c.tmp], "no notebooks named NN_*.ipynb")),
     "demo-notebook-folder-missing": ("demo", lambda c: (
         ["--data", c.tmp / "data", "--notebooks", c.tmp / "nb"], "notebook folder not found")),
+    # ---------------------------------------------------------------- issue 27: identity, options, messages
+    "train-resume-without-checkpoint": ("train", lambda c: (
+        [*_train(c, out=c.tmp / "fresh"), "--resume"], "holds no checkpoint.pt, so there is no run to continue")),
+    "train-resume-with-overwrite": ("train", lambda c: ([*_train(c), "--resume", "--overwrite"], "give one of them")),
+    "train-cs-duplicate-uid": ("train", lambda c: (_train(c, src=_cs(c.cs_duplicate_uid())), "dup.cs: uid")),
+    "check-cs-duplicate-uid": ("check", lambda c: (_check(c, src=_cs(c.cs_duplicate_uid())), "appears 2 times")),
+    "train-passthrough-duplicate-uid": ("train", lambda c: (
+        _train(c, src=_cs(*c.cs_passthrough_duplicate_uid())), "pt.cs: uid 12345 appears 2 times")),
+    "train-voltage-differs-from-star": ("train", lambda c: (
+        _train(c, src=["--star", c.data / "particles" / "particles.star", "--voltage", "200"]),
+        "--voltage 200 given but the file has rlnVoltage (300)")),
+    "check-cs-mm-differs-from-cs": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(), "--cs-mm", "2")), "--cs-mm 2 given but the file has ctf/cs_mm")),
+    "check-lowpass-too-coarse": ("check", lambda c: (
+        _check(c, "--lowpass-angstrom", "1000"), "--lowpass-angstrom 1000 leaves no frequency to correlate; "
+                                                 "the usable range is 3..96 Å")),
+    "check-lowpass-inf": ("check", lambda c: (_check(c, "--lowpass-angstrom", "inf"), "the usable range is 3..96 Å")),
+    "check-map-all-zero": ("check", lambda c: (_check(c, map_=c.zero_map()), "zero.mrc: map is empty")),
+    "check-star-given-as-cs": ("check", lambda c: (
+        _check(c, src=_cs(c.star_named_cs())), "star.cs: not a cryoSPARC .cs file (expected the NumPy array")),
+    "check-star-as-passthrough": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(), "--passthrough", FIXTURE / "particles.star")), "is a RELION STAR file")),
+    "check-cs-missing-defocus-hint": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(drop=("ctf/df1_A",)), "--voltage", "300")), "no option supplies ctf/df1_A")),
+    "train-missing-stack-names-datadir": ("train", lambda c: (_train(c, star=c.star_without_stack()), "--datadir")),
+    "check-stack-header-disagrees": ("check", lambda c: (
+        _check(c, src=["--star", c.fixture_with_header_voxel(2.0)]), "--trust-star-pixel-size")),
+    "refine-zero-anchors-names-two": ("refine", lambda c: (
+        ["--run", c.run_dir / "run", "--anchors", "0"], "--anchors: must be >= 2, got 0")),
+    "select-out-exists": ("select", lambda c: (_file(c.tmp / "sub.star") and _select(c), "sub.star: --out exists")),
+    "morph-out-exists": ("morph", lambda c: (_file(c.tmp / "m.cif") and _morph(c), "m.cif: --out exists")),
+    "evaluate-out-exists": ("evaluate", lambda c: (_file(c.tmp / "scores.json") and _evaluate(c), "--overwrite")),
+    "evaluate-allow-other-with-truth": ("evaluate", lambda c: (
+        _evaluate(c, "--allow-other-particles"), "--allow-other-particles goes with --oracle")),
+    "analyze-allow-other-without-reconstruct": ("analyze", lambda c: (
+        _analyze(c, "--allow-other-particles"), "--allow-other-particles goes with --reconstruct")),
     # ---------------------------------------------------------------- any verb
     "missing-required-option": ("analyze", lambda c: (["--out", c.tmp / "a"], "--run")),
     "unknown-option": ("morph", lambda c: (_morph(c, "--colour", "red"), "--colour")),
@@ -525,6 +575,36 @@ class Ctx:
         _save(self.tmp / "main.cs", full[[f for f in full.dtype.names if f != "ctf/df1_A"]])
         _save(self.tmp / "pt.cs", full[["uid", "ctf/df1_A"]][1:])
         return self.tmp / "main.cs", "--passthrough", self.tmp / "pt.cs"
+
+    def cs_duplicate_uid(self):
+        """A .cs whose record 7 carries record 3's uid."""
+        rec = make_cs(self.tmp / "dup.cs")
+        rec["uid"][7] = rec["uid"][3]
+        return _save(self.tmp / "dup.cs", rec)
+
+    def cs_passthrough_duplicate_uid(self):
+        """A .cs lacking ctf/df1_A, and a passthrough holding the first uid twice at different defocus."""
+        full = make_cs(self.tmp / "full.cs")
+        _save(self.tmp / "main.cs", full[[f for f in full.dtype.names if f != "ctf/df1_A"]])
+        pt = full[["uid", "ctf/df1_A"]]
+        twice = np.concatenate([pt, pt[:1]])
+        twice["ctf/df1_A"][-1] += 6000.0
+        _save(self.tmp / "pt.cs", twice)
+        return self.tmp / "main.cs", "--passthrough", self.tmp / "pt.cs"
+
+    def zero_map(self):
+        from gmmplat.io import write_map
+
+        write_map(self.tmp / "zero.mrc", np.zeros((64,) * 3, np.float32), 1.5)
+        return self.tmp / "zero.mrc"
+
+    def star_named_cs(self):
+        shutil.copy(FIXTURE / "particles.star", self.tmp / "star.cs")
+        return self.tmp / "star.cs"
+
+    def fixture_with_header_voxel(self, voxel: float) -> Path:
+        """The fixture's STAR file (1.5 Å/px) beside a copy of its stack whose header says ``voxel`` Å."""
+        return fixture_with_header_voxel(self.tmp / "fx", voxel)
 
     def cs_past_end(self):
         """A .cs whose sixth record points at image 49 of the 48-image stack (blob/idx 48)."""
@@ -724,11 +804,12 @@ def test_select_leaves_no_partial_subset(suffix, run_dir, tmp_path, capsys, monk
     (tmp_path / f"old{suffix}").write_text("previous subset")
     ctx = Ctx(tmp_path, None, run_dir, None, None, None)
     if suffix == ".star":
-        argv = _select(ctx, out=tmp_path / "old.star")
+        argv = _select(ctx, "--overwrite", out=tmp_path / "old.star")
     else:  # a .cs of 48 particles, 5 rows chosen
         make_cs(tmp_path / "p.cs")
         argv = _select(ctx, *_cs(tmp_path / "p.cs"), "--latent", ctx.npy(np.zeros((48, 2), np.float32)),
-                       how=("--indices", _save(tmp_path / "rows.npy", np.arange(5))), out=tmp_path / "old.cs")
+                       "--overwrite", how=("--indices", _save(tmp_path / "rows.npy", np.arange(5))),
+                       out=tmp_path / "old.cs")
     before = snapshot([tmp_path])
     if suffix == ".star":
         monkeypatch.setattr(Path, "write_text", _disk_full_after(50))

@@ -109,6 +109,8 @@ def refuse_existing(paths, overwrite: bool, option: str = "--out") -> None:
 
     from ..errors import InputError
 
+    if overwrite:
+        return
     for path in paths:
         if Path(path).is_file():
             raise InputError(path, f"{option} exists; pass --overwrite to replace it, or choose another name")

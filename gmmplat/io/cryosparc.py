@@ -194,7 +194,7 @@ def _looks_like(path: Path) -> str:
     except UnicodeDecodeError:
         return "is binary data of an unknown format"
     if "data_" in text or "_rln" in text:
-        return "is a RELION STAR file: give it with --star"
+        return "is a RELION STAR file"
     return "is a text file"
 
 
