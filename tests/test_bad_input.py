@@ -902,3 +902,87 @@ def test_resume_with_other_threads_says_so_once(data, tmp_path, capsys):
     assert out.count("note: resuming with 2 torch thread(s); the run started with 1") == 1
     code, out, err = call(capsys, "train", *argv, "--threads", "1", "--resume")
     assert code == 0 and "note:" not in out
+
+
+# ------------------------------------------------------------------ issue 27: the corrected reruns and the notes
+@pytest.mark.parametrize("voxel", [1.0, 0.0])
+def test_unset_stack_header_gives_way_to_the_star_pixel_size(voxel, tmp_path, capsys):
+    """RELION 3.1 job files: the stack header's cell equals the grid (mrcfile reports 1 Å) or is 0, the STAR says
+    1.5 Å: the STAR's value is used, with one note."""
+    star = fixture_with_header_voxel(tmp_path / "fx", voxel)
+    code, out, err = call(capsys, "check", "--star", star, "--map", FIXTURE / "consensus.mrc", "--n", "8",
+                          "--out", tmp_path / "c", "--no-progress")
+    assert code in (0, 1) and "Traceback" not in err, err
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "particles.mrcs: header pixel size" in notes[0] and "using 1.5 Å" in notes[0]
+    assert ("unset value (cell = grid)" if voxel == 1.0 else "is unset (0)") in notes[0]
+
+
+def test_trust_star_pixel_size_overrides_a_set_header(tmp_path, capsys):
+    star = fixture_with_header_voxel(tmp_path / "fx", 2.0)
+    code, out, err = call(capsys, "check", "--star", star, "--map", FIXTURE / "consensus.mrc", "--n", "8",
+                          "--out", tmp_path / "c", "--no-progress", "--trust-star-pixel-size")
+    assert code in (0, 1), err
+    assert "header pixel size 2 Å disagrees (--trust-star-pixel-size); using 1.5 Å" in out
+
+
+def test_a_voltage_typo_is_named_by_the_check_not_called_phase_flipped(tmp_path, capsys):
+    make_cs(tmp_path / "nov.cs", drop=("ctf/accel_kv",))
+    code, out, err = call(capsys, "check", *_cs(tmp_path / "nov.cs", "--voltage", "30"), "--map",
+                          FIXTURE / "consensus.mrc", "--n", "16", "--out", tmp_path / "c", "--no-progress")
+    assert code == 1, err
+    verdict = [line for line in out.splitlines() if line.startswith("verdict:")][0]
+    assert "CTF parameters are wrong (voltage 300 kV fits better)" in verdict and "phase" not in verdict
+    assert "using --voltage 30 for every particle" in out
+
+
+def test_a_ctf_option_equal_to_the_file_value_is_noted(data, tmp_path, capsys):
+    d = data / "particles"
+    code, out, err = call(capsys, "train", "--star", d / "particles.star", "--gmm", d / "gmm.npz", "--preset", "rigid",
+                          "--domain", "domain", "--voltage", "300", "--print-config")
+    assert code == 0, err  # print-config reads no particles; a run prints the note
+    from gmmplat.io.particles import ParticleSource
+
+    notes = ParticleSource(str(d / "particles.star"), voltage_kv=300.0).read().notes
+    assert notes == [f"{d / 'particles.star'}: has rlnVoltage (300, as --voltage); --voltage is not needed"]
+
+
+def test_overwrite_replaces_outputs_of_train_select_morph_evaluate(data, run_dir, tmp_path, capsys):  # noqa: F811
+    ctx = Ctx(tmp_path, data, run_dir, None, None, None)
+    argv = _train(ctx, out=tmp_path / "run")
+    assert call(capsys, "train", *argv)[0] == 0
+    (tmp_path / "run" / "stale.txt").write_text("from the old run")
+    code, out, err = call(capsys, "train", *argv, "--overwrite")
+    assert code == 0, err
+    assert "the run there is replaced (--overwrite)" in out and not (tmp_path / "run" / "stale.txt").exists()
+    assert (tmp_path / "run" / "model.pt").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    for verb, args, out_file in (("select", _select(ctx), tmp_path / "sub.star"),
+                                 ("morph", _morph(ctx), tmp_path / "m.pdb"),
+                                 ("evaluate", _evaluate(ctx), tmp_path / "scores.json")):
+        assert call(capsys, verb, *args)[0] == 0
+        stamp = out_file.stat().st_mtime_ns
+        code, _, err = call(capsys, verb, *args)
+        assert_cli_error(code, err, verb, "--overwrite")
+        assert out_file.stat().st_mtime_ns == stamp
+        code, _, err = call(capsys, verb, *args, "--overwrite")
+        assert code == 0 and out_file.stat().st_mtime_ns != stamp, err
+
+
+def test_failed_overwrite_puts_the_old_run_back(data, tmp_path, capsys, monkeypatch):
+    import gmmplat.train.loop as loop
+
+    argv = _train(Ctx(tmp_path, data, None, None, None, None), out=tmp_path / "run")
+    assert call(capsys, "train", *argv)[0] == 0
+    before = snapshot([tmp_path / "run"])
+
+    def fails(self):
+        (self.out).mkdir(parents=True, exist_ok=True)
+        (self.out / "checkpoint.pt").write_text("partial")
+        raise InputError(self.out, "failed midway")
+
+    from gmmplat.errors import InputError
+
+    monkeypatch.setattr(loop.Trainer, "run", fails)
+    code, _, err = call(capsys, "train", *argv, "--overwrite")
+    assert_cli_error(code, err, "train", "failed midway")
+    assert snapshot([tmp_path / "run"]) == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -280,3 +280,13 @@ def test_morph_reads_no_particles(other, capsys):
     code, out, err = call(capsys, "morph", "--run", other.run, "--model", other.sim / "a" / "neutral_model.pdb",
                           "--out", other.tmp / "m.pdb", "--frames", "2")
     assert code == 0 and "note" not in out, err
+
+
+def test_refine_high_res_coarser_than_the_box_names_the_coarsest_value(other, capsys):
+    latent = other.run / "latent.npy"
+    stamp = latent.stat().st_mtime_ns
+    code, _, err = call(capsys, "refine", "--run", other.run, "--high-res", "200", "--no-progress")
+    assert_cli_error(code, err, "refine", "--high-res 200 Å", "the coarsest usable value is 128 Å")
+    assert latent.stat().st_mtime_ns == stamp
+    code, _, err = call(capsys, "refine", "--run", other.run, "--high-res", "128", "--anchors", "2", "--no-progress")
+    assert code == 0, err

@@ -67,6 +67,7 @@ class CheckResult:
     seconds: float
     cc: dict = field(repr=False, default_factory=dict)
     examples: dict = field(repr=False, default_factory=dict)
+    notes: list = field(default_factory=list)  # values the particle reader took from options
 
     def table(self):
         import pandas as pd

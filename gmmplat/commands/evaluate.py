@@ -85,8 +85,6 @@ def _oracle(args: argparse.Namespace) -> int:
     if args.truth or args.truth_frames or args.model or args.latent or args.out:
         raise ConfigError("--oracle reads the truth from the dataset folder and writes into each run folder; "
                           "drop --truth, --truth-frames, --model, --latent and --out")
-    if not args.run:
-        raise ConfigError("--oracle needs at least one --run")
     _check_oracle_runs(args)
     oracle, results = score_runs_against_oracle(args.oracle, args.run, args.oracle_particles or None,
                                                 seed=args.seed, k=args.k, s_angstrom=args.s_angstrom,
@@ -101,7 +99,11 @@ def _check_oracle_runs(args: argparse.Namespace) -> None:
     from ..analysis.oracle import dataset_star
     from ..errors import InputError
 
+    from ..errors import ConfigError
+
     star = dataset_star(args.oracle)
+    if not args.run:
+        raise ConfigError("--oracle needs at least one --run")
     for run_dir in args.run:
         if not Path(run_dir).is_dir():
             raise InputError(run_dir, "run folder not found")
