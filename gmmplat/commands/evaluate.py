@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run) / "scores.json"
     if args.allow_other_particles:
         raise ConfigError("--allow-other-particles goes with --oracle (with --truth no particle file is read)")
-    refuse_existing([out], args.overwrite)
     ar = load_analysis_run(args.run, args.latent)
+    refuse_existing([out], args.overwrite)
     scores = score_run(ar, args.truth, args.truth_frames or None, args.model or None, k=args.k, seed=args.seed,
                        s_angstrom=args.s_angstrom, morph_reference=args.morph_reference)
     write_json(out, scores)

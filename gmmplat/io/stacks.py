@@ -168,8 +168,8 @@ class StackReader:
         else:
             path = self._stack_paths[code]
             if not os.path.lexists(path):  # the usual cause: a particle file moved away from its project
-                named = f" (named in {self.star_path})" if self.star_path else ""
-                raise InputError(path, f"stack not found{named}; relative image paths start from the particle "
+                named = f" (a stack named in {self.star_path})" if self.star_path else ""
+                raise InputError(path, f"file not found{named}; relative image paths start from the particle "
                                        "file's folder or one of its 3 parents: give the project folder with --datadir")
             mrc = open_mrc_checked(path, mmap=True)
             try:
