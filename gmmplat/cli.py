@@ -112,8 +112,9 @@ def _write_error_log(args: argparse.Namespace, argv: list[str]) -> Path | None:
 
 
 def resume_command(argv: list[str]) -> str:
-    """The command line that continues an interrupted run (``--resume`` added once)."""
-    words = [a for a in argv if a != "--resume"] + ["--resume"]
+    """The command line that continues an interrupted run (``--resume`` added once, ``--overwrite`` dropped:
+    the run to continue is the new one)."""
+    words = [a for a in argv if a not in ("--resume", "--overwrite")] + ["--resume"]
     return "gmmplat " + shlex.join(words)
 
 
@@ -134,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gmmplat {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if hasattr(args, "resume") and getattr(args, "out", None):
+        out = getattr(args, "out", None)
+        if hasattr(args, "resume") and out and (Path(out) / "checkpoint.pt").is_file():
             print(f"gmmplat {args.verb}: interrupted; continue with: {resume_command(argv)}", file=sys.stderr)
+        elif hasattr(args, "resume") and out:  # nothing to resume yet: the same command starts again
+            print(f"gmmplat {args.verb}: interrupted before the first checkpoint; start again with: gmmplat "
+                  f"{shlex.join(a for a in argv if a != '--resume')}", file=sys.stderr)
         else:
             print(f"gmmplat {args.verb}: interrupted", file=sys.stderr)
         return 130

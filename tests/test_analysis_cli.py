@@ -151,7 +151,7 @@ def test_evaluate_command(run_dir, tmp_path):
     shuffled = np.load(run_dir / "run" / "latent.npy")[np.random.default_rng(1).permutation(N_PARTICLES)]
     np.save(tmp_path / "shuffled.npy", shuffled)
     evaluate.run(_args(evaluate, ["--run", str(run_dir / "run"), "--truth", str(run_dir / "truth.csv"),
-                                  "--latent", str(tmp_path / "shuffled.npy"), "--out", str(out)]))
+                                  "--latent", str(tmp_path / "shuffled.npy"), "--out", str(out), "--overwrite"]))
     assert json.loads(out.read_text())["spearman_abs"] < 0.25
 
     np.save(tmp_path / "short.npy", shuffled[:-1])

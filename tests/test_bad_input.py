@@ -61,6 +61,20 @@ def rec_run(run_dir):  # noqa: F811
     return rec
 
 
+def fixture_with_header_voxel(folder: Path, voxel: float) -> Path:
+    """The fixture's STAR file (1.5 Å/px) in ``folder`` beside a copy of its stack whose header voxel
+    size is ``voxel`` (1.0: the cell set equal to the grid, as RELION 3.1 job files are written)."""
+    import mrcfile
+
+    folder.mkdir(exist_ok=True)
+    for name in ("particles.star", "particles.mrcs"):
+        shutil.copy(FIXTURE / name, folder / name)
+    with mrcfile.open(folder / "particles.mrcs", "r+", permissive=True) as m:
+        nz, ny, nx = m.data.shape
+        m.header.cella = (nx * voxel, ny * voxel, nz * voxel)  # voxel 1.0: cell = grid
+    return folder / "particles.star"
+
+
 def other_protein(path: Path) -> Path:
     """The bend sample's molecule, placed like the hinge model: another protein, same place."""
     from gmmplat.synthetic.motions import get_motion
@@ -471,6 +485,42 @@ CASES = {
         ["--data", c.tmp / "data", "--out", c.tmp / "out", "--notebooks", c.tmp], "no notebooks named NN_*.ipynb")),
     "demo-notebook-folder-missing": ("demo", lambda c: (
         ["--data", c.tmp / "data", "--notebooks", c.tmp / "nb"], "notebook folder not found")),
+    # ---------------------------------------------------------------- issue 27: identity, options, messages
+    "train-resume-without-checkpoint": ("train", lambda c: (
+        [*_train(c, out=c.tmp / "fresh"), "--resume"], "holds no checkpoint.pt, so there is no run to continue")),
+    "train-resume-with-overwrite": ("train", lambda c: ([*_train(c), "--resume", "--overwrite"], "give one of them")),
+    "train-cs-duplicate-uid": ("train", lambda c: (_train(c, src=_cs(c.cs_duplicate_uid())), "dup.cs: uid")),
+    "check-cs-duplicate-uid": ("check", lambda c: (_check(c, src=_cs(c.cs_duplicate_uid())), "appears 2 times")),
+    "train-passthrough-duplicate-uid": ("train", lambda c: (
+        _train(c, src=_cs(*c.cs_passthrough_duplicate_uid())), "pt.cs: uid 12345 appears 2 times")),
+    "train-voltage-differs-from-star": ("train", lambda c: (
+        _train(c, src=["--star", c.data / "particles" / "particles.star", "--voltage", "200"]),
+        "--voltage 200 given but the file has rlnVoltage (300)")),
+    "check-cs-mm-differs-from-cs": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(), "--cs-mm", "2")), "--cs-mm 2 given but the file has ctf/cs_mm")),
+    "check-lowpass-too-coarse": ("check", lambda c: (
+        _check(c, "--lowpass-angstrom", "1000"), "--lowpass-angstrom 1000 leaves no frequency to correlate; "
+                                                 "the usable range is 3..96 Å")),
+    "check-lowpass-inf": ("check", lambda c: (_check(c, "--lowpass-angstrom", "inf"), "the usable range is 3..96 Å")),
+    "check-map-all-zero": ("check", lambda c: (_check(c, map_=c.zero_map()), "zero.mrc: map is empty")),
+    "check-star-given-as-cs": ("check", lambda c: (
+        _check(c, src=_cs(c.star_named_cs())), "star.cs: not a cryoSPARC .cs file (expected the NumPy array")),
+    "check-star-as-passthrough": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(), "--passthrough", FIXTURE / "particles.star")), "is a RELION STAR file")),
+    "check-cs-missing-defocus-hint": ("check", lambda c: (
+        _check(c, src=_cs(c.cs(drop=("ctf/df1_A",)), "--voltage", "300")), "no option supplies ctf/df1_A")),
+    "train-missing-stack-names-datadir": ("train", lambda c: (_train(c, star=c.star_without_stack()), "--datadir")),
+    "check-stack-header-disagrees": ("check", lambda c: (
+        _check(c, src=["--star", c.fixture_with_header_voxel(2.0)]), "--trust-star-pixel-size")),
+    "refine-zero-anchors-names-two": ("refine", lambda c: (
+        ["--run", c.run_dir / "run", "--anchors", "0"], "--anchors: must be >= 2, got 0")),
+    "select-out-exists": ("select", lambda c: (_file(c.tmp / "sub.star") and _select(c), "sub.star: --out exists")),
+    "morph-out-exists": ("morph", lambda c: (_file(c.tmp / "m.cif") and _morph(c), "m.cif: --out exists")),
+    "evaluate-out-exists": ("evaluate", lambda c: (_file(c.tmp / "scores.json") and _evaluate(c), "--overwrite")),
+    "evaluate-allow-other-with-truth": ("evaluate", lambda c: (
+        _evaluate(c, "--allow-other-particles"), "--allow-other-particles goes with --oracle")),
+    "analyze-allow-other-without-reconstruct": ("analyze", lambda c: (
+        _analyze(c, "--allow-other-particles"), "--allow-other-particles goes with --reconstruct")),
     # ---------------------------------------------------------------- any verb
     "missing-required-option": ("analyze", lambda c: (["--out", c.tmp / "a"], "--run")),
     "unknown-option": ("morph", lambda c: (_morph(c, "--colour", "red"), "--colour")),
@@ -525,6 +575,36 @@ class Ctx:
         _save(self.tmp / "main.cs", full[[f for f in full.dtype.names if f != "ctf/df1_A"]])
         _save(self.tmp / "pt.cs", full[["uid", "ctf/df1_A"]][1:])
         return self.tmp / "main.cs", "--passthrough", self.tmp / "pt.cs"
+
+    def cs_duplicate_uid(self):
+        """A .cs whose record 7 carries record 3's uid."""
+        rec = make_cs(self.tmp / "dup.cs")
+        rec["uid"][7] = rec["uid"][3]
+        return _save(self.tmp / "dup.cs", rec)
+
+    def cs_passthrough_duplicate_uid(self):
+        """A .cs lacking ctf/df1_A, and a passthrough holding the first uid twice at different defocus."""
+        full = make_cs(self.tmp / "full.cs")
+        _save(self.tmp / "main.cs", full[[f for f in full.dtype.names if f != "ctf/df1_A"]])
+        pt = full[["uid", "ctf/df1_A"]]
+        twice = np.concatenate([pt, pt[:1]])
+        twice["ctf/df1_A"][-1] += 6000.0
+        _save(self.tmp / "pt.cs", twice)
+        return self.tmp / "main.cs", "--passthrough", self.tmp / "pt.cs"
+
+    def zero_map(self):
+        from gmmplat.io import write_map
+
+        write_map(self.tmp / "zero.mrc", np.zeros((64,) * 3, np.float32), 1.5)
+        return self.tmp / "zero.mrc"
+
+    def star_named_cs(self):
+        shutil.copy(FIXTURE / "particles.star", self.tmp / "star.cs")
+        return self.tmp / "star.cs"
+
+    def fixture_with_header_voxel(self, voxel: float) -> Path:
+        """The fixture's STAR file (1.5 Å/px) beside a copy of its stack whose header says ``voxel`` Å."""
+        return fixture_with_header_voxel(self.tmp / "fx", voxel)
 
     def cs_past_end(self):
         """A .cs whose sixth record points at image 49 of the 48-image stack (blob/idx 48)."""
@@ -724,11 +804,12 @@ def test_select_leaves_no_partial_subset(suffix, run_dir, tmp_path, capsys, monk
     (tmp_path / f"old{suffix}").write_text("previous subset")
     ctx = Ctx(tmp_path, None, run_dir, None, None, None)
     if suffix == ".star":
-        argv = _select(ctx, out=tmp_path / "old.star")
+        argv = _select(ctx, "--overwrite", out=tmp_path / "old.star")
     else:  # a .cs of 48 particles, 5 rows chosen
         make_cs(tmp_path / "p.cs")
         argv = _select(ctx, *_cs(tmp_path / "p.cs"), "--latent", ctx.npy(np.zeros((48, 2), np.float32)),
-                       how=("--indices", _save(tmp_path / "rows.npy", np.arange(5))), out=tmp_path / "old.cs")
+                       "--overwrite", how=("--indices", _save(tmp_path / "rows.npy", np.arange(5))),
+                       out=tmp_path / "old.cs")
     before = snapshot([tmp_path])
     if suffix == ".star":
         monkeypatch.setattr(Path, "write_text", _disk_full_after(50))
@@ -821,3 +902,87 @@ def test_resume_with_other_threads_says_so_once(data, tmp_path, capsys):
     assert out.count("note: resuming with 2 torch thread(s); the run started with 1") == 1
     code, out, err = call(capsys, "train", *argv, "--threads", "1", "--resume")
     assert code == 0 and "note:" not in out
+
+
+# ------------------------------------------------------------------ issue 27: the corrected reruns and the notes
+@pytest.mark.parametrize("voxel", [1.0, 0.0])
+def test_unset_stack_header_gives_way_to_the_star_pixel_size(voxel, tmp_path, capsys):
+    """RELION 3.1 job files: the stack header's cell equals the grid (mrcfile reports 1 Å) or is 0, the STAR says
+    1.5 Å: the STAR's value is used, with one note."""
+    star = fixture_with_header_voxel(tmp_path / "fx", voxel)
+    code, out, err = call(capsys, "check", "--star", star, "--map", FIXTURE / "consensus.mrc", "--n", "8",
+                          "--out", tmp_path / "c", "--no-progress")
+    assert code in (0, 1) and "Traceback" not in err, err
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "particles.mrcs: header pixel size" in notes[0] and "using 1.5 Å" in notes[0]
+    assert ("unset value (cell = grid)" if voxel == 1.0 else "is unset (0)") in notes[0]
+
+
+def test_trust_star_pixel_size_overrides_a_set_header(tmp_path, capsys):
+    star = fixture_with_header_voxel(tmp_path / "fx", 2.0)
+    code, out, err = call(capsys, "check", "--star", star, "--map", FIXTURE / "consensus.mrc", "--n", "8",
+                          "--out", tmp_path / "c", "--no-progress", "--trust-star-pixel-size")
+    assert code in (0, 1), err
+    assert "header pixel size 2 Å disagrees (--trust-star-pixel-size); using 1.5 Å" in out
+
+
+def test_a_voltage_typo_is_named_by_the_check_not_called_phase_flipped(tmp_path, capsys):
+    make_cs(tmp_path / "nov.cs", drop=("ctf/accel_kv",))
+    code, out, err = call(capsys, "check", *_cs(tmp_path / "nov.cs", "--voltage", "30"), "--map",
+                          FIXTURE / "consensus.mrc", "--n", "16", "--out", tmp_path / "c", "--no-progress")
+    assert code == 1, err
+    verdict = [line for line in out.splitlines() if line.startswith("verdict:")][0]
+    assert "CTF parameters are wrong (voltage 300 kV fits better)" in verdict and "phase" not in verdict
+    assert "using --voltage 30 for every particle" in out
+
+
+def test_a_ctf_option_equal_to_the_file_value_is_noted(data, tmp_path, capsys):
+    d = data / "particles"
+    code, out, err = call(capsys, "train", "--star", d / "particles.star", "--gmm", d / "gmm.npz", "--preset", "rigid",
+                          "--domain", "domain", "--voltage", "300", "--print-config")
+    assert code == 0, err  # print-config reads no particles; a run prints the note
+    from gmmplat.io.particles import ParticleSource
+
+    notes = ParticleSource(str(d / "particles.star"), voltage_kv=300.0).read().notes
+    assert notes == [f"{d / 'particles.star'}: has rlnVoltage (300, as --voltage); --voltage is not needed"]
+
+
+def test_overwrite_replaces_outputs_of_train_select_morph_evaluate(data, run_dir, tmp_path, capsys):  # noqa: F811
+    ctx = Ctx(tmp_path, data, run_dir, None, None, None)
+    argv = _train(ctx, out=tmp_path / "run")
+    assert call(capsys, "train", *argv)[0] == 0
+    (tmp_path / "run" / "stale.txt").write_text("from the old run")
+    code, out, err = call(capsys, "train", *argv, "--overwrite")
+    assert code == 0, err
+    assert "the run there is replaced (--overwrite)" in out and not (tmp_path / "run" / "stale.txt").exists()
+    assert (tmp_path / "run" / "model.pt").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    for verb, args, out_file in (("select", _select(ctx), tmp_path / "sub.star"),
+                                 ("morph", _morph(ctx), tmp_path / "m.pdb"),
+                                 ("evaluate", _evaluate(ctx), tmp_path / "scores.json")):
+        assert call(capsys, verb, *args)[0] == 0
+        stamp = out_file.stat().st_mtime_ns
+        code, _, err = call(capsys, verb, *args)
+        assert_cli_error(code, err, verb, "--overwrite")
+        assert out_file.stat().st_mtime_ns == stamp
+        code, _, err = call(capsys, verb, *args, "--overwrite")
+        assert code == 0 and out_file.stat().st_mtime_ns != stamp, err
+
+
+def test_failed_overwrite_puts_the_old_run_back(data, tmp_path, capsys, monkeypatch):
+    import gmmplat.train.loop as loop
+
+    argv = _train(Ctx(tmp_path, data, None, None, None, None), out=tmp_path / "run")
+    assert call(capsys, "train", *argv)[0] == 0
+    before = snapshot([tmp_path / "run"])
+
+    def fails(self):
+        (self.out).mkdir(parents=True, exist_ok=True)
+        (self.out / "checkpoint.pt").write_text("partial")
+        raise InputError(self.out, "failed midway")
+
+    from gmmplat.errors import InputError
+
+    monkeypatch.setattr(loop.Trainer, "run", fails)
+    code, _, err = call(capsys, "train", *argv, "--overwrite")
+    assert_cli_error(code, err, "train", "failed midway")
+    assert snapshot([tmp_path / "run"]) == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

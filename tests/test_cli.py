@@ -81,7 +81,7 @@ def test_options_shared_by_verbs_are_defined_once():
         if option in SHARED_OPTIONS and SHARED_OPTIONS[option]["help"] == text:
             continue
         if option in ("--star", "--cs", "--passthrough", "--datadir", "--project-dir",
-                      "--amplitude-contrast", "--voltage", "--cs-mm"):
+                      "--amplitude-contrast", "--voltage", "--cs-mm", "--trust-star-pixel-size"):
             continue  # gmmplat.commands.particle_args, written once
         pytest.fail(f"{option} has the same help in {sorted(seen[(option, text)])}: put it in SHARED_OPTIONS")
     folder = Path(gmmplat.commands.__file__).parent

@@ -207,7 +207,7 @@ def test_evaluate_oracle_command(datasets, capsys):
     p = argparse.ArgumentParser()
     evaluate.add_arguments(p)
     args = p.parse_args(["--oracle", str(data), "--run", str(full), "--run", str(half), "--oracle-particles", "40",
-                         "--k", "5"])
+                         "--k", "5", "--overwrite"])  # the reruns below replace the scores
     assert evaluate.run(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("oracle on 40 of 60 particles") and "full: |Spearman|" in out and "of the way" in out

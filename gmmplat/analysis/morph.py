@@ -233,17 +233,22 @@ def per_residue_displacement(model: AtomModel, displacement_angstrom: np.ndarray
     return out.reset_index()
 
 
+def morphed_model_paths(path: str | os.PathLike) -> list[Path]:
+    """``[path, the other format's path]``: ``.pdb`` and ``.cif`` beside each other."""
+    path = Path(path)
+    if path.suffix.lower() not in (".pdb", ".cif", ".mmcif"):
+        raise InputError(path, "morphed model file must end in .pdb, .cif or .mmcif")
+    paths = [path.with_suffix(".pdb"), path.with_suffix(".cif") if path.suffix.lower() == ".pdb" else path]
+    return [path] + [p for p in paths if p != path][:1]
+
+
 def write_morphed_models(path: str | os.PathLike, model: AtomModel, frames_xyz: np.ndarray) -> list[Path]:
     """Write frames ``(F, n_atoms, 3)`` as a multi-model PDB and an mmCIF (gemmi) beside each other.
 
     ``path`` names one of them (``.pdb`` or ``.cif``); the other gets the other suffix.
     Returns both paths.
     """
-    path = Path(path)
-    if path.suffix.lower() not in (".pdb", ".cif", ".mmcif"):
-        raise InputError(path, "morphed model file must end in .pdb, .cif or .mmcif")
-    paths = [path.with_suffix(".pdb"), path.with_suffix(".cif") if path.suffix.lower() == ".pdb" else path]
-    paths = [path] + [p for p in paths if p != path][:1]
+    paths = morphed_model_paths(path)
     for p in paths:
         write_models(p, model, frames_xyz)
     return paths

@@ -98,6 +98,21 @@ class SimulatedDataset:
         return int(np.argmin(np.abs(self.frame_t)))
 
 
+def dataset_star(path: str | os.PathLike):
+    """The particles (ParticleStar) of a ``gmmplat simulate`` folder, as :func:`load_simulated_dataset` reads them."""
+    from ..io.star import read_particle_star
+
+    path = Path(path)
+    meta_path = path / "metadata.json"
+    if not meta_path.is_file():
+        raise InputError(meta_path, "not found: the oracle needs a complete simulated dataset (gmmplat simulate)")
+    try:
+        files = json.loads(meta_path.read_text()).get("files", {})
+    except (ValueError, AttributeError) as exc:
+        raise InputError(meta_path, f"not a gmmplat simulate metadata file ({type(exc).__name__}: {exc})") from None
+    return read_particle_star(path / files.get("star", "particles.star"))
+
+
 def load_simulated_dataset(path: str | os.PathLike) -> SimulatedDataset:
     """Read a ``gmmplat simulate`` folder; one-line :class:`InputError` for a missing or unusable piece."""
     from ..io.models import read_model

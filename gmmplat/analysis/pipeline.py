@@ -86,7 +86,8 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
                 truth: str | os.PathLike | None = None, truth_frames: str | os.PathLike | None = None,
                 reconstruct: int = 0, snr: float = 1.0, particles=None, states: int = 0,
                 s_angstrom: float | None = None, seed: int = 0, morph_reference: str = "median",
-                overwrite: bool = False, progress: bool = False) -> AnalysisResult:
+                overwrite: bool = False, progress: bool = False,
+                allow_other_particles: bool = False) -> AnalysisResult:
     """Analyse a trained run into ``out`` (default ``RUN/analysis``); see docs/analysis.md for the files.
 
     Args:
@@ -109,6 +110,8 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
             GMM); see :func:`gmmplat.analysis.morph_reference.run_morpher`.
         overwrite: replace a non-empty ``out`` (refused otherwise).
         progress: a progress bar over the trajectories (maps, reconstructions, models).
+        allow_other_particles: reconstruct from particles that are not the ones the run was
+            trained on (its recorded ``data_fingerprint``; refused otherwise), printing what differs.
 
     ``analysis.json`` beside the outputs records the run, every option, the seed and the
     versions (python, torch, numpy, gmmplat), so the analysis can be repeated.
@@ -121,6 +124,8 @@ def analyze_run(run: str | os.PathLike | AnalysisRun, out: str | os.PathLike | N
     pcs = min(3, ar.latent_dim) if pcs is None else pcs
     check_pcs(pcs, ar.latent_dim)
     final = Path(out) if out is not None else Path(ar.run.run_dir) / "analysis"
+    if reconstruct > 0:  # before any work: the particles are the run's (or deliberately others)
+        particles = _reconstruction_particles(ar, particles, allow_other_particles)
     options = dict(pcs=pcs, frames=frames, model=model, map_path=map_path, truth=truth, truth_frames=truth_frames,
                    reconstruct=reconstruct, snr=snr, particles=particles, states=states, s_angstrom=s_angstrom,
                    seed=seed, morph_reference=morph_reference)
@@ -246,10 +251,10 @@ def _scores(ar: AnalysisRun, out: Path, truth, truth_frames, model, s_angstrom, 
     return scores
 
 
-def _reconstruction_inputs(ar: AnalysisRun, particles) -> tuple:
-    """``(table, read_image, symmetry_operators)`` of the particles to reconstruct from."""
-    from ..geometry import symmetry_operators
-    from ..io.stacks import StackReader
+def _reconstruction_particles(ar: AnalysisRun, particles, allow_other: bool):
+    """The particles to reconstruct from (given, else the run's own file), checked against the run's
+    recorded fingerprint (:func:`gmmplat.train.fingerprint.check_run_particles`)."""
+    from ..train.fingerprint import check_run_particles
 
     if particles is not None:
         if len(particles.table) != ar.latent.shape[0]:
@@ -260,5 +265,16 @@ def _reconstruction_inputs(ar: AnalysisRun, particles) -> tuple:
                                                           "(name it with --star or --cs)")
     else:
         particles = run_particles(ar)
+    note = check_run_particles(ar.run.run_dir, particles.table, particles.path, allow_other)
+    if note:
+        print(f"note: {note}", flush=True)
+    return particles
+
+
+def _reconstruction_inputs(ar: AnalysisRun, particles) -> tuple:
+    """``(table, read_image, symmetry_operators)`` of the (checked) particles to reconstruct from."""
+    from ..geometry import symmetry_operators
+    from ..io.stacks import StackReader
+
     ops = symmetry_operators(ar.run.config.data.symmetry) if ar.latent.ndim == 3 else None
     return particles.table, StackReader(particles).__getitem__, ops

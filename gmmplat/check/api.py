@@ -34,7 +34,9 @@ def check_files(particles, map_path, model_path=None, n: int = 500, lowpass_angs
         map_data = read_map(map_path)
         reference = (MapReference.from_map(map_data, os.fspath(map_path)) if model_path is None
                      else model_reference(model_path, map_data, map_path))
-        return run_check(dataset, reference, n=n, lowpass_angstrom=lowpass_angstrom, seed=seed, progress=progress)
+        result = run_check(dataset, reference, n=n, lowpass_angstrom=lowpass_angstrom, seed=seed, progress=progress)
+        result.notes = list(dataset.notes)
+        return result
     finally:
         dataset.close()
 

@@ -11,6 +11,8 @@ that mistake (see ``docs/check.md``):
 * ``rotation_transposed``: the Euler angles give ``Aᵀ`` (the inverse rotation) instead of ``A``.
 * ``phase_flipped``: the stack was phase-flipped, so it carries ``|CTF|``, not the CTF.
 * ``polarity``: the images have the opposite contrast (``−`` the stated prediction).
+* ``ctf_parameters``: the stated CTF with one of voltage, Cs, amplitude contrast or the
+  defocus unit replaced by a usual value (the best-fitting variant; :mod:`.ctf_variants`).
 * ``shuffled``: a control, each image against another particle's prediction: what a
   STAR file whose rows do not match the stack order would give.
 """
@@ -31,7 +33,9 @@ ROW_LABELS = {
     "polarity": "polarity inverted",
     "shuffled": "shuffled rows (control)",
 }
-GEOMETRIC = ("origin_flipped", "origin_swapped", "image_transposed", "rotation_transposed", "phase_flipped")
+CTF_ROW = "ctf_parameters"  # the stated CTF with one parameter replaced (gmmplat.check.ctf_variants)
+ROW_LABELS[CTF_ROW] = "CTF parameters (best variant)"
+GEOMETRIC = ("origin_flipped", "origin_swapped", "image_transposed", "rotation_transposed", "phase_flipped", CTF_ROW)
 
 _FIXES = {
     "origin_flipped": ("the origin sign is flipped",
@@ -57,9 +61,12 @@ def polarity_fix(invert_contrast: bool) -> tuple[str, str]:
     return "the images are dark-protein", "pass --invert-contrast"
 
 
-def describe(names: list[str], invert_contrast: bool) -> tuple[str, str]:
-    """(what is wrong, how to fix it) for a list of alternative names, joined with "and"."""
-    parts = [polarity_fix(invert_contrast) if n == "polarity" else _FIXES[n] for n in names]
+def describe(names: list[str], invert_contrast: bool, ctf_variant: tuple[str, str] | None = None) -> tuple[str, str]:
+    """(what is wrong, how to fix it) for a list of alternative names, joined with "and";
+    ``ctf_variant``: (name, fix) of the CTF-parameter row's variant."""
+    variant, variant_fix = ctf_variant or ("another value", "check the CTF parameters")
+    fixes = {**_FIXES, CTF_ROW: (f"the CTF parameters are wrong ({variant} fits better)", variant_fix)}
+    parts = [polarity_fix(invert_contrast) if n == "polarity" else fixes[n] for n in names]
     return " and ".join(p[0] for p in parts), "; ".join(p[1] for p in parts)
 
 

@@ -78,9 +78,11 @@ class MapReference:
         if abs(self.pixel_size_angstrom - band.pixel_size_angstrom) > PIXEL_SIZE_RTOL * band.pixel_size_angstrom:
             raise InputError(self.path, f"map pixel size {self.pixel_size_angstrom:g} Å differs from the particles' "
                                         f"{band.pixel_size_angstrom:g} Å")
+        if not np.any(self.volume):  # every row would fit equally badly: say why instead
+            raise InputError(self.path, "map is empty (every voxel is 0): nothing to project and compare")
         M = band.box
         vol = torch.from_numpy(_fit_box(self.volume, M)).to(torch.float64)
-        mc = min(M, 2 * (key[2] + 2))
+        mc = min(M, max(2 * (key[2] + 2), 16))  # the projector averages 4 voxels of each face: at least 10
         F = torch.fft.fftn(torch.fft.ifftshift(vol))
         idx = torch.arange(-(mc // 2), mc - mc // 2) % M  # integer frequencies -mc/2 .. mc/2-1
         Fc = F[idx][:, idx][:, :, idx]

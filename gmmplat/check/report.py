@@ -30,7 +30,7 @@ import torch
 from ..ctf import ctf_rfft
 from ..errors import ConfigError
 from ..fourier import Band
-from .conventions import GEOMETRIC, ROW_LABELS, STATED, describe, predictions, transpose_band
+from .conventions import CTF_ROW, GEOMETRIC, ROW_LABELS, STATED, describe, predictions, transpose_band
 
 MARGIN_SE = 5.0
 SIMILAR_CC = 0.98
@@ -67,6 +67,7 @@ class CheckResult:
     seconds: float
     cc: dict = field(repr=False, default_factory=dict)
     examples: dict = field(repr=False, default_factory=dict)
+    notes: list = field(default_factory=list)  # values the particle reader took from options
 
     def table(self):
         import pandas as pd
@@ -117,7 +118,9 @@ def _project_subset(dataset, reference, rows, band, chunk, progress):
     """Band transforms ``(n, Ky, Kx)``: images, P(A), P(Aᵀ); shifts ``(n, 2)``; CTF ``(n, Ky, Kx)``."""
     from tqdm.auto import tqdm
 
-    parts = []
+    from .ctf_variants import ctf_variants
+
+    parts, variants, fixes = [], {}, {}
     for s in tqdm(range(0, rows.size, chunk), desc="check", unit="batch", disable=not progress):
         b = dataset.get_batch(rows[s : s + chunk] * dataset.n_sym)  # symmetry copy 0: the STAR pose
         A = b.rotations.to(torch.float64)
@@ -125,7 +128,25 @@ def _project_subset(dataset, reference, rows, band, chunk, progress):
                       reference.project(A, band), reference.project(A.transpose(-1, -2), band),
                       b.shifts_angstrom.to(torch.float64),
                       ctf_rfft(b.ctf, dataset.box, dataset.pixel_size_angstrom, band).to(torch.float32)))
-    return [torch.cat(x) for x in zip(*parts)]
+        for name, (params, fix) in ctf_variants(b.ctf).items():
+            variants.setdefault(name, []).append(
+                ctf_rfft(params, dataset.box, dataset.pixel_size_angstrom, band).to(torch.float32))
+            fixes[name] = fix
+    return [torch.cat(x) for x in zip(*parts)], {n: (torch.cat(v), fixes[n]) for n, v in variants.items()}
+
+
+def _ctf_row(w, band, P, shifts, obs, stated, variants) -> tuple[np.ndarray, float, str, str]:
+    """The CTF-parameter row: per-particle CC, similarity with the stated prediction, the variant's name and
+    fix, for the best-fitting variant that can be told from the stated CTF (else the best one)."""
+    from .conventions import shift_phase
+
+    S = shift_phase(band, shifts)
+    scored = []
+    for name, (ctf, fix) in variants.items():
+        pred = P * S * ctf
+        scored.append((_cc(w, pred, obs), float(_cc(w, pred, stated).mean()), name, fix))
+    testable = [v for v in scored if v[1] < SIMILAR_CC] or scored
+    return max(testable, key=lambda v: float(v[0].mean()))
 
 
 def run_check(dataset, reference, n: int = 500, lowpass_angstrom: float = 12.0, seed: int = 0,
@@ -142,12 +163,16 @@ def run_check(dataset, reference, n: int = 500, lowpass_angstrom: float = 12.0, 
     if dataset.n_particles < 3:
         raise ConfigError(f"the data check needs at least 3 particles, the STAR file has {dataset.n_particles}")
     nyquist = 2 * dataset.pixel_size_angstrom
+    coarsest = dataset.box * dataset.pixel_size_angstrom  # the first Fourier ring: one frequency besides the mean
+    usable = f"the usable range is {nyquist:g}..{coarsest:g} Å ({dataset.box} px at {dataset.pixel_size_angstrom:g} Å/px)"
     if lowpass_angstrom < nyquist:
-        raise ConfigError(f"--lowpass-angstrom {lowpass_angstrom:g} is beyond Nyquist ({nyquist:g} Å)")
+        raise ConfigError(f"--lowpass-angstrom {lowpass_angstrom:g} is beyond Nyquist ({nyquist:g} Å); {usable}")
+    if not lowpass_angstrom <= coarsest:
+        raise ConfigError(f"--lowpass-angstrom {lowpass_angstrom:g} leaves no frequency to correlate; {usable}")
     band = Band(dataset.box, dataset.pixel_size_angstrom, high_res_angstrom=float(lowpass_angstrom))
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(dataset.n_particles, size=min(int(n), dataset.n_particles), replace=False))
-    obs, P, PT, shifts, ctf = _project_subset(dataset, reference, rows, band, chunk, progress)
+    (obs, P, PT, shifts, ctf), variants = _project_subset(dataset, reference, rows, band, chunk, progress)
     pairs = predictions(band, P, PT, shifts, ctf, obs)
     order = rng.permutation(rows.size)
     perm = np.empty_like(order)
@@ -159,19 +184,21 @@ def run_check(dataset, reference, n: int = 500, lowpass_angstrom: float = 12.0, 
     similarity = {name: float(_cc(w, pred, stated).mean()) for name, (pred, _) in pairs.items()}
     similarity["image_transposed"] = float(_cc(w, transpose_band(band, stated), stated).mean())
     similarity["shuffled"] = float(_cc(w, stated[perm], stated).mean())
+    cc[CTF_ROW], similarity[CTF_ROW], variant, variant_fix = _ctf_row(w, band, P, shifts, obs, stated, variants)
+    labels = {**ROW_LABELS, CTF_ROW: f"CTF parameters ({variant})"}
     out_rows = []
     for name in [STATED, *GEOMETRIC, "polarity", "shuffled"]:
         c = cc[name]
-        out_rows.append(RowResult(name, ROW_LABELS[name], float(c.mean()), float(c.std(ddof=1) / math.sqrt(c.size)),
+        out_rows.append(RowResult(name, labels[name], float(c.mean()), float(c.std(ddof=1) / math.sqrt(c.size)),
                                   0.0 if name == STATED else paired_z(cc[STATED], c), similarity[name],
                                   name != STATED and similarity[name] < SIMILAR_CC))
-    mistake, verdict, passed = _decide(out_rows, cc, bool(dataset.invert_contrast))
+    mistake, verdict, passed = _decide(out_rows, cc, bool(dataset.invert_contrast), (variant, variant_fix))
     k = min(n_examples, rows.size)
     examples = {}
     if k > 0:
         examples = {"image": band.band_to_images(obs[:k]).numpy(), "stated": band.band_to_images(stated[:k]).numpy()}
     if mistake and k > 0:
-        geo = [m for m in mistake if m != "polarity"]
+        geo = [m for m in mistake if m not in ("polarity", CTF_ROW)]
         alt = pairs[geo[0]][0][:k] if geo else stated[:k]
         if geo == ["image_transposed"]:
             alt = transpose_band(band, alt)
@@ -180,7 +207,8 @@ def run_check(dataset, reference, n: int = 500, lowpass_angstrom: float = 12.0, 
                        reference.describe(), time.perf_counter() - t0, cc, examples)
 
 
-def _decide(rows: list[RowResult], cc: dict, invert_contrast: bool) -> tuple[list[str], str, bool]:
+def _decide(rows: list[RowResult], cc: dict, invert_contrast: bool,
+            ctf_variant: tuple[str, str] | None = None) -> tuple[list[str], str, bool]:
     by_name = {r.name: r for r in rows}
     candidates = []  # (mean CC, names, per-particle CC)
     for name in (STATED, *GEOMETRIC):
@@ -193,7 +221,7 @@ def _decide(rows: list[RowResult], cc: dict, invert_contrast: bool) -> tuple[lis
     best = max(candidates, key=lambda c: c[0])
     z_best = paired_z(best[2], cc[STATED])
     if best[0] > by_name[STATED].mean and z_best >= MARGIN_SE:
-        what, fix = describe(best[1], invert_contrast)
+        what, fix = describe(best[1], invert_contrast, ctf_variant)
         lead = f"{z_best:.1f}" if z_best < 1000 else ">999"
         return best[1], f"{what}: {fix} (CC {best[0]:.3f} vs {by_name[STATED].mean:.3f} stated, {lead} s.e.)", False
     testable = [r for r in rows if r.testable]

@@ -71,6 +71,9 @@ def existing_file(path, option: str, what: str = "file") -> None:
 SHARED_OPTIONS = {
     "--run": dict(required=True, help="run folder written by gmmplat train"),
     "--overwrite": dict(action="store_true", help="replace a non-empty --out (refused otherwise)"),
+    "--allow-other-particles": dict(action="store_true",
+                                    help="use particles that are not the ones the run was trained on (another "
+                                         "file, order or poses; refused otherwise); what differs is printed"),
     "--s-angstrom": dict(type=positive_float, help="width of the GMM→atom transition (default: Gaussian spacing)"),
     "--truth-frames": dict(help="multi-model PDB of the true frames (with --model)"),
     "--invert-contrast": dict(action="store_true", help="particles have dark protein: multiply by -1"),
@@ -87,3 +90,27 @@ def add_shared_options(parser: argparse.ArgumentParser, *options: str) -> None:
     """Add each named option of :data:`SHARED_OPTIONS` to ``parser``."""
     for option in options:
         parser.add_argument(option, **SHARED_OPTIONS[option])
+
+
+def other_particles_check(run_dir, table, path, allow: bool) -> None:
+    """Refuse the particles (``table`` of file ``path``) unless they are the ones ``run_dir`` was trained
+    on, by its recorded ``data_fingerprint``; with ``allow`` print what differs instead."""
+    from ..train.fingerprint import check_run_particles
+
+    note = check_run_particles(run_dir, table, path, allow)
+    if note:
+        print(f"note: {note}", flush=True)
+
+
+def refuse_existing(paths, overwrite: bool, option: str = "--out") -> None:
+    """One-line InputError when an output file already exists and ``--overwrite`` is not given (the rule
+    every verb follows: a used output is replaced only on request)."""
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    if overwrite:
+        return
+    for path in paths:
+        if Path(path).is_file():
+            raise InputError(path, f"{option} exists; pass --overwrite to replace it, or choose another name")

@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .particle_args import add_particle_arguments
 
     add_particle_arguments(p, required=False)  # --reconstruct: the run's particles, unless named here
+    add_shared_options(p, "--allow-other-particles")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from .particle_args import open_particles, particle_file_given
 
     particles = None
+    if args.allow_other_particles and args.reconstruct == 0:
+        raise ConfigError("--allow-other-particles goes with --reconstruct K (without it no particle is read)")
     if particle_file_given(args):
         if args.reconstruct == 0:
             raise ConfigError("--star/--cs name the particles of --reconstruct K; without --reconstruct no particle is read")
@@ -62,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
         latent=args.latent, truth=args.truth, truth_frames=args.truth_frames, reconstruct=args.reconstruct,
         snr=args.snr, particles=particles, states=args.states, s_angstrom=args.s_angstrom, seed=args.seed,
         morph_reference=args.morph_reference,
-        overwrite=args.overwrite, progress=not args.no_progress)
+        overwrite=args.overwrite, progress=not args.no_progress, allow_other_particles=args.allow_other_particles)
     print(f"{result.summary} written to {result.out}")
     return 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import add_shared_options, existing_file, int_at_least, nonnegative_int, positive_float
-from .particle_args import add_particle_arguments, particle_source
+from .particle_args import add_particle_arguments, particle_source, print_notes
 
 
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     result = check_files(source, args.map, args.model, n=args.n, lowpass_angstrom=args.lowpass_angstrom,
                          invert_contrast=args.invert_contrast, seed=args.seed, progress=not args.no_progress)
     png, csv = save_outputs(result, args.out)
+    print_notes(result.notes)
     print(result.report())
     print(f"wrote {png} and {csv} ({result.seconds:.1f} s)")
     return 0 if result.passed else 1

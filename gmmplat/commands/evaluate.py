@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_shared_options, nonnegative_int, positive_int
+from ._common import add_shared_options, nonnegative_int, other_particles_check, positive_int, refuse_existing
 
 
 
@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(p, "--s-angstrom")
     add_shared_options(p, "--morph-reference")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds (default 0)")
+    add_shared_options(p, "--overwrite")
+    add_shared_options(p, "--allow-other-particles")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_path(args.out, "--out", folder=False, create_parents=False)
     out = Path(args.out) if args.out else Path(args.run) / "scores.json"
+    if args.allow_other_particles:
+        raise ConfigError("--allow-other-particles goes with --oracle (with --truth no particle file is read)")
     ar = load_analysis_run(args.run, args.latent)
+    refuse_existing([out], args.overwrite)
     scores = score_run(ar, args.truth, args.truth_frames or None, args.model or None, k=args.k, seed=args.seed,
                        s_angstrom=args.s_angstrom, morph_reference=args.morph_reference)
     write_json(out, scores)
@@ -80,8 +85,27 @@ def _oracle(args: argparse.Namespace) -> int:
     if args.truth or args.truth_frames or args.model or args.latent or args.out:
         raise ConfigError("--oracle reads the truth from the dataset folder and writes into each run folder; "
                           "drop --truth, --truth-frames, --model, --latent and --out")
+    _check_oracle_runs(args)
     oracle, results = score_runs_against_oracle(args.oracle, args.run, args.oracle_particles or None,
                                                 seed=args.seed, k=args.k, s_angstrom=args.s_angstrom,
                                                 morph_reference=args.morph_reference, progress=True)
     print(format_report(oracle, results))
     return 0
+
+
+def _check_oracle_runs(args: argparse.Namespace) -> None:
+    """Before the oracle's work: each run was trained on the dataset's particles (or
+    --allow-other-particles), and its scores file is new (or --overwrite)."""
+    from ..analysis.oracle import dataset_star
+    from ..errors import InputError
+
+    from ..errors import ConfigError
+
+    star = dataset_star(args.oracle)
+    if not args.run:
+        raise ConfigError("--oracle needs at least one --run")
+    for run_dir in args.run:
+        if not Path(run_dir).is_dir():
+            raise InputError(run_dir, "run folder not found")
+        other_particles_check(run_dir, star.table, star.path, args.allow_other_particles)
+        refuse_existing([Path(run_dir) / "scores.json"], args.overwrite, "--oracle: the run's scores file")

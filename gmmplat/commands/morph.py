@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from ._common import add_shared_options, positive_int
+from ._common import add_shared_options, positive_int, refuse_existing
 
 
 
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--z", help="latent point(s): comma-separated values, points separated by ';'")
     p.add_argument("--frames", type=positive_int, default=10, help="frames along the PC (default 10)")
     p.add_argument("--latent", help="latent .npy instead of RUN/latent.npy (for the PCA)")
-    add_shared_options(p, "--s-angstrom", "--morph-reference")
+    add_shared_options(p, "--s-angstrom", "--morph-reference", "--overwrite")
 
 
 def parse_points(text: str, latent_dim: int) -> np.ndarray:
@@ -52,13 +52,14 @@ def parse_points(text: str, latent_dim: int) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.latent import check_pcs, fit_pca, pc_trajectories
-    from ..analysis.morph import displacement, write_morphed_models
+    from ..analysis.morph import displacement, morphed_model_paths, write_morphed_models
     from ..analysis.morph_reference import run_morpher
     from ..analysis.runs import load_analysis_run
     from ..io.atomic import check_output_path
     from ..io.models import read_model
 
     check_output_path(args.out, "--out", folder=False, create_parents=False)
+    refuse_existing(morphed_model_paths(args.out), args.overwrite)
     ar = load_analysis_run(args.run, args.latent)
     if args.z:
         z = parse_points(args.z, ar.latent_dim)

@@ -42,6 +42,9 @@ def add_particle_arguments(p: argparse.ArgumentParser, required: bool = True) ->
     for option, (_, low, high) in CTF_OPTIONS.items():
         metavar, text = helps[option]
         g.add_argument(option, type=float_between(low, high), metavar=metavar, help=f"{text}; {low:g}..{high:g}")
+    g.add_argument("--trust-star-pixel-size", action="store_true", default=None,
+                   help="use the particle file's pixel size where a stack header sets another (headers with an "
+                        "unset value, 0 or 1 Å, are overridden anyway, with a note)")
 
 
 def particle_file_given(args: argparse.Namespace) -> bool:
@@ -50,6 +53,7 @@ def particle_file_given(args: argparse.Namespace) -> bool:
     if getattr(args, "star", None) is not None or getattr(args, "cs", None) is not None:
         return True
     given = [o for o, a in (("--passthrough", "passthrough"), ("--datadir", "datadir"),
+                            ("--trust-star-pixel-size", "trust_star_pixel_size"),
                             *((o, a) for o, (a, _, _) in CTF_OPTIONS.items())) if getattr(args, a, None) is not None]
     if given:
         raise ConfigError(f"{' and '.join(given)} only apply with --star or --cs; without them the run's particle file is "
@@ -77,7 +81,8 @@ def particle_source(args: argparse.Namespace):
         path=os.path.abspath(cs if cs is not None else star),
         passthrough=None if args.passthrough is None else os.path.abspath(args.passthrough),
         datadir=None if args.datadir is None else os.path.abspath(args.datadir),
-        amplitude_contrast=args.amplitude_contrast, voltage_kv=args.voltage, cs_mm=args.cs_mm)
+        amplitude_contrast=args.amplitude_contrast, voltage_kv=args.voltage, cs_mm=args.cs_mm,
+        trust_star_pixel_size=getattr(args, "trust_star_pixel_size", None) or None)
 
 
 def open_particles(args: argparse.Namespace, require_poses: bool = True, require_ctf: bool = True):

@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._common import add_shared_options, positive_float, positive_int
+from ._common import add_shared_options, int_at_least, other_particles_check, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..train.presets import REFINE
 
     add_shared_options(p, "--run")
-    p.add_argument("--anchors", type=positive_int, default=REFINE["anchors"],
+    p.add_argument("--anchors", type=int_at_least(2), default=REFINE["anchors"],
                    help="k-means anchors of the encoder's latent points (at least 2; default %(default)s)")
     p.add_argument("--high-res", type=positive_float, default=REFINE["high_res_angstrom"],
                    help="band limit in Å (Nyquist when finer; default %(default)s)")
@@ -33,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(p, "--device")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     add_shared_options(p, "--no-progress")
+    add_shared_options(p, "--allow-other-particles")
+
+
+def coarsest_band_limit(box: int, pixel_size_angstrom: float) -> float:
+    """The coarsest band limit (Å) that keeps one frequency besides the mean: the box edge (1/|k| of the
+    first Fourier pixel)."""
+    return float(box) * float(pixel_size_angstrom)
 
 
 def encoder_latent_path(run_dir) -> str:
@@ -76,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.run, "no permission to write in the run folder")
     data = ar.run.config.data
     dataset = ParticleDataset(data.source(), invert_contrast=data.invert_contrast, symmetry=data.symmetry)
+    other_particles_check(args.run, dataset.table, dataset.star_path, args.allow_other_particles)
+    coarsest = coarsest_band_limit(dataset.box, dataset.pixel_size_angstrom)
+    if args.high_res > coarsest:
+        raise ConfigError(f"--high-res {args.high_res:g} Å leaves no frequency in the band of these "
+                          f"{dataset.box} px images at {dataset.pixel_size_angstrom:g} Å/px; the coarsest usable "
+                          f"value is {coarsest:g} Å")
     z = flatten_latent(ar.latent, path=latent_path)
     if len(z) != len(dataset):
         raise InputError(latent_path, f"latent has {len(z)} rows but the run's particles give {len(dataset)} "

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ._common import add_shared_options, existing_file, positive_int
+from ._common import add_shared_options, existing_file, other_particles_check, positive_int, refuse_existing
 from .particle_args import add_particle_arguments, open_particles, particle_file_given
 
 
@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--analysis", help="folder of gmmplat analyze's outputs (default RUN/analysis)")
     p.add_argument("--latent", help="latent .npy to select from instead of RUN/latent.npy")
     add_particle_arguments(p, required=False)
+    add_shared_options(p, "--allow-other-particles", "--overwrite")
 
 
 def _floats(text: str) -> list[float]:
@@ -131,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(particles.path, f"has {len(particles.table)} particles but the latent "
                                          f"{ar.latent_path} has {ar.latent.shape[0]} rows")
     _not_an_input(args.out, particles.path, args.passthrough)
+    refuse_existing([args.out], args.overwrite)
+    other_particles_check(args.run, particles.table, particles.path, args.allow_other_particles)
     n_rows = flatten_latent(ar.latent).shape[0]
     if args.state is not None:
         folder = Path(args.analysis) if args.analysis else Path(args.run) / "analysis"

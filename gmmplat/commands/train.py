@@ -19,6 +19,7 @@ x/y, rotation, polarity, phase-flipped stack) the run stops with one line naming
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -54,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "latent dimension d, no refinement), e.g. another run's latent.npy")
     p.add_argument("--out", help="run folder (created; required unless --print-config)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (refused otherwise); the old run is removed only once "
+                        "the new one has finished")
     add_shared_options(p, "--invert-contrast")
     p.add_argument("--symmetry", default="C1", help="symmetry-expand the particles (e.g. C4, D2); default C1")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else 0)")
@@ -89,7 +93,7 @@ def _check_given_latent_rows(args, n_particles: int) -> None:
     if args.truth_latent:
         path, n, what = args.truth_latent, len(load_truth(args.truth_latent)), "particles"
     elif args.fixed_latent:
-        path, n, what = args.fixed_latent, int(np.load(args.fixed_latent, mmap_mode="r").shape[0]), "latent points"
+        path, n, what = args.fixed_latent, int(np.load(args.fixed_latent, mmap_mode="r", allow_pickle=False).shape[0]), "latent points"
     else:
         return
     if n != n_particles:
@@ -179,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ConfigError("--out is required (the run folder)")
     check_output_path(args.out, "--out")
+    _check_resume(args)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked but no CUDA device is available")
     if args.threads is not None:
@@ -194,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
         _check_given_latent_rows(args, trainer.dataset.n_particles)
         if not (args.resume or args.skip_data_check):
             _data_check(trainer, ctx.is_main)
-        result = trainer.run()
+        with _replacing(args.out, args.overwrite and ctx.is_main, ctx):
+            result = trainer.run()
     finally:
         shutdown(ctx)
     if ctx.is_main and result.history:
@@ -202,6 +208,49 @@ def run(args: argparse.Namespace) -> int:
         print(f"done: {result.out_dir} (final train loss {last['train_loss']:.5f}, "
               f"validation {last['val_loss']:.5f}); latent.npy and model.pt written")
     return 0
+
+
+@contextlib.contextmanager
+def _replacing(out: str, overwrite: bool, ctx):
+    """With ``overwrite`` (main process): the run in ``out`` is set aside (a hidden sibling) while the new
+    one trains, removed when it has finished, and put back if it fails; an interrupted new run is kept
+    (it is resumable) and the old one removed, as asked."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    final = Path(out).absolute()
+    old = None
+    if overwrite and final.is_dir() and any(final.iterdir()):
+        old = final.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.replaced"
+        os.replace(final, old)
+        print(f"note: {out}: the run there is replaced (--overwrite)", flush=True)
+    ctx.barrier()
+    try:
+        yield
+    except Exception:
+        if old is not None:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(old, final)
+        raise
+    except BaseException:  # Ctrl-C: the new run is resumable
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_resume(args: argparse.Namespace) -> None:
+    """``--resume`` needs a checkpoint to continue from; ``--overwrite`` replaces a run, so it does not go
+    with ``--resume`` (one-line ConfigError before any work)."""
+    from pathlib import Path
+
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    if args.resume and not (Path(args.out) / "checkpoint.pt").is_file():
+        raise ConfigError(f"--resume: {args.out} holds no checkpoint.pt, so there is no run to continue; "
+                          "drop --resume to start a new run (with the data check)")
 
 
 def _data_check(trainer, is_main: bool) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from gmmplat.errors import InputError
 from gmmplat.io.star import (TABLE_COLUMNS, ParticleStar, _groups_from_values, _resolve_stack, fill_missing,
-                             option_hint)
+                             given_for_present_value, option_hint)
 
 __all__ = ["read_particle_cs", "load_cs", "POSE_FIELDS", "CTF_FIELDS", "IMAGE_FIELDS"]
 
@@ -43,17 +43,20 @@ CTF_FIELDS = {
 }
 
 
-def load_cs(path: str | os.PathLike) -> np.ndarray:
-    """A ``.cs`` file as a structured array ``(N,)``; one-line InputError when it is not one."""
+def load_cs(path: str | os.PathLike, what: str = "cryoSPARC .cs file") -> np.ndarray:
+    """A ``.cs`` file as a structured array ``(N,)``; one-line InputError (saying what the file looks
+    like and what is expected, ``what``) when it is not one."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found" if not path.exists() else "not a regular file")
+    expected = f"not a {what} (expected the NumPy array of particle records cryoSPARC writes"
     try:
         data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise InputError(path, f"not a cryoSPARC .cs file (numpy cannot read it: {type(exc).__name__}: {exc})") from None
+    except Exception:  # numpy's own reason would advise loading pickles: not what a user should do here
+        raise InputError(path, f"{expected}; this file {_looks_like(path)})") from None
     if not isinstance(data, np.ndarray) or data.dtype.names is None or data.ndim != 1:
-        raise InputError(path, "not a cryoSPARC .cs file (expected a 1-D structured array of particle records)")
+        raise InputError(path, f"{expected}; this file holds a plain {data.dtype} array)" if isinstance(
+            data, np.ndarray) else f"{expected}; this file is an .npz archive)")
     if len(data) == 0:
         raise InputError(path, "holds no particles")
     return data
@@ -85,7 +88,7 @@ def read_particle_cs(
             passthrough, bad values.
     """
     path = Path(path)
-    records = _join_passthrough(path, load_cs(path), passthrough)
+    records = _join_passthrough(path, _unique_uids(path, load_cs(path)), passthrough)
     names = set(records.dtype.names)
     where = f" (nor in {passthrough})" if passthrough else ""
     missing = [f for f in IMAGE_FIELDS if f not in names]
@@ -133,8 +136,7 @@ def read_particle_cs(
     for f, (out, factor) in CTF_FIELDS.items():
         if f in names:
             table[out] = _numeric(path, records, f) * factor
-            if ctf_defaults and ctf_defaults.get(out) is not None:
-                notes.append(f"{path}: has {f}; option value {float(ctf_defaults[out]):g} not used")
+            given_for_present_value(ctf_defaults, out, f, table[out].to_numpy(dtype=np.float64), path, notes)
         else:
             table[out] = np.nan if supplied[f] is None else supplied[f]
     table["phase_shift_deg"] = (np.degrees(_numeric(path, records, "ctf/phase_shift_rad"))
@@ -153,7 +155,7 @@ def _join_passthrough(path: Path, records: np.ndarray, passthrough) -> np.ndarra
     """``records`` with the passthrough's extra fields appended, rows matched by ``uid``."""
     if passthrough is None:
         return records
-    extra = load_cs(passthrough)
+    extra = _unique_uids(passthrough, load_cs(passthrough, "cryoSPARC .cs file (passthrough)"))
     for name, arr, where in (("particle file", records, path), ("passthrough", extra, passthrough)):
         if "uid" not in arr.dtype.names:
             raise InputError(where, f"no uid field: cannot join the {name} by uid")
@@ -177,6 +179,36 @@ def _join_passthrough(path: Path, records: np.ndarray, passthrough) -> np.ndarra
     for f in new:
         out[f] = rows[f]
     return out
+
+
+def _looks_like(path: Path) -> str:
+    """What a file that is not a .cs seems to be, from its first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"\x93NUMPY"):
+        return "is a damaged or unreadable NumPy file"
+    if head.startswith(b"PK"):
+        return "is a zip/.npz archive"
+    try:
+        text = head.decode()
+    except UnicodeDecodeError:
+        return "is binary data of an unknown format"
+    if "data_" in text or "_rln" in text:
+        return "is a RELION STAR file"
+    return "is a text file"
+
+
+def _unique_uids(path, records: np.ndarray) -> np.ndarray:
+    """``records``, refused (one line naming the first repeated uid) when a uid appears twice: a join by
+    uid would then give a particle another's fields."""
+    if records.dtype.names is None or "uid" not in records.dtype.names:
+        return records
+    uids, counts = np.unique(records["uid"], return_counts=True)
+    if np.any(counts > 1):
+        first = int(uids[counts > 1][0])
+        raise InputError(path, f"uid {first} appears {int(counts[counts > 1][0])} times "
+                               f"({int((counts > 1).sum())} repeated uid(s)); each particle record needs its own uid")
+    return records
 
 
 def _text(value) -> str:

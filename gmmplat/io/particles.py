@@ -33,6 +33,7 @@ class ParticleSource:
         datadir: folder that relative image paths start from (RELION project or
             cryoSPARC project folder).
         amplitude_contrast, voltage_kv, cs_mm: used only where the file lacks the value.
+        trust_star_pixel_size: the file's pixel size wins over stack headers that set another.
     """
 
     path: str
@@ -41,6 +42,7 @@ class ParticleSource:
     amplitude_contrast: float | None = None
     voltage_kv: float | None = None
     cs_mm: float | None = None
+    trust_star_pixel_size: bool | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -55,7 +57,9 @@ class ParticleSource:
             "amplitude_contrast": self.amplitude_contrast, "voltage_kv": self.voltage_kv, "cs_mm": self.cs_mm}}
 
     def read(self, require_poses: bool = True, require_ctf: bool = True) -> ParticleStar:
-        return read_particles(self.path, require_poses=require_poses, require_ctf=require_ctf, **self.options())
+        star = read_particles(self.path, require_poses=require_poses, require_ctf=require_ctf, **self.options())
+        star.trust_pixel_size = bool(self.trust_star_pixel_size)
+        return star
 
 
 def read_particles(path: str | os.PathLike, passthrough: str | os.PathLike | None = None,

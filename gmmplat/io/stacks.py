@@ -9,8 +9,10 @@ most ``max_open`` stacks stay open (least recently used is closed first).
 Each stack is validated once, when first opened: it exists and is a complete
 MRC file, its images are square and of the same size as the other stacks' (and
 as ``box_size`` where the table gives it), every image the table asks of it
-exists, and the table's pixel size agrees with the header voxel size within 1%
-(skipped when the header voxel size is 0).
+exists, and the table's pixel size agrees with the header voxel size within 1%.  The
+table's pixel size is the one used: a header holding an unset value (0, or 1 Å with the
+cell equal to the grid) or one the user overrides (``trust_pixel_size`` of the particles,
+``--trust-star-pixel-size``) gives one printed note instead of an error.
 """
 from __future__ import annotations
 
@@ -72,6 +74,8 @@ class StackReader:
             raise ValueError("max_open must be >= 1")
         self.max_open = int(max_open)
         self.check_pixel_size = check_pixel_size
+        self.trust_pixel_size = bool(getattr(particles, "trust_pixel_size", False))
+        self._pixel_noted = False
         codes, uniques = pd.factorize(table["stack_path"].astype(str), sort=False)
         self._stack_paths: list[str] = [str(u) for u in uniques]
         self._codes = np.asarray(codes, dtype=np.int64)
@@ -162,7 +166,12 @@ class StackReader:
             self._open.move_to_end(code)
             mrc = self._open[code]
         else:
-            mrc = open_mrc_checked(self._stack_paths[code], mmap=True)
+            path = self._stack_paths[code]
+            if not os.path.lexists(path):  # the usual cause: a particle file moved away from its project
+                named = f" (a stack named in {self.star_path})" if self.star_path else ""
+                raise InputError(path, f"file not found{named}; relative image paths start from the particle "
+                                       "file's folder or one of its 3 parents: give the project folder with --datadir")
+            mrc = open_mrc_checked(path, mmap=True)
             try:
                 if code not in self._info:
                     self._info[code] = self._validate(code, mrc)
@@ -204,14 +213,30 @@ class StackReader:
             raise InputError(path, f"images are {nx} x {nx} pixels but the particle table says rlnImageSize "
                                    f"{int(table_box[table_box != nx][0])}")
         voxel = float(mrc.voxel_size.x)
-        if self.check_pixel_size and voxel > 0 and rows.size:
-            pixel = self._pixel[rows]
-            bad = np.flatnonzero(np.abs(pixel - voxel) > PIXEL_SIZE_RTOL * voxel)
-            if bad.size:
-                source = f"the STAR file {self.star_path}" if self.star_path else "the particle table"
-                raise InputError(path, f"pixel size {pixel[bad[0]]:g} Å in {source} disagrees with the stack "
-                                       f"header voxel size {voxel:g} Å (more than 1%)")
+        if self.check_pixel_size and rows.size:
+            self._check_pixel_size(path, voxel, self._pixel[rows])
         return StackInfo(path=path, n_images=n_images, box_size=nx, voxel_size_angstrom=voxel)
+
+
+    def _check_pixel_size(self, path: str, voxel: float, pixel: np.ndarray) -> None:
+        """The particle file's pixel size is used (as RELION does).  A header that disagrees is refused,
+        unless it holds an unset value (0, or 1 Å: the cell equal to the grid, what writers leave when
+        they set no pixel size) or the user trusts the particle file: then one note is printed."""
+        bad = np.flatnonzero(np.abs(pixel - voxel) > PIXEL_SIZE_RTOL * max(voxel, 1e-12))
+        if not bad.size:
+            return
+        source = f"{self.star_path}" if self.star_path else "the particle table"
+        unset = voxel <= 0 or voxel == 1.0
+        if not (unset or self.trust_pixel_size):
+            raise InputError(path, f"pixel size {pixel[bad[0]]:g} Å in {source} disagrees with the stack header "
+                                   f"voxel size {voxel:g} Å (more than 1%); pass --trust-star-pixel-size to use "
+                                   "the particle file's value")
+        if not self._pixel_noted:  # once per reader: every stack of a job is written alike
+            why = ("is the unset value (cell = grid)" if voxel == 1.0 else "is unset (0)") if unset \
+                else "disagrees (--trust-star-pixel-size)"
+            print(f"note: {path}: header pixel size {voxel:g} Å {why}; using {pixel[bad[0]]:g} Å from {source} "
+                  "for this and any such stack", flush=True)
+            self._pixel_noted = True
 
 
 #: Alias: the same reader under the name used in design notes.

@@ -61,6 +61,8 @@ class ParticleStar:
             amplitude contrast the file lacks), for the command line to print.
         records: cryoSPARC only: the structured array, passthrough fields joined
             by ``uid`` (same row order as ``table``); None for STAR files.
+        trust_pixel_size: use the file's pixel size even where a stack header sets
+            another (``--trust-star-pixel-size``; :class:`gmmplat.io.stacks.StackReader`).
     """
 
     path: Path
@@ -70,6 +72,7 @@ class ParticleStar:
     particles_block: str
     notes: list[str] = field(default_factory=list)
     records: np.ndarray | None = field(default=None, repr=False)
+    trust_pixel_size: bool = False
 
     @property
     def raw_particles(self) -> pd.DataFrame:
@@ -127,8 +130,8 @@ def read_particle_star(
         for col, out in names.items():
             table[out] = look.numeric(col) if look.has(col) else (np.nan if supplied[col] is None else supplied[col])
     for col, out in _CTF_NAMES.items():
-        if look.has(col) and ctf_defaults and ctf_defaults.get(out) is not None:
-            notes.append(f"{path}: has {col}; {CTF_OPTIONS[out]} {float(ctf_defaults[out]):g} not used")
+        if look.has(col):
+            given_for_present_value(ctf_defaults, out, col, table[out].to_numpy(dtype=np.float64), path, notes)
     pixel = _pixel_size(path, look)
     for axis in ("X", "Y"):
         if look.has(f"rlnOrigin{axis}Angst"):
@@ -157,10 +160,32 @@ def fill_missing(defaults: dict[str, float] | None, out: str, field_name: str, p
     return float(value)
 
 
+def given_for_present_value(defaults: dict[str, float] | None, out: str, field_name: str, values: np.ndarray,
+                            path: Path, notes: list[str]) -> None:
+    """An option given for a value the file has: noted when it agrees, refused when it does not (the
+    file's value would be used, so the option would be silently ignored)."""
+    value = None if defaults is None else defaults.get(out)
+    if value is None:
+        return
+    option = CTF_OPTIONS[out]
+    if np.allclose(values, float(value), rtol=1e-4, atol=1e-6):
+        notes.append(f"{path}: has {field_name} ({float(value):g}, as {option}); {option} is not needed")
+        return
+    found = f"{values.min():g}" if values.min() == values.max() else f"{values.min():g} to {values.max():g}"
+    raise InputError(path, f"{option} {float(value):g} given but the file has {field_name} ({found}), which is "
+                           f"used; drop {option}, or correct {field_name} in the file")
+
+
 def option_hint(missing: list[str], names: dict[str, str]) -> str:
-    """`` (give ... with --option)`` for missing columns an option can supply."""
+    """`` (give ... with --option)`` for missing columns an option can supply, and what to do about the
+    others (defocus comes from CTF estimation, not from an option)."""
     options = [CTF_OPTIONS[names[c]] for c in missing if names.get(c) in CTF_OPTIONS]
-    return f" (give the value with {', '.join(options)})" if options else ""
+    others = [c for c in missing if names.get(c) not in CTF_OPTIONS]
+    parts = [f"give the value with {', '.join(options)}"] if options else []
+    if others and names is not _POSE_NAMES and any("efocus" in c or "df" in c for c in others):
+        parts.append(f"no option supplies {', '.join(others)}: use the particle file of a job after CTF "
+                     "estimation (defocus per particle)")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _read_blocks(path: Path) -> dict[str, pd.DataFrame]:

@@ -171,8 +171,8 @@ class Trainer:
         fingerprint = data_fingerprint(self.dataset)
         if cfg_path.exists() and self.checkpoint_path.exists():
             if not self.resume:
-                raise ConfigError(f"{self.out} already holds a run (checkpoint.pt); pass --resume to continue it "
-                                  "or choose another output folder")
+                raise ConfigError(f"{self.out} already holds a run (checkpoint.pt); pass --resume to continue it, "
+                                  "--overwrite to replace it, or choose another output folder")
             try:
                 old = json.loads(cfg_path.read_text())
             except ValueError:
