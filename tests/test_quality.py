@@ -7,7 +7,7 @@ import shutil
 import mrcfile
 import numpy as np
 import pytest
-from test_analysis_cli import run_dir  # noqa: F401  (module fixture)
+from test_analysis_cli import N_PARTICLES, run_dir  # noqa: F401  (run_dir: module fixture)
 from test_train_fixtures import make_dataset, moved_params
 
 from gmmplat import cli
