@@ -168,11 +168,12 @@ def frame_prior(frame_t: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def frame_images(ds: SimulatedDataset, rows: np.ndarray) -> torch.Tensor:
+def frame_images(ds: SimulatedDataset, rows: np.ndarray, poses: tuple | None = None) -> torch.Tensor:
     """Noise-free images of particles ``rows`` ``(B,)`` under every true frame, float64 ``(B, F, M, M)``.
 
     True poses, origins, B-factors and scales from ``truth.csv`` where it holds them (datasets simulated
-    with nuisances), else the STAR file's poses, no envelope and scale 1.
+    with nuisances), else the STAR file's poses, no envelope and scale 1.  ``poses``: ``(A (B, 3, 3),
+    origins (B, 2) Å)`` to use instead (the pose-marginal oracle's samples).
     """
     from ..ctf import CTFParams, ctf_rfft
     from ..geometry import euler_to_matrix
@@ -188,6 +189,8 @@ def frame_images(ds: SimulatedDataset, rows: np.ndarray) -> torch.Tensor:
     A = euler_to_matrix(*(torch.tensor(tab[c].to_numpy(dtype=np.float64)) for c in
                           ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
     shifts = tab[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy(dtype=np.float64)
+    if poses is not None:
+        A, shifts = (np.asarray(v, dtype=np.float64) for v in poses)
     xyz = np.broadcast_to(ds.frames_box[None], (B,) + ds.frames_box.shape).reshape(B * F, -1, 3)
     img = project_atoms(xyz, ds.amplitudes, np.repeat(A, F, axis=0), np.repeat(shifts, F, axis=0), M,
                         ds.pixel_size_angstrom, ds.sigma_angstrom)
@@ -256,9 +259,42 @@ def choose_rows(n_total: int, n_particles: int | None, seed: int = 0, exclude: n
     return np.sort(keep[pick])
 
 
+def stated_pose_samples(ds: SimulatedDataset, rows: np.ndarray, n_samples: int, seed: int = 0):
+    """``n_samples`` candidate true poses per particle from the stated ones and the simulated error sizes.
+
+    The STAR pose is the true one turned by a rotation whose rotation vector is N(0, σ²) per axis and its
+    origin the true one plus N(0, σ_δ²) per axis; both distributions are symmetric, so the true pose given
+    the stated one is drawn the same way: ``exp([ω]×) A_stated``, ``origin_stated + e``.  Yields
+    ``(A (B, 3, 3), origins (B, 2))`` per sample, drawn from a seeded stream of their own.
+    """
+    from ..geometry import euler_to_matrix
+    from ..synthetic.nuisance import rotation_from_vectors
+
+    nz = ds.metadata["options"].get("nuisances") or {}
+    sig_w, sig_d = math.radians(float(nz.get("pose_error_deg", 0))), float(nz.get("shift_error_angstrom", 0))
+    tab = ds.table.iloc[np.asarray(rows)]
+    A = euler_to_matrix(*(torch.tensor(tab[c].to_numpy(dtype=np.float64)) for c in
+                          ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
+    origin = tab[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 16, int(np.asarray(rows)[0])]))
+    for _ in range(int(n_samples)):
+        R = rotation_from_vectors(sig_w * rng.standard_normal((len(A), 3)))
+        yield R @ A, origin + sig_d * rng.standard_normal((len(A), 2))
+
+
+def has_pose_errors(ds: SimulatedDataset) -> bool:
+    nz = ds.metadata["options"].get("nuisances") or {}
+    return bool(nz.get("pose_error_deg", 0) or nz.get("shift_error_angstrom", 0))
+
+
 def run_oracle(ds: SimulatedDataset, n_particles: int | None = 1000, seed: int = 0, chunk: int = 16,
-               progress: bool = False) -> OracleResult:
-    """Posterior over the true frames for a subset of the particles (see the module docstring)."""
+               progress: bool = False, pose_samples: int = 0) -> OracleResult:
+    """Posterior over the true frames for a subset of the particles (see the module docstring).
+
+    ``pose_samples`` > 0: the pose-marginal oracle, which is not told the true poses of a dataset simulated
+    with pose errors: ``p(y | k) = mean_s p(y | k, pose_s)`` over that many poses drawn about the stated one
+    (:func:`stated_pose_samples`; the same draws for every frame of a particle).
+    """
     from tqdm.auto import tqdm
 
     from ..io.stacks import StackReader
@@ -275,8 +311,15 @@ def run_oracle(ds: SimulatedDataset, n_particles: int | None = 1000, seed: int =
         for i in range(0, len(rows), chunk):
             sub = rows[i : i + chunk]
             images = torch.as_tensor(np.asarray(reader[sub], dtype=np.float64))
-            ll[i : i + len(sub)] = gaussian_log_likelihood(images, frame_images(ds, sub), ds.noise_std,
-                                                           spectrum).numpy()
+            if pose_samples:
+                each = np.stack([gaussian_log_likelihood(images, frame_images(ds, sub, poses), ds.noise_std,
+                                                         spectrum).numpy()
+                                 for poses in stated_pose_samples(ds, sub, pose_samples, seed)])  # (S, B, F)
+                top = each.max(0)
+                ll[i : i + len(sub)] = top + np.log(np.exp(each - top).mean(0))
+            else:
+                ll[i : i + len(sub)] = gaussian_log_likelihood(images, frame_images(ds, sub), ds.noise_std,
+                                                               spectrum).numpy()
             bar.update(len(sub))
     reader.close()
     log_post = ll + np.log(frame_prior(ds.frame_t))[None]

@@ -37,11 +37,22 @@ def fraction(run: float, trivial: float, oracle: float) -> float | None:
 
 
 def oracle_for(dataset: str | os.PathLike, n_particles: int | None = 1000, seed: int = 0, k: int = 10,
-               progress: bool = False, cache: bool = True) -> dict:
-    """``{"oracle": scores, "trivial": scores, "rows": [...], ...}`` for a dataset, cached in ``oracle.json``."""
+               progress: bool = False, cache: bool = True, pose_samples: int = 0, pose_particles: int = 300) -> dict:
+    """``{"oracle": scores, "trivial": scores, "rows": [...], ...}`` for a dataset, cached in ``oracle.json``.
+
+    On a dataset simulated with pose errors the oracle is told the true poses; ``pose_samples`` > 0 adds
+    ``"oracle_pose_marginal"``: the oracle that knows only the stated poses and the errors' sizes
+    (:func:`gmmplat.analysis.oracle.run_oracle`), on ``pose_particles`` of the particles.  Its Monte Carlo
+    estimate rises with the samples (docs/benchmarks.md, "Real data"), so it is a lower bound of that limit.
+    """
+    from .oracle import has_pose_errors
+
     ds = load_simulated_dataset(dataset)
+    pose_samples = int(pose_samples) if has_pose_errors(ds) else 0
     key = {"created": ds.metadata.get("created"), "seed_dataset": ds.metadata.get("seed"),
            "n_particles": int(n_particles or 0), "seed": int(seed), "k": int(k)}
+    if pose_samples:
+        key.update(pose_samples=pose_samples, pose_particles=int(pose_particles))
     path = ds.path / "oracle.json"
     if cache and path.is_file():
         try:
@@ -60,6 +71,10 @@ def oracle_for(dataset: str | os.PathLike, n_particles: int | None = 1000, seed:
                     "mean_frame_rmsd_angstrom": None},
     }
     out["trivial"]["mean_frame_rmsd_angstrom"] = out["oracle"]["mean_neutral_rmsd_angstrom"]
+    if pose_samples:
+        marginal = run_oracle(ds, pose_particles, seed=seed, progress=progress, pose_samples=pose_samples)
+        out["oracle_pose_marginal"] = {**oracle_scores(ds, marginal, k=k, seed=seed), "pose_samples": pose_samples,
+                                       "rows": marginal.rows.tolist()}
     if cache:
         try:
             write_json(path, out, default=float)
@@ -82,7 +97,7 @@ def compare(run_scores: dict, oracle: dict) -> dict:
 def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_particles: int | None = 1000,
                               seed: int = 0, k: int = 10, s_angstrom: float | None = None,
                               morph_reference: str = "median", progress: bool = False,
-                              write: bool = True) -> tuple[dict, dict]:
+                              write: bool = True, pose_samples: int = 0) -> tuple[dict, dict]:
     """Oracle and every run's scores; writes each run's ``scores.json`` and per-residue CSV/PNG when ``write``.
 
     Returns ``(oracle, {run name: scores})``; each run's scores are those of
@@ -93,7 +108,7 @@ def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_part
     from .runs import load_analysis_run, score_run
 
     dataset = Path(dataset)
-    oracle = oracle_for(dataset, n_particles, seed, k, progress=progress)
+    oracle = oracle_for(dataset, n_particles, seed, k, progress=progress, pose_samples=pose_samples)
     files = [dataset / n for n in ("truth.csv", "truth_frames.pdb", "neutral_model.pdb")]
     rows = np.asarray(oracle["rows"], dtype=np.int64)
     results = {}
@@ -103,6 +118,11 @@ def score_runs_against_oracle(dataset: str | os.PathLike, run_dirs: list, n_part
         scores = score_run(ar, *files, **kw)
         subset = score_run(ar, *files, rows=rows, **kw)
         scores["oracle_comparison"] = {"subset": oracle["subset"], **compare(subset, oracle)}
+        if "oracle_pose_marginal" in oracle:
+            marginal = oracle["oracle_pose_marginal"]
+            on = score_run(ar, *files, rows=np.asarray(marginal["rows"], dtype=np.int64), **kw)
+            scores["oracle_pose_marginal_comparison"] = {
+                key: {"run": on.get(key), "oracle": marginal[key]} for key, _, _ in COMPARED}
         scores["oracle"] = {key: oracle["oracle"][key] for key, _, _ in COMPARED}
         name = Path(run_dir).name
         results[name] = scores
@@ -146,6 +166,13 @@ def format_report(oracle: dict, results: dict) -> str:
              f"MAP frame right {100 * o['map_frame_accuracy']:.0f}%",
              f"trivial: |Spearman| {t['spearman_abs']:.3f}, kNN R² {t['knn_r2']:.3f} (random latent); "
              f"Cα RMSD {t['mean_frame_rmsd_angstrom']:.2f} Å (neutral model)"]
+    if o.get("n_junk"):
+        lines.append(f"junk: {o['n_junk']} particles simulated as junk are left out of every score")
+    if "oracle_pose_marginal" in oracle:
+        m = oracle["oracle_pose_marginal"]
+        lines.append(f"the oracle above knows the true poses; told only the stated ones ({m['pose_samples']} pose "
+                     f"samples, {m['n_particles']} particles): |Spearman| {m['spearman_abs']:.3f}, Cα RMSD "
+                     f"{m['mean_frame_rmsd_angstrom']:.2f} Å")
     for name, s in results.items():
         parts = []
         for key, label, _ in COMPARED:
@@ -154,6 +181,8 @@ def format_report(oracle: dict, results: dict) -> str:
                 frac = "n/a" if c["fraction"] is None else f"{c['fraction']:.2f}"
                 fmt = ".2f" if key.endswith("angstrom") else ".3f"
                 parts.append(f"{label} {c['run']:{fmt}} ({frac} of the way)")
+        if "junk_auc" in s:
+            parts.append(f"junk ROC AUC of quality.npy {s['junk_auc']:.3f}")
         if "amplitude_ratio" in s:
             amp = ", ".join(f"{k[len('amplitude_ratio_'):]} {v:.2f}" for k, v in s.items()
                             if k.startswith("amplitude_ratio_"))

@@ -30,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth", help="truth.csv (particle_index, t[, frame]); not with --oracle")
     p.add_argument("--oracle", metavar="DATASET", help="simulated dataset folder: score the exact-likelihood "
                                                        "oracle and put the runs beside it")
+    p.add_argument("--oracle-pose-samples", type=nonnegative_int, default=0,
+                   help="datasets simulated with pose errors: also the oracle told only the stated poses, a Monte "
+                        "Carlo average over this many pose samples per particle on 300 particles (slow: 32 "
+                        "samples take minutes; default 0: off)")
     p.add_argument("--oracle-particles", type=nonnegative_int, default=1000,
                    help="particles the oracle scores (seeded random subset; 0: all; default 1000)")
     add_shared_options(p, "--truth-frames")
@@ -88,7 +92,8 @@ def _oracle(args: argparse.Namespace) -> int:
     _check_oracle_runs(args)
     oracle, results = score_runs_against_oracle(args.oracle, args.run, args.oracle_particles or None,
                                                 seed=args.seed, k=args.k, s_angstrom=args.s_angstrom,
-                                                morph_reference=args.morph_reference, progress=True)
+                                                morph_reference=args.morph_reference, progress=True,
+                                                pose_samples=args.oracle_pose_samples)
     print(format_report(oracle, results))
     return 0
 
