@@ -27,6 +27,8 @@ from .errors import GmmplatError, InputError
 
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
 DATASETS = ("hinge", "bend", "coupled")
+#: a sample dataset's name with this suffix is its realistic variant (gmmplat.synthetic.nuisance.REALISTIC)
+REALISTIC_SUFFIX = "_realistic"
 # SMOKE datasets: box 32 at 4 Å/px still holds every molecule (radius ≤ 46 Å + shifts + blur);
 # two stacks per dataset so multi-stack reading is exercised.
 SMOKE_SIMULATION = dict(n_particles=128, box=32, pixel_size_angstrom=4.0, images_per_stack=64, n_consensus=5)
@@ -97,13 +99,15 @@ def dataset_ready(data_dir: str | os.PathLike, name: str) -> bool:
 def ensure_sample_data(data_dir: str | os.PathLike, datasets: tuple[str, ...] = DATASETS, smoke: bool = False,
                        progress: bool | Progress = True) -> list[str]:
     """Simulate each dataset of ``data_dir`` that is missing, incomplete or stale (``smoke``:
-    :data:`SMOKE_SIMULATION`); returns those made.
+    :data:`SMOKE_SIMULATION`); returns those made.  A name ending in ``_realistic`` (``bend_realistic``) is
+    the dataset with the nuisances of real data (:data:`gmmplat.synthetic.nuisance.REALISTIC`).
 
     A complete dataset whose metadata lacks the current origin convention was simulated
     with another origin sign: its images would silently disagree with every projector, so
     it is simulated again, saying so in one line.
     """
     from .simulate import ORIGIN_CONVENTION, simulate_dataset
+    from .synthetic.nuisance import REALISTIC
 
     say = _printer(progress)
     made = []
@@ -118,7 +122,9 @@ def ensure_sample_data(data_dir: str | os.PathLike, datasets: tuple[str, ...] = 
                 f"convention {ORIGIN_CONVENTION!r} ...")
         else:
             say(f"simulating sample dataset {name!r} into {folder}{size} ...")
-        simulate_dataset(name, folder, progress=bool(progress) and not smoke, **(SMOKE_SIMULATION if smoke else {}))
+        simulate_dataset(name.removesuffix(REALISTIC_SUFFIX), folder, progress=bool(progress) and not smoke,
+                         nuisances=REALISTIC if name.endswith(REALISTIC_SUFFIX) else None,
+                         **(SMOKE_SIMULATION if smoke else {}))
         say(f"  {name} done in {time.perf_counter() - t0:.1f} s")
         made.append(name)
     return made

@@ -32,7 +32,7 @@ from .fourier import Band
 from .image_model import ImageModel
 from .losses.base import RingSums
 
-__all__ = ["PoseCorrections", "rotation_matrix", "refine_poses"]
+__all__ = ["PoseCorrections", "rotation_matrix", "refine_poses", "shrink_estimates"]
 
 
 @dataclass
@@ -88,56 +88,103 @@ def _nll(O, P, rings: RingSums, noise: torch.Tensor) -> torch.Tensor:
 
 def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, band: Band, *,
                  start: PoseCorrections | None = None, projector: str = "separable", steps: int = 30,
-                 rotation_sigma_deg: float = 5.0, shift_sigma_angstrom: float = 2.0, batch_size: int = 128,
-                 items: np.ndarray | None = None, device="cpu", progress: bool = False) -> PoseCorrections:
+                 rotation_sigma_deg: float = 20.0, shift_sigma_angstrom: float = 5.0, shrink: bool = True,
+                 batch_size: int = 128, device="cpu", progress: bool = False) -> PoseCorrections:
     """Corrections of every item's pose (see the module docstring), starting from ``start``.
 
     ``decode``: latent ``(B, d)`` -> GMM ``(B, N, 5)``; ``z``: ``(n_items, d)``; ``noise_per_ring``: the
-    latent refinement's noise power per ring of ``band`` (:class:`gmmplat.latent_refine.Refinement`);
-    ``items``: the items to refine (default all; the others keep ``start``).  The dataset must not apply
-    corrections of its own while this runs (they are passed as ``start``).
+    latent refinement's noise power per ring of ``band`` (:class:`gmmplat.latent_refine.Refinement`).
+    The dataset must not apply corrections of its own while this runs (they are passed as ``start``).
+    ``shrink``: replace each estimate by its posterior mean under the error distribution estimated from
+    all of them (:func:`shrink_estimates`); off, the estimates under the fixed prior are returned.
     """
     from tqdm.auto import tqdm
 
     from .projectors import PROJECTORS
 
     n = len(dataset)
-    out = start or PoseCorrections.zeros(n)
-    out = PoseCorrections(out.rotvec_rad.copy(), out.shift_angstrom.copy())
+    start = start or PoseCorrections.zeros(n)
+    x_all = np.concatenate([start.rotvec_rad, start.shift_angstrom], 1)  # (n, 5)
+    hess = np.zeros((n, 5, 5))
     device = torch.device(device)
     image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
     rings = RingSums(band).to(device)
     noise = torch.as_tensor(noise_per_ring, dtype=torch.float32, device=device)
     if noise.shape[0] != rings.n_rings:
         raise ValueError(f"noise_per_ring has {noise.shape[0]} rings but the band has {rings.n_rings}")
-    sig_w, sig_d = math.radians(rotation_sigma_deg), float(shift_sigma_angstrom)
-    todo = np.arange(n) if items is None else np.asarray(items, dtype=np.int64)
-    with tqdm(total=len(todo), desc="refine poses", unit="particle", disable=not progress) as bar:
-        for i in range(0, len(todo), batch_size):
-            chunk = todo[i : i + batch_size]
+    prior_var = torch.tensor([math.radians(rotation_sigma_deg) ** 2] * 3 + [float(shift_sigma_angstrom) ** 2],
+                             dtype=torch.float64, device=device)[[0, 1, 2, 3, 3]]
+    with tqdm(total=n, desc="refine poses", unit="particle", disable=not progress) as bar:
+        for i in range(0, n, batch_size):
+            chunk = np.arange(i, min(i + batch_size, n))
             batch = dataset.get_batch(chunk).to(device)
             with torch.no_grad():
                 params = decode(torch.as_tensor(z[chunk], dtype=torch.float32, device=device)).to(device)
                 O = image_model.observe(batch)
                 C = image_model.ctf(batch.ctf, device)
             A = batch.rotations.to(torch.float64)
-            w = torch.tensor(out.rotvec_rad[chunk], dtype=torch.float64, device=device, requires_grad=True)
-            d = torch.tensor(out.shift_angstrom[chunk], dtype=torch.float64, device=device, requires_grad=True)
-            # Adam moves each parameter about one step size per step: 0.5° and 0.2 Å to start
-            opt = torch.optim.Adam([{"params": [w], "lr": math.radians(0.5)}, {"params": [d], "lr": 0.2}])
+            s0 = batch.shifts_angstrom.to(torch.float64)
+
+            def nll(x):  # (B, 5) -> (B,) data term at corrections x
+                moved = replace(batch, rotations=(rotation_matrix(x[:, :3]) @ A).float(),
+                                shifts_angstrom=(s0 + x[:, 3:]).float())
+                return _nll(O, image_model.predict(params, moved, ctf=C), rings, noise).double()
+
+            # x = u · unit: Adam moves each u by about its step size (1 to start), so x by 0.5° and 0.2 Å
+            unit = torch.tensor([math.radians(0.5)] * 3 + [0.2, 0.2], dtype=torch.float64, device=device)
+            u = (torch.as_tensor(x_all[chunk], dtype=torch.float64, device=device) / unit).requires_grad_(True)
+            opt = torch.optim.Adam([u], lr=1.0)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
             with torch.enable_grad():  # callers may run under no_grad (the trainer's last step)
                 for _ in range(steps):
-                    moved = replace(batch, rotations=(rotation_matrix(w) @ A).float(),
-                                    shifts_angstrom=(batch.shifts_angstrom.to(torch.float64) + d).float())
-                    P = image_model.predict(params, moved, ctf=C)
-                    prior = (w * w).sum(-1) / (2 * sig_w**2) + (d * d).sum(-1) / (2 * sig_d**2)
-                    loss = (_nll(O, P, rings, noise) + prior.float()).sum()
+                    x = u * unit
+                    loss = (nll(x) + (x * x / (2 * prior_var)).sum(-1)).sum()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
                     sched.step()
-            out.rotvec_rad[chunk] = w.detach().cpu().numpy()
-            out.shift_angstrom[chunk] = d.detach().cpu().numpy()
+                x = (u * unit).detach()
+                hess[chunk] = _hessian(nll, x, unit.cpu().numpy()) if shrink else 0.0
+            x_all[chunk] = x.cpu().numpy()
             bar.update(len(chunk))
-    return out
+    if shrink:
+        x_all = shrink_estimates(x_all, hess)
+    return PoseCorrections(x_all[:, :3].copy(), x_all[:, 3:].copy())
+
+
+def _hessian(nll, x: torch.Tensor, step: np.ndarray) -> np.ndarray:
+    """``(B, 5, 5)`` Hessians of each item's data term by central differences of its gradient."""
+    B = x.shape[0]
+    H = np.zeros((B, 5, 5))
+
+    def grad(at):
+        at = at.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(nll(at).sum(), at)
+        return g.cpu().numpy()
+
+    for j in range(5):
+        e = torch.zeros_like(x)
+        e[:, j] = float(step[j])
+        H[:, :, j] = (grad(x + e) - grad(x - e)) / (2 * step[j])
+    return 0.5 * (H + np.swapaxes(H, 1, 2))
+
+
+def shrink_estimates(x: np.ndarray, hess: np.ndarray, floor: float = 1e-12) -> np.ndarray:
+    """Posterior means ``(n, 5)`` of the corrections under an error distribution estimated from them.
+
+    Model: each estimate ``x_i = e_i + n_i``, the true error ``e_i ~ N(m, Σ)`` and the estimation noise
+    ``n_i ~ N(0, H_i⁻¹)`` (``H_i``: the data term's Hessian at ``x_i``).  Then ``cov(x) = Σ + mean H_i⁻¹``,
+    so ``Σ = cov(x) − mean H_i⁻¹`` (eigenvalues clipped at ``floor``), and the posterior mean is
+    ``(H_i + Σ⁻¹)⁻¹ (H_i x_i + Σ⁻¹ m)``.  On exact poses ``Σ`` is about 0 and the corrections vanish;
+    on poses a few degrees off they keep the part of each estimate that the images support.
+    """
+    x = np.asarray(x, np.float64)
+    H = np.asarray(hess, np.float64)
+    w, V = np.linalg.eigh(H)
+    H = V @ (np.maximum(w, floor)[..., None] * np.swapaxes(V, 1, 2))  # positive definite
+    m = x.mean(0)
+    noise = np.linalg.inv(H).mean(0)
+    w, V = np.linalg.eigh(np.cov(x, rowvar=False) - noise)
+    Sinv = V @ np.diag(1.0 / np.maximum(w, floor)) @ V.T
+    rhs = np.einsum("nij,nj->ni", H, x) + Sinv @ m
+    return np.linalg.solve(H + Sinv[None], rhs[..., None])[..., 0]

@@ -56,10 +56,15 @@ class SampleRun:
         from . import viewers
         from .analysis.evaluate import spearman_best_pc
 
+        from .analysis.evaluate import particle_latent
+        from .analysis.runs import junk_flags
+
         t = self.truth["t"].to_numpy()
-        rho, pc = spearman_best_pc(run.latent, t)
+        ok = ~junk_flags(self.truth)  # junk has no conformation
+        rho, pc = spearman_best_pc(particle_latent(run.latent)[ok], t[ok])
         name = self.run_dir.name
-        print(f"|Spearman| between the true t and latent PC{pc}: {rho:.3f}")
+        left = f" ({int((~ok).sum())} junk particles left out)" if not ok.all() else ""
+        print(f"|Spearman| between the true t and latent PC{pc}: {rho:.3f}{left}")
         display(viewers.loss_figure(self.run_dir / "losses.csv", title=f"{name}: losses"))
         display(viewers.latent_figure(run.latent, color=t, color_label="true t",
                                       title=f"{name}: latent space (PCA), coloured by the true t"))
@@ -74,13 +79,18 @@ class SampleRun:
 
 def sample_run(data_dir: str | os.PathLike, out_dir: str | os.PathLike, dataset: str, run_name: str,
                verbose: bool = True) -> SampleRun:
-    """Load a sample dataset's neutral GMM, truth and masks (see the module docstring)."""
+    """Load a sample dataset's neutral GMM, truth and masks (see the module docstring).
+
+    A realistic variant (``bend_realistic``) shares its clean dataset's map and model, so its GMM.
+    """
+    from .notebooks import REALISTIC_SUFFIX
+
     data = Path(data_dir) / dataset
-    gmm_path = Path(out_dir) / "gmm" / dataset / "gmm.npz"
+    gmm_path = Path(out_dir) / "gmm" / dataset.removesuffix(REALISTIC_SUFFIX) / "gmm.npz"
     if not gmm_path.is_file():
         raise InputError(gmm_path, "missing: run notebook 01 first (it builds the neutral GMMs)")
     s = SampleRun(dataset, data, gmm_path, Path(out_dir) / "runs" / run_name, GMM.load(gmm_path),
-                  pd.read_csv(data / "truth.csv"), json.loads((data / "masks.json").read_text())["masks"])
+                  pd.read_csv(data / "truth.csv", keep_default_na=False), json.loads((data / "masks.json").read_text())["masks"])
     if verbose:
         n = s.neutral
         print(json.loads((data / "metadata.json").read_text())["description"])

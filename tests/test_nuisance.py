@@ -85,7 +85,7 @@ def test_realistic_images_are_formed_at_the_true_pose_with_envelope_and_scale(re
     assert set(truth.columns) >= {"junk", "junk_kind", "bfactor_angstrom2", "scale", "rot_deg", "shift_x_angstrom"}
     assert (star.table["bfactor"] == 0).all()  # the envelope is simulated, not stated
     junk = truth["junk"].to_numpy().astype(bool)
-    assert junk.sum() == round(0.12 * 80) and set(truth.loc[junk, "junk_kind"]) == {"empty", "fragment", "other"}
+    assert junk.sum() == round(0.12 * 80) and set(truth.loc[junk, "junk_kind"]) == {"empty", "fragment"}
     assert np.abs(images[(truth["junk_kind"] == "empty").to_numpy()]).max() == 0
     ok = np.flatnonzero(~junk)
     motion = get_motion("hinge")
@@ -162,3 +162,21 @@ def test_oracle_leaves_junk_out_and_uses_the_true_nuisances(tmp_path):
     assert good > 0.6 and np.all(np.abs(res.map_frame - res.frame) <= 1)  # t lies between the frames
     ds.truth = ds.truth.drop(columns=["rot_deg", "tilt_deg", "psi_deg", "shift_x_angstrom", "shift_y_angstrom"])
     assert np.mean(run_oracle(ds, n_particles=None).map_frame == res.frame) < good / 2
+
+
+def test_junk_kinds_are_what_they_say():
+    from gmmplat.synthetic.nuisance import junk_coordinates
+
+    xyz = get_motion("bend").coordinates(0.3)
+    empty, rows = junk_coordinates("empty", xyz, 0.3, 0.5, 0, 1)
+    assert empty.shape == (0, 3) and len(rows) == 0
+    frag, rows = junk_coordinates("fragment", xyz, 0.3, 0.5, 0, 1)
+    assert len(rows) == round(0.3 * len(xyz)) and np.all(np.diff(rows) == 1)  # one contiguous run
+    np.testing.assert_array_equal(frag, xyz[rows])
+    other, rows = junk_coordinates("other", xyz, 0.3, 0.5, 0, 1)
+    rg = np.sqrt(np.mean(np.sum((xyz - xyz.mean(0)) ** 2, 1)))
+    assert len(other) == len(xyz) and np.linalg.norm(other, axis=1).max() <= rg + 1e-9
+    again, _ = junk_coordinates("other", xyz, 0.3, 0.5, 0, 1)
+    np.testing.assert_array_equal(other, again)  # seeded by the particle
+    with pytest.raises(ConfigError):
+        junk_coordinates("dust", xyz, 0.3, 0.5, 0, 1)

@@ -91,3 +91,37 @@ def test_refinement_brings_misstated_poses_back(misposed):
     assert d_after < d_before / 2, (float(d_before), float(d_after))
     s = poses.summary()
     assert 3 < s["median_rotation_deg"] < 12 and poses.as_array().shape == (48, 5)
+
+
+def test_shrinkage_estimates_the_error_spread_and_keeps_exact_poses_exact():
+    from gmmplat.pose_refine import shrink_estimates
+
+    g = np.random.default_rng(2)
+    n = 4000
+    L = g.normal(0, 1, (n, 5, 5))
+    H = L @ np.swapaxes(L, 1, 2) + 2 * np.eye(5)  # estimation precision, noise sd about 0.3–0.7
+    noise = np.stack([g.multivariate_normal(np.zeros(5), np.linalg.inv(h)) for h in H])
+    for sd in (0.0, 1.0):
+        e = sd * g.normal(0, 1, (n, 5))
+        x = e + noise
+        post = shrink_estimates(x, H)
+        if sd == 0:
+            assert np.abs(post).mean() < 0.1 * np.abs(x).mean()  # exact poses stay nearly exact
+        else:
+            mse_raw, mse_post = ((x - e) ** 2).mean(), ((post - e) ** 2).mean()
+            assert mse_post < 0.8 * mse_raw and np.corrcoef(post[:, 0], e[:, 0])[0, 1] > 0.8
+
+
+def test_exact_poses_are_left_nearly_alone(misposed):
+    star, bad, gmm, t, A = misposed
+    neutral = GMM.load(gmm)
+
+    def decode(z):
+        return moved_params(neutral, z[:, 0].numpy())
+
+    data = ParticleDataset(star, cache_mb=0)
+    z = np.stack([t, np.zeros_like(t)], 1)
+    refined = refine_latent(decode, data, z, n_anchors=4, high_res_angstrom=None, noise_particles=48)
+    band = refinement_band(data.box, data.pixel_size_angstrom, None)
+    poses = refine_poses(decode, data, z, refined.noise_per_ring, band, steps=30)
+    assert poses.summary()["median_rotation_deg"] < 1.0 and poses.summary()["median_shift_angstrom"] < 0.3

@@ -151,6 +151,8 @@ def comparison_table(oracle: dict, results: dict) -> pd.DataFrame:
             row[label] = None if c is None else c["run"]
             row[f"{label} fraction"] = None if c is None else c["fraction"]
         row["amplitude ratio"] = s.get("amplitude_ratio")
+        if "junk_auc" in s:
+            row["junk AUC (quality)"] = s["junk_auc"]
         for mk, mv in s.items():
             if mk.startswith("amplitude_ratio_"):
                 row[f"amplitude ratio {mk[len('amplitude_ratio_'):]}"] = mv

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-per-stack", type=positive_int, default=1000, help="images per .mrcs stack (default 1000)")
     g = parser.add_argument_group("nuisances of real data (docs/sample_data.md); each recorded in truth.csv")
     g.add_argument("--realistic", action="store_true",
-                   help="every nuisance at a size common in real data (12%% junk, B 40-120 Å², noise power at "
+                   help="every nuisance at a size common in real data (12%% junk: empty ice and fragments, B 40-120 Å², noise power at "
                         "Nyquist 0.25, scale σ 0.15, pose error σ 3°, shift error σ 1 Å; the options below "
                         "override one); writes OUT/<name>_realistic/")
     g.add_argument("--junk-fraction", type=float, help="fraction of junk particles (empty ice, fragments, "

@@ -87,10 +87,12 @@ class Nuisances:
 
 
 #: The ``realistic`` variants of the sample datasets (``gmmplat simulate --realistic``): each
-#: nuisance at a size common in real data (12 % junk; B 40–120 Å²; noise power at Nyquist a
-#: quarter of that at the origin; scale σ 0.15; poses off by a median 4.6°, origins by 1.2 Å).
-REALISTIC = Nuisances(junk_fraction=0.12, bfactor_range_angstrom2=(40.0, 120.0), noise_power_at_nyquist=0.25,
-                      scale_sigma=0.15, pose_error_deg=3.0, shift_error_angstrom=1.0)
+#: nuisance at a size common in real data (12 % junk, half empty ice and half fragments; B 40–120 Å²;
+#: noise power at Nyquist a quarter of that at the origin; scale σ 0.15; poses off by a median 4.6°,
+#: origins by 1.2 Å).  ``other`` objects are left to ``--junk-kinds``: a ball of the molecule's mass
+#: and size looks like the molecule at 10 Å (docs/benchmarks.md, "Real data").
+REALISTIC = Nuisances(junk_fraction=0.12, junk_kinds=("empty", "fragment"), bfactor_range_angstrom2=(40.0, 120.0),
+                      noise_power_at_nyquist=0.25, scale_sigma=0.15, pose_error_deg=3.0, shift_error_angstrom=1.0)
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:

@@ -299,9 +299,10 @@ class RefineConfig:
     the particles whose image the decoded GMM fits at under this share of the median fitted scale
     (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after each
     cycle's latent refinement, every particle's pose and origin are refined under its decoded GMM for
-    that many steps (:mod:`gmmplat.pose_refine`), with a Gaussian prior of ``pose_sigma_deg`` and
-    ``pose_sigma_angstrom`` about the stated pose; the decoders then train, and the next refinement
-    runs, at the corrected poses."""
+    that many steps (:mod:`gmmplat.pose_refine`: a weak Gaussian prior of ``pose_sigma_deg`` and
+    ``pose_sigma_angstrom`` about the stated pose, then each estimate shrunk to its posterior mean
+    under the error distribution estimated from all); the decoders then train, and the next
+    refinement runs, at the corrected poses."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
@@ -314,8 +315,8 @@ class RefineConfig:
     cycle_anchors: int | None = None
     junk_scale: float = 0.0
     pose_steps: int = 0
-    pose_sigma_deg: float = 5.0
-    pose_sigma_angstrom: float = 2.0
+    pose_sigma_deg: float = 20.0
+    pose_sigma_angstrom: float = 5.0
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":

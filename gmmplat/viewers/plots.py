@@ -114,8 +114,10 @@ def fsc_figure(fsc_csv_or_arrays: Any, title: str | None = "Fourier shell correl
 
 
 def histogram_figure(values: Any, bins: int = 50, title: str | None = None, xlabel: str = "",
-                     labels: Sequence[str] | None = None):
-    """Histogram(s): ``values`` an array, a list of arrays (overlaid) or a dict label -> array."""
+                     labels: Sequence[str] | None = None, threshold: float | None = None,
+                     threshold_label: str = "threshold"):
+    """Histogram(s): ``values`` an array, a list of arrays (overlaid) or a dict label -> array;
+    ``threshold``: a dashed vertical line there (e.g. the junk threshold of a fit-quality histogram)."""
     import plotly.graph_objects as go
 
     if isinstance(values, Mapping):
@@ -135,6 +137,9 @@ def histogram_figure(values: Any, bins: int = 50, title: str | None = None, xlab
         fig.add_trace(go.Histogram(x=v[np.isfinite(v)], name=name, opacity=0.75 if len(series) > 1 else 1.0,
                                    xbins=dict(start=lo, end=hi + size, size=size)))
     fig.update_layout(barmode="overlay", showlegend=len(series) > 1)
+    if threshold is not None and np.isfinite(threshold):
+        fig.add_vline(x=float(threshold), line_dash="dash", line_color="black",
+                      annotation_text=f"{threshold_label} {threshold:.3g}", annotation_position="top")
     fig.update_xaxes(title=xlabel)
     fig.update_yaxes(title="count")
     return _layout(fig, title)
