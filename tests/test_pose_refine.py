@@ -67,18 +67,23 @@ def test_dataset_applies_corrections(misposed):
     assert torch.equal(data.get_batch(np.arange(4)).rotations, before.rotations)
 
 
-def test_refinement_brings_misstated_poses_back(misposed):
-    star, bad, gmm, t, A = misposed
+def _refine_under_true_motion(star, gmm, t, steps):
+    """Poses of ``star``'s particles refined under the true motion at the true t: (dataset, corrections)."""
     neutral = GMM.load(gmm)
 
     def decode(z):
         return moved_params(neutral, z[:, 0].numpy())
 
-    data = ParticleDataset(bad, cache_mb=0)
+    data = ParticleDataset(star, cache_mb=0)
     z = np.stack([t, np.zeros_like(t)], 1)
     refined = refine_latent(decode, data, z, n_anchors=4, high_res_angstrom=None, noise_particles=48)
     band = refinement_band(data.box, data.pixel_size_angstrom, None)
-    poses = refine_poses(decode, data, z, refined.noise_per_ring, band, steps=60)
+    return data, refine_poses(decode, data, z, refined.noise_per_ring, band, steps=steps)
+
+
+def test_refinement_brings_misstated_poses_back(misposed):
+    star, bad, gmm, t, A = misposed
+    data, poses = _refine_under_true_motion(bad, gmm, t, steps=60)
     data.set_pose_corrections(poses)
     fixed = data.get_batch(np.arange(48))
     stated = ParticleDataset(bad, cache_mb=0).get_batch(np.arange(48))
@@ -114,14 +119,5 @@ def test_shrinkage_estimates_the_error_spread_and_keeps_exact_poses_exact():
 
 def test_exact_poses_are_left_nearly_alone(misposed):
     star, bad, gmm, t, A = misposed
-    neutral = GMM.load(gmm)
-
-    def decode(z):
-        return moved_params(neutral, z[:, 0].numpy())
-
-    data = ParticleDataset(star, cache_mb=0)
-    z = np.stack([t, np.zeros_like(t)], 1)
-    refined = refine_latent(decode, data, z, n_anchors=4, high_res_angstrom=None, noise_particles=48)
-    band = refinement_band(data.box, data.pixel_size_angstrom, None)
-    poses = refine_poses(decode, data, z, refined.noise_per_ring, band, steps=30)
+    _, poses = _refine_under_true_motion(star, gmm, t, steps=30)
     assert poses.summary()["median_rotation_deg"] < 1.0 and poses.summary()["median_shift_angstrom"] < 0.3
