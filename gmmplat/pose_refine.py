@@ -169,22 +169,27 @@ def _hessian(nll, x: torch.Tensor, step: np.ndarray) -> np.ndarray:
     return 0.5 * (H + np.swapaxes(H, 1, 2))
 
 
-def shrink_estimates(x: np.ndarray, hess: np.ndarray, floor: float = 1e-12) -> np.ndarray:
+def shrink_estimates(x: np.ndarray, hess: np.ndarray, iterations: int = 100, floor: float = 1e-10) -> np.ndarray:
     """Posterior means ``(n, 5)`` of the corrections under an error distribution estimated from them.
 
     Model: each estimate ``x_i = e_i + n_i``, the true error ``e_i ~ N(m, Σ)`` and the estimation noise
-    ``n_i ~ N(0, H_i⁻¹)`` (``H_i``: the data term's Hessian at ``x_i``).  Then ``cov(x) = Σ + mean H_i⁻¹``,
-    so ``Σ = cov(x) − mean H_i⁻¹`` (eigenvalues clipped at ``floor``), and the posterior mean is
-    ``(H_i + Σ⁻¹)⁻¹ (H_i x_i + Σ⁻¹ m)``.  On exact poses ``Σ`` is about 0 and the corrections vanish;
-    on poses a few degrees off they keep the part of each estimate that the images support.
+    ``n_i ~ N(0, H_i⁻¹)`` (``H_i``: the data term's Hessian at ``x_i``, clipped to be positive definite).
+    ``m`` and ``Σ`` maximise the likelihood of the estimates, ``x_i ~ N(m, Σ + H_i⁻¹)``, by EM: with the
+    posterior of each error, ``P_i = (H_i + Σ⁻¹)⁻¹`` and ``μ_i = P_i (H_i x_i + Σ⁻¹ m)``, the update is
+    ``m = mean μ_i``, ``Σ = mean [P_i + (μ_i − m)(μ_i − m)ᵀ]``.  An image that fixes its pose poorly
+    (small ``H_i``) counts little.  Returns the ``μ_i``: on exact poses ``Σ`` goes to 0 and so do the
+    corrections; on poses a few degrees off each keeps what its image supports.
     """
     x = np.asarray(x, np.float64)
-    H = np.asarray(hess, np.float64)
-    w, V = np.linalg.eigh(H)
-    H = V @ (np.maximum(w, floor)[..., None] * np.swapaxes(V, 1, 2))  # positive definite
-    m = x.mean(0)
-    noise = np.linalg.inv(H).mean(0)
-    w, V = np.linalg.eigh(np.cov(x, rowvar=False) - noise)
-    Sinv = V @ np.diag(1.0 / np.maximum(w, floor)) @ V.T
-    rhs = np.einsum("nij,nj->ni", H, x) + Sinv @ m
-    return np.linalg.solve(H + Sinv[None], rhs[..., None])[..., 0]
+    w, V = np.linalg.eigh(np.asarray(hess, np.float64))
+    H = V @ (np.maximum(w, floor)[..., None] * np.swapaxes(V, 1, 2))
+    Hx = np.einsum("nij,nj->ni", H, x)
+    m, S = x.mean(0), np.cov(x, rowvar=False) + floor * np.eye(x.shape[1])
+    for _ in range(int(iterations)):
+        Sinv = np.linalg.inv(S)
+        P = np.linalg.inv(H + Sinv[None])
+        mu = np.einsum("nij,nj->ni", P, Hx + Sinv @ m)
+        m = mu.mean(0)
+        d = mu - m
+        S = (P + d[:, :, None] * d[:, None, :]).mean(0) + floor * np.eye(x.shape[1])
+    return mu
