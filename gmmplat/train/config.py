@@ -297,8 +297,8 @@ class RefineConfig:
     ``anchors``); the last cycle, whose latent is the run's, uses ``anchors``.  ``junk_scale`` (0 to 1;
     0: off): each cycle leaves out of the decoders' training, and of the next refinement's anchors,
     the particles whose image the decoded GMM fits at under this share of the median fitted scale
-    (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after each
-    cycle's latent refinement, every particle's pose and origin are refined under its decoded GMM for
+    (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after the latent
+    refinement of each cycle but the last (whose latent is the run's), every particle's pose and origin are refined under its decoded GMM for
     that many steps (:mod:`gmmplat.pose_refine`: a weak Gaussian prior of ``pose_sigma_deg`` and
     ``pose_sigma_angstrom`` about the stated pose, then each estimate shrunk to its posterior mean
     under the error distribution estimated from all); the decoders then train, and the next

@@ -104,8 +104,8 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
     Returns ``(model with the last cycle's decoders and the encoder, last cycle's latent (n_items, d),
     the last refinement's :meth:`~gmmplat.latent_refine.Refinement.summary` with ``cycles``, one record
     per cycle, and that :class:`~gmmplat.latent_refine.Refinement`)``; history rows are appended to
-    ``trainer.history``.  With ``refine.pose_steps``, each cycle refines the poses after the latent
-    (:mod:`gmmplat.pose_refine`) and the dataset applies them from then on.  With ``refine.junk_scale``, each cycle's decoders train, and the next
+    ``trainer.history``.  With ``refine.pose_steps``, each cycle but the last refines the poses after the
+    latent (:mod:`gmmplat.pose_refine`) and the dataset applies them from then on.  With ``refine.junk_scale``, each cycle's decoders train, and the next
     refinement places its anchors, on the items not found junk (:func:`gmmplat.latent_refine.junk_mask`).
     """
     cfg, ref = trainer.config, trainer.config.refine
@@ -124,8 +124,8 @@ def run_cycles(trainer, model, z_items: np.ndarray) -> tuple[object, np.ndarray,
                                 batch_size=trainer.eval_batch_size, device=trainer.device, progress=trainer.progress,
                                 anchor_mask=particle)
         pose_record = {}
-        if ref.pose_steps:
-            pose_record = _refine_poses(trainer, decode, refined)
+        if ref.pose_steps and c < ref.cycles:  # the last cycle's latent is refined already: its poses would
+            pose_record = _refine_poses(trainer, decode, refined)  # reach only its decoder epochs
         source, kept = principal_subspace(refined.latent, ref.components)
         train_items, n_junk = trainer.train_items, 0
         if ref.junk_scale:

@@ -169,6 +169,12 @@ def rigid(neutral: GMM, domain=None) -> dict:
 HIERARCHICAL_DECODER_OPTIONS = {"move_amplitude": False}
 HIERARCHICAL_LEARNING_RATE = 3e-3
 
+#: What the cycles of the deformable presets do about real data (docs/training.md, "Real data";
+#: docs/benchmarks.md, "Real data"): junk, fitted at under half the median scale, is left out of the
+#: decoders' training and the anchors; poses are refined under the decoded GMM, 20 steps, shrunk to
+#: the errors' estimated distribution (exact poses stay exact).
+REAL_DATA_REFINE = {"junk_scale": 0.5, "pose_steps": 20}
+
 #: Refinement of the ``hierarchical`` preset: after the rounds, three refinement cycles
 #: (:mod:`gmmplat.train.cycles`), each refining the latent on anchors stretched 1.5× about their
 #: mean (12 in the first two cycles, the refinement's 24 in the last, whose latent is the run's),
@@ -184,7 +190,7 @@ HIERARCHICAL_LEARNING_RATE = 3e-3
 #: too gather the latent on them and move the morph's reference point (0.57–0.64 Å on two threads).
 #: docs/benchmarks.md, "Refinement cycles".
 HIERARCHICAL_REFINE = {**REFINE, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [7, 2], "restart": False,
-                       "cycle_anchors": 12}
+                       "cycle_anchors": 12, **REAL_DATA_REFINE}
 
 
 def hierarchical(neutral: GMM, domain=None) -> dict:
