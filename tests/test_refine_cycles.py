@@ -187,3 +187,37 @@ def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_pat
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = (tmp_path / "stopped" / "losses.csv").read_text().splitlines()
     assert len(rows) == 1 + 1 + 1 and rows[-1].startswith("2,cycle 1,1,2,")
+
+
+def test_cycles_leave_junk_out_and_refine_poses(tmp_path, monkeypatch):
+    """Empty images are found by their fitted scale and left out of the cycles; the first of two cycles
+    refines the poses (the last does not), the run writes quality, fitted scale and pose corrections."""
+    import gmmplat.latent_refine as lr
+    import gmmplat.train.cycles as cy
+    from test_train_fixtures import overwrite_images
+
+    star, gmm, t = make_dataset(tmp_path / "data", n=96, snr=0.5, seed=4)
+    empty = np.arange(0, 96, 8)  # 12 images of noise only
+    import mrcfile
+
+    with mrcfile.open(tmp_path / "data" / "stack.mrcs") as m:
+        sd = float(m.data.std())  # about the noise's (SNR 0.5)
+    g = np.random.default_rng(0)
+    overwrite_images(tmp_path / "data" / "stack.mrcs", {int(i): g.normal(0, sd, (24, 24)) for i in empty})
+    real = lr.refine_latent
+
+    def refine_with_the_true_motion(decode, dataset, z, **kw):  # 1-epoch decoders know no motion yet
+        return real(_decode(GMM.load(gmm)), dataset, z, **kw)
+
+    monkeypatch.setattr(cy, "refine_latent", refine_with_the_true_motion)
+    refine = {"anchors": 6, "high_res_angstrom": 12.0, "cycles": 2, "cycle_epochs": [1], "restart": False,
+              "junk_scale": 0.5, "pose_steps": 5}
+    Trainer(_tiny_config(star, gmm, refine), tmp_path / "run", progress=False).run()
+    info = json.loads((tmp_path / "run" / "refine.json").read_text())
+    first, last = info["cycles"]
+    assert first["junk_left_out"] >= len(empty) and first["junk_left_out"] < 24
+    assert "pose_median_rotation_deg" in first and not any(k.startswith("pose_") for k in last)
+    scale = np.load(tmp_path / "run" / "fit_scale.npy")
+    assert scale[empty].max() < 0.5 * np.median(scale)
+    assert np.load(tmp_path / "run" / "quality.npy").shape == (96,)
+    assert np.load(tmp_path / "run" / "pose_correction.npy").shape == (96, 5)
