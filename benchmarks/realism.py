@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-VARIANTS = ("clean", "junk", "bfactor", "coloured", "scale", "pose", "all")
+VARIANTS = ("clean", "junk", "bfactor", "coloured", "scale", "pose", "all")  # and "other": junk of three kinds
 EPOCHS = {"hierarchical": [5, 1], "free": [6, 1], "rigid": [12], "multi": [12, 10]}
 DOMAIN = {"hinge": "moving_domain", "coupled": "moving_domain,hairpin", "bend": None}
 
@@ -31,7 +31,8 @@ def nuisances_for(variant: str):
     none = Nuisances()
     return {
         "clean": none,
-        "junk": replace(none, junk_fraction=REALISTIC.junk_fraction),
+        "junk": replace(none, junk_fraction=REALISTIC.junk_fraction, junk_kinds=REALISTIC.junk_kinds),
+        "other": replace(none, junk_fraction=REALISTIC.junk_fraction, junk_kinds=("empty", "fragment", "other")),
         "bfactor": replace(none, bfactor_range_angstrom2=REALISTIC.bfactor_range_angstrom2),
         "coloured": replace(none, noise_power_at_nyquist=REALISTIC.noise_power_at_nyquist),
         "scale": replace(none, scale_sigma=REALISTIC.scale_sigma),
@@ -45,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="bend", choices=("hinge", "bend", "coupled"))
     ap.add_argument("--preset", default="hierarchical")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}, other")
     ap.add_argument("--seed", type=int, default=0, help="the simulation's and the training's seed")
     ap.add_argument("--work", type=Path, default=Path("out/realism"))
     ap.add_argument("--threads", type=int, default=1)
