@@ -426,7 +426,7 @@ CASES = {
     "select-out-is-the-particle-file": ("select", lambda c: (
         _select(c, out=c.run_dir / "particles.star"), "--out is the particle file")),
     "select-star-written-as-cs": ("select", lambda c: (_select(c, out=c.tmp / "sub.cs"), "not .cs")),
-    "select-no-selection": ("select", lambda c: (_select(c, how=()), "one of the arguments")),
+    "select-no-selection": ("select", lambda c: (_select(c, how=()), "give a selection")),
     "select-zero-pc": ("select", lambda c: (_select(c, how=("--pc", "0", "--range", "0,1")), "--pc")),
     "select-pc-without-range": ("select", lambda c: (_select(c, how=("--pc", "1")), "--pc and --range")),
     "select-pc-beyond-latent": ("select", lambda c: (

@@ -89,7 +89,9 @@ def test_files_and_row_counts(clean):
     star, images = _images(clean)
     truth = pd.read_csv(clean / "truth.csv")
     assert len(star.table) == len(images) == len(truth) == 20 and star.version == "3.1"
-    assert list(truth.columns) == ["particle_index", "t", "frame"]
+    assert list(truth.columns) == ["particle_index", "t", "frame", "junk", "junk_kind", "bfactor_angstrom2", "scale",
+                                   "rot_deg", "tilt_deg", "psi_deg", "shift_x_angstrom", "shift_y_angstrom"]
+    assert (truth.junk == 0).all() and (truth.scale == 1).all() and (truth.bfactor_angstrom2 == 0).all()
     assert np.array_equal(truth.particle_index, np.arange(20)) and truth.t.between(-1, 1).all()
     assert np.array_equal(truth.frame, nearest_frame(truth.t.to_numpy(), 11))
     assert star.table.stack_path.nunique() == 3 and star.table.image_index.max() == 7
