@@ -180,3 +180,47 @@ def test_junk_kinds_are_what_they_say():
     np.testing.assert_array_equal(other, again)  # seeded by the particle
     with pytest.raises(ConfigError):
         junk_coordinates("dust", xyz, 0.3, 0.5, 0, 1)
+
+
+def test_refinement_noise_estimate_follows_a_coloured_spectrum():
+    """noise_per_ring on residuals of coloured noise is M²σ²·S at each ring's radius (known spectrum)."""
+    from gmmplat.fourier import Band
+    from gmmplat.latent_refine import noise_per_ring, ring_residuals
+    from gmmplat.losses.base import RingSums
+
+    M, apix, sigma, rho = 32, 2.0, 0.8, 0.25
+    band = Band(M, apix)
+    rings = RingSums(band)
+    S = noise_spectrum(M, apix, rho)
+    g = torch.Generator().manual_seed(3)
+    noise = sigma * colour_noise(torch.randn(600, M, M, generator=g, dtype=torch.float64), S)
+    signal = torch.randn(600, M, M, generator=g, dtype=torch.float64)
+    O = band.images_to_band((signal + noise).float())
+    P = band.images_to_band(signal.float())
+    sums = ring_residuals(O, P, rings).double().numpy()  # the prediction is the signal: residual = noise
+    est = noise_per_ring(np.stack([sums, sums + 1.0], 1), rings)
+    r = rings.rings.numpy() / (M / 2)  # radius in units of Nyquist
+    expected = M**2 * sigma**2 * float(S[0, 0]) * rho**r  # S(k) ∝ ρ^(|k|/k_Nyquist)
+    np.testing.assert_allclose(est[2:] / expected[2:], 1.0, atol=0.1)  # rings of more than a few cells
+
+
+def test_fitted_scale_recovers_known_scales(tmp_path):
+    """Images multiplied by known factors: the refinement's fitted scale is each image's factor."""
+    import mrcfile
+    from test_train_fixtures import make_dataset, moved_params
+
+    from gmmplat.data import ParticleDataset
+    from gmmplat.gmm import GMM
+    from gmmplat.latent_refine import refine_latent
+
+    star, gmm, t = make_dataset(tmp_path, n=40, snr=None, seed=2)
+    factor = np.random.default_rng(1).uniform(0.5, 1.5, 40)
+    g = np.random.default_rng(2)
+    with mrcfile.open(tmp_path / "stack.mrcs", "r+") as m:
+        clean = m.data.astype(np.float64)
+        m.set_data((clean * factor[:, None, None] + g.normal(0, 0.2 * clean.std(), clean.shape)).astype(np.float32))
+    neutral = GMM.load(gmm)
+    r = refine_latent(lambda z: moved_params(neutral, z[:, 0].numpy()), ParticleDataset(star, cache_mb=0),
+                      np.stack([t, 0 * t], 1), n_anchors=4, high_res_angstrom=None, noise_particles=40)
+    np.testing.assert_allclose(r.fitted_scale, factor, rtol=0.1)
+    assert np.median(np.abs(r.fitted_scale / factor - 1)) < 0.03
