@@ -224,3 +224,27 @@ def test_fitted_scale_recovers_known_scales(tmp_path):
                       np.stack([t, 0 * t], 1), n_anchors=4, high_res_angstrom=None, noise_particles=40)
     np.testing.assert_allclose(r.fitted_scale, factor, rtol=0.1)
     assert np.median(np.abs(r.fitted_scale / factor - 1)) < 0.03
+
+
+def test_simulate_cli_nuisance_options(tmp_path, capsys):
+    from gmmplat import cli
+
+    base = ["simulate", "hinge", "--out", str(tmp_path), "--n-particles", "20", "--box", "32", "--pixel-size", "4",
+            "--quiet", "--snr", "inf"]
+    assert cli.main(base + ["--realistic", "--junk-fraction", "0.25", "--junk-kinds", "fragment,other",
+                            "--bfactor-range", "10,20", "--noise-power-at-nyquist", "0.5", "--scale-sigma", "0.3",
+                            "--pose-error-deg", "2", "--shift-error-angstrom", "0.5"]) == 0
+    folder = tmp_path / "hinge_realistic"
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["options"]["nuisances"] == {
+        "junk_fraction": 0.25, "junk_kinds": ["fragment", "other"], "bfactor_range_angstrom2": [10.0, 20.0],
+        "noise_power_at_nyquist": 0.5, "scale_sigma": 0.3, "pose_error_deg": 2.0, "shift_error_angstrom": 0.5}
+    truth = pd.read_csv(folder / "truth.csv", keep_default_na=False)
+    assert truth["junk"].sum() == 5 and set(truth.loc[truth.junk == 1, "junk_kind"]) == {"fragment", "other"}
+    assert truth["bfactor_angstrom2"].between(10, 20).all() and truth["scale"].std() > 0.1
+    capsys.readouterr()
+    assert cli.main(["simulate", "hinge", "--out", str(tmp_path), "--junk-kinds", "dust", "--quiet"]) == 2
+    assert "junk kinds" in capsys.readouterr().err
+    assert cli.main(["simulate", "hinge", "--out", str(tmp_path), "--bfactor-range", "40", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--bfactor-range" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "hinge").exists()
