@@ -9,6 +9,9 @@ projections).  For each setting the table gives the particles refined per second
 seconds for the whole set and the peak resident memory of the process.  One projection per
 particle and anchor on the band: the cost grows with anchors × band cells × N.
 
+``--poses``: also the local pose refinement (gmmplat.pose_refine, 20 steps and the Hessians of the
+shrinkage) after each refinement, on the same band: its seconds and particles per second.
+
 ``--allocator``: the first two settings in fresh processes, with the allocator settings of
 :mod:`gmmplat.allocator` (the default) and without (``GMMPLAT_KEEP_FREED_MEMORY=0``), alternating,
 three times each: seconds and peak resident memory of both, and their ratio.
@@ -31,7 +34,7 @@ from bench_train import write_gmm, write_particles  # noqa: E402
 
 
 def run(folder: Path, n_particles: int, box: int, n_gaussians: int, anchors: int, res: float | None,
-        device: str) -> dict:
+        device: str, poses: bool = False) -> dict:
     import numpy as np
     import torch
 
@@ -55,9 +58,18 @@ def run(folder: Path, n_particles: int, box: int, n_gaussians: int, anchors: int
     data = ParticleDataset(sub / "particles.star", cache_mb=0)
     z = np.random.default_rng(0).standard_normal((n_particles, 4))
     t0 = time.perf_counter()
-    refine_latent(decode, data, z, n_anchors=anchors, high_res_angstrom=res, device=device)
+    refined = refine_latent(decode, data, z, n_anchors=anchors, high_res_angstrom=res, device=device)
     seconds = time.perf_counter() - t0
-    return {"box": box, "N": n_gaussians, "particles": n_particles, "anchors": anchors,
+    extra = {}
+    if poses:
+        from gmmplat.latent_refine import refinement_band
+        from gmmplat.pose_refine import refine_poses
+
+        t0 = time.perf_counter()
+        refine_poses(decode, data, z, refined.noise_per_ring, refinement_band(box, apix, res), steps=20,
+                     device=device)
+        extra = {"pose_seconds": time.perf_counter() - t0}
+    return {**extra, "box": box, "N": n_gaussians, "particles": n_particles, "anchors": anchors,
             "band": "Nyquist" if res is None else f"{res:g} Å", "seconds": seconds,
             "particles_per_s": n_particles / seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -99,6 +111,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--allocator", action="store_true", help="time the allocator settings on and off")
+    ap.add_argument("--poses", action="store_true", help="also time the pose refinement after each refinement")
     ap.add_argument("--row", type=int, help=argparse.SUPPRESS)  # one setting, printed as JSON (a child process)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -116,13 +129,15 @@ def main() -> None:
         return
     settings = SETTINGS[:2] if args.quick else SETTINGS
     print(f"latent refinement, {n} particles, {args.threads} thread(s), device {args.device}")
-    print("| box | N | anchors | band | particles/s | seconds | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    poses = " pose refinement s |" if args.poses else ""
+    print("| box | N | anchors | band | particles/s | seconds | peak RSS MB |" + poses)
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.poses else ""))
     with tempfile.TemporaryDirectory() as tmp:
         for box, N, K, res in settings:
-            row = run(Path(tmp), n, box, N, K, res, args.device)
+            row = run(Path(tmp), n, box, N, K, res, args.device, poses=args.poses)
+            pose = f" {row['pose_seconds']:.1f} |" if args.poses else ""
             print(f"| {row['box']} | {row['N']} | {row['anchors']} | {row['band']} | {row['particles_per_s']:.0f} | "
-                  f"{row['seconds']:.1f} | {row['peak_rss_mb']:.0f} |", flush=True)
+                  f"{row['seconds']:.1f} | {row['peak_rss_mb']:.0f} |{pose}", flush=True)
 
 
 if __name__ == "__main__":
