@@ -189,7 +189,7 @@ def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_pat
     assert len(rows) == 1 + 1 + 1 and rows[-1].startswith("2,cycle 1,1,2,")
 
 
-def test_cycles_leave_junk_out_and_refine_poses(tmp_path, monkeypatch):
+def test_cycles_leave_junk_out_and_refine_poses(tmp_path, monkeypatch, capsys):
     """Empty images are found by their fitted scale and left out of the cycles; the first of two cycles
     refines the poses (the last does not), the run writes quality, fitted scale and pose corrections."""
     import gmmplat.latent_refine as lr
@@ -221,3 +221,13 @@ def test_cycles_leave_junk_out_and_refine_poses(tmp_path, monkeypatch):
     assert scale[empty].max() < 0.5 * np.median(scale)
     assert np.load(tmp_path / "run" / "quality.npy").shape == (96,)
     assert np.load(tmp_path / "run" / "pose_correction.npy").shape == (96, 5)
+    from gmmplat import cli
+
+    capsys.readouterr()  # `gmmplat refine` refines at the poses the decoders were trained at
+    assert cli.main(["refine", "--run", str(tmp_path / "run"), "--anchors", "6", "--high-res", "12",
+                     "--no-progress"]) == 0
+    assert "poses corrected by the run's cycles" in capsys.readouterr().out
+    np.save(tmp_path / "run" / "pose_correction.npy", np.zeros((3, 5), np.float32))
+    assert cli.main(["refine", "--run", str(tmp_path / "run"), "--anchors", "6", "--high-res", "12",
+                     "--no-progress"]) == 2
+    assert "pose_correction.npy" in capsys.readouterr().err

@@ -11,6 +11,8 @@ without refinement) and the run's particles, and writes ``latent.npy``, ``latent
 ``refine.json`` in the run folder (each file atomically; docs/training.md, "Latent refinement").
 A run trained with refinement cycles starts from the last cycle's points (``RUN/latent_cycle.npy``),
 which its decoders were trained on; the anchors are stretched as the run's configuration says.
+Poses corrected by the run's cycles (``RUN/pose_correction.npy``) are applied, as in training, and
+``quality.npy`` / ``fit_scale.npy`` are written anew.
 """
 from __future__ import annotations
 
@@ -59,6 +61,26 @@ def previous_cycles(run_dir) -> list | None:
         return None
 
 
+def _apply_pose_corrections(run_dir: str, dataset) -> None:
+    """The poses the run's decoders last trained at (``pose_correction.npy`` of its cycles), if any."""
+    import numpy as np
+
+    from ..errors import InputError
+    from ..pose_refine import PoseCorrections
+
+    path = os.path.join(run_dir, "pose_correction.npy")
+    if not os.path.isfile(path):
+        return
+    try:
+        c = np.load(path, allow_pickle=False).astype(np.float64)
+    except (ValueError, OSError, EOFError):
+        raise InputError(path, "not a pose-correction file (.npy of n × 5 numbers)") from None
+    if c.ndim != 2 or c.shape != (len(dataset), 5):
+        raise InputError(path, f"holds {c.shape} values but the run's particles give {len(dataset)} items × 5")
+    dataset.set_pose_corrections(PoseCorrections(np.radians(c[:, :3]), c[:, 3:].copy()))
+    print(f"refine: the poses corrected by the run's cycles ({os.path.basename(path)})")
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -93,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if len(z) != len(dataset):
         raise InputError(latent_path, f"latent has {len(z)} rows but the run's particles give {len(dataset)} "
                                       f"({dataset.n_particles} particles × {dataset.n_sym} symmetry copies)")
+    _apply_pose_corrections(args.run, dataset)
     model = ar.run.model.to(args.device)
     source, cycles = None, None
     cycle_path = os.path.join(args.run, "latent_cycle.npy")
