@@ -16,6 +16,10 @@ params (B, N, 5)`` callable, :class:`~gmmplat.gmm.GMM` and
 * :mod:`.overview`: :func:`load_runs` (every run of a folder, as a table), :func:`pick_run`.
 * :mod:`.oracle`, :mod:`.oracle_report`: the exact-likelihood limit on simulated data
   (``gmmplat evaluate --oracle``), :func:`oracle_comparison`.
+* :mod:`.quality`: per-particle fit quality and fitted scale of a run, the junk rule
+  (``gmmplat select --quality-above / --exclude-junk``).
+* :mod:`.nuisances`: on a realistic simulated dataset, the nuisances as simulated, the junk found
+  and the pose errors before and after the run's corrections.
 """
 from __future__ import annotations
 
