@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from .fourier import Band
+from .geometry import axis_angle_to_matrix
 from .image_model import ImageModel
 from .losses.base import RingSums
 
-__all__ = ["PoseCorrections", "rotation_matrix", "refine_poses", "shrink_estimates"]
+__all__ = ["PoseCorrections", "refine_poses", "shrink_estimates"]
 
 
 @dataclass
@@ -49,7 +50,7 @@ class PoseCorrections:
     def matrices(self, items=None) -> torch.Tensor:
         """``(B, 3, 3)`` float64 rotations ``exp([ω]×)`` of ``items`` (all when None)."""
         w = self.rotvec_rad if items is None else self.rotvec_rad[np.asarray(items)]
-        return rotation_matrix(torch.as_tensor(w, dtype=torch.float64))
+        return axis_angle_to_matrix(torch.as_tensor(w, dtype=torch.float64))
 
     def summary(self) -> dict:
         angle = np.degrees(np.linalg.norm(self.rotvec_rad, axis=1))
@@ -61,20 +62,6 @@ class PoseCorrections:
     def as_array(self) -> np.ndarray:
         """``(n, 5)``: rotation vector in degrees (3), origin correction in Å (2)."""
         return np.concatenate([np.degrees(self.rotvec_rad), self.shift_angstrom], 1).astype(np.float32)
-
-
-def rotation_matrix(w: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: rotation vectors ``(B, 3)`` (rad) -> ``(B, 3, 3)``, differentiable at 0."""
-    theta2 = (w * w).sum(-1, keepdim=True)[..., None]  # (B, 1, 1)
-    K = torch.zeros(w.shape[0], 3, 3, dtype=w.dtype, device=w.device)
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -w[:, 2], w[:, 1], -w[:, 0]
-    K = K - K.transpose(1, 2)
-    small = theta2 < 1e-8
-    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)  # series near 0 keeps the gradient
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta * theta))
-    eye = torch.eye(3, dtype=w.dtype, device=w.device).expand_as(K)
-    return eye + a * K + b * (K @ K)
 
 
 def _nll(O, P, rings: RingSums, noise: torch.Tensor) -> torch.Tensor:
@@ -126,7 +113,7 @@ def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, ban
             s0 = batch.shifts_angstrom.to(torch.float64)
 
             def nll(x):  # (B, 5) -> (B,) data term at corrections x
-                moved = replace(batch, rotations=(rotation_matrix(x[:, :3]) @ A).float(),
+                moved = replace(batch, rotations=(axis_angle_to_matrix(x[:, :3]) @ A).float(),
                                 shifts_angstrom=(s0 + x[:, 3:]).float())
                 return _nll(O, image_model.predict(params, moved, ctf=C), rings, noise).double()
 

@@ -1,5 +1,6 @@
-"""Local pose refinement (gmmplat.pose_refine): the rotation parametrisation against scipy, the
-corrections applied by the dataset, and stated poses a few degrees off brought back to the truth."""
+"""Local pose refinement (gmmplat.pose_refine): its rotation parametrisation (geometry.axis_angle_to_matrix)
+against scipy, the corrections applied by the dataset, and stated poses a few degrees off brought back to
+the truth."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,20 +10,20 @@ from scipy.spatial.transform import Rotation
 from test_train_fixtures import make_dataset, moved_params
 
 from gmmplat.data import ParticleDataset
-from gmmplat.geometry import euler_to_matrix, matrix_to_euler
+from gmmplat.geometry import axis_angle_to_matrix, euler_to_matrix, matrix_to_euler
 from gmmplat.gmm import GMM
 from gmmplat.io.star import read_particle_star, write_particle_star
 from gmmplat.latent_refine import refine_latent, refinement_band
-from gmmplat.pose_refine import PoseCorrections, refine_poses, rotation_matrix
+from gmmplat.pose_refine import PoseCorrections, refine_poses
 
 
 def test_rotation_matrix_is_scipys_rotvec_and_smooth_at_zero():
     g = np.random.default_rng(0)
     w = np.concatenate([g.normal(0, 0.3, (6, 3)), np.zeros((1, 3)), [[1e-6, -2e-6, 0.5e-6]]])
-    ours = rotation_matrix(torch.as_tensor(w)).numpy()
+    ours = axis_angle_to_matrix(torch.as_tensor(w)).numpy()
     np.testing.assert_allclose(ours, Rotation.from_rotvec(w).as_matrix(), atol=1e-12)
     x = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
-    (rotation_matrix(x) @ torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+    (axis_angle_to_matrix(x) @ torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0  # d(Rv)/dω at 0 = −[v]×: not zero
 
 

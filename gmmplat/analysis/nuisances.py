@@ -105,11 +105,11 @@ def pose_error_table(dataset: str | os.PathLike, run_dir: str | os.PathLike | No
     cases = {"stated": (A_star, o_star)}
     path = None if run_dir is None else Path(run_dir) / "pose_correction.npy"
     if path is not None and path.is_file():
-        from ..pose_refine import rotation_matrix
+        from ..synthetic.nuisance import rotvec_matrices
 
         c = np.load(path).astype(np.float64)
         if len(c) == len(star):  # one item per particle (no symmetry expansion)
-            R = rotation_matrix(torch.as_tensor(np.radians(c[:, :3]))).numpy()
+            R = rotvec_matrices(np.radians(c[:, :3]))
             cases["corrected"] = (R @ A_star, o_star + c[:, 3:])
     rows = {}
     for name, (A, o) in cases.items():

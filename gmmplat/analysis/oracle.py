@@ -268,7 +268,7 @@ def stated_pose_samples(ds: SimulatedDataset, rows: np.ndarray, n_samples: int, 
     ``(A (B, 3, 3), origins (B, 2))`` per sample, drawn from a seeded stream of their own.
     """
     from ..geometry import euler_to_matrix
-    from ..synthetic.nuisance import rotation_from_vectors
+    from ..synthetic.nuisance import rotvec_matrices
 
     nz = ds.metadata["options"].get("nuisances") or {}
     sig_w, sig_d = math.radians(float(nz.get("pose_error_deg", 0))), float(nz.get("shift_error_angstrom", 0))
@@ -278,7 +278,7 @@ def stated_pose_samples(ds: SimulatedDataset, rows: np.ndarray, n_samples: int, 
     origin = tab[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy(dtype=np.float64)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 16, int(np.asarray(rows)[0])]))
     for _ in range(int(n_samples)):
-        R = rotation_from_vectors(sig_w * rng.standard_normal((len(A), 3)))
+        R = rotvec_matrices(sig_w * rng.standard_normal((len(A), 3)))
         yield R @ A, origin + sig_d * rng.standard_normal((len(A), 2))
 
 

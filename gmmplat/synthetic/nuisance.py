@@ -121,19 +121,14 @@ def draw_nuisances(n: int, nuisances: Nuisances, seed: int) -> dict[str, np.ndar
     shift_error = nuisances.shift_error_angstrom * _rng(seed, 25).standard_normal((n, 2))
     return {"junk": junk, "junk_kind": kinds.astype(str), "fragment_fraction": fragment_fraction,
             "fragment_start": fragment_start, "bfactor_angstrom2": bfactor, "scale": scale,
-            "rotation_error": rotation_from_vectors(rotvec), "shift_error_angstrom": shift_error}
+            "rotation_error": rotvec_matrices(rotvec), "shift_error_angstrom": shift_error}
 
 
-def rotation_from_vectors(rotvec: np.ndarray) -> np.ndarray:
-    """``(n, 3, 3)`` rotations from rotation vectors ``(n, 3)`` (axis × angle in rad; Rodrigues)."""
-    v = np.asarray(rotvec, dtype=np.float64)
-    angle = np.linalg.norm(v, axis=1)
-    axis = v / np.where(angle > 0, angle, 1.0)[:, None]
-    K = np.zeros((len(v), 3, 3))
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    K = K - np.swapaxes(K, 1, 2)
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3)[None] + s * K + (1 - c) * (K @ K)
+def rotvec_matrices(rotvec: np.ndarray) -> np.ndarray:
+    """``(n, 3, 3)`` float64 rotations of rotation vectors ``(n, 3)`` (rad), numpy in and out."""
+    from ..geometry import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(torch.as_tensor(np.asarray(rotvec, dtype=np.float64))).numpy()
 
 
 def junk_coordinates(kind: str, xyz: np.ndarray, fraction: float, start: float, seed: int, index: int
