@@ -51,7 +51,7 @@ from .image_model import ImageModel
 from .losses.base import RingSums
 
 __all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
-           "log_likelihood", "posterior", "fit_quality", "junk_mask"]
+           "log_likelihood", "posterior", "fit_quality", "junk_mask", "ring_terms"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -164,16 +164,24 @@ def principal_subspace(z: np.ndarray, components: int | None = None) -> tuple[np
     return (mean + (z - mean) @ V @ V.T).astype(np.float32), k
 
 
-def ring_residuals(observed: torch.Tensor, predicted: torch.Tensor, rings: RingSums) -> torch.Tensor:
-    """``(B, R)`` ring sums over the whole plane of ``|O − s P|²``, ``s`` the least-squares scale per image.
+def ring_terms(observed: torch.Tensor, predicted: torch.Tensor, rings: RingSums
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(residual, power, cross)``, each ``(B, R)``: ring sums over the whole plane of ``|O − s P|²``
+    (``s`` the least-squares scale per image), of ``|P|²`` and of ``Re P·conj(O)``.
 
     ``observed``, ``predicted``: ``(B, Ky, Kx)`` complex on the band of ``rings``
     (:class:`gmmplat.losses.base.RingSums`: Hermitian cell weights, DC left out).
     """
-    w = rings.cell_weight
-    cross = (torch.real(predicted.conj() * observed) * w).sum((-2, -1))
-    s = cross / (predicted.abs() ** 2 * w).sum((-2, -1)).clamp_min(1e-30)
-    return rings.ring_sums((observed - s[:, None, None] * predicted).abs() ** 2)
+    power = rings.ring_sums(predicted.real**2 + predicted.imag**2)
+    cross = rings.ring_sums(torch.real(predicted.conj() * observed))
+    s = cross.sum(-1) / power.sum(-1).clamp_min(1e-30)
+    return rings.ring_sums((observed - s[:, None, None] * predicted).abs() ** 2), power, cross
+
+
+def ring_residuals(observed: torch.Tensor, predicted: torch.Tensor, rings: RingSums) -> torch.Tensor:
+    """``(B, R)`` ring sums over the whole plane of ``|O − s P|²``, ``s`` the least-squares scale per image
+    (:func:`ring_terms`)."""
+    return ring_terms(observed, predicted, rings)[0]
 
 
 def noise_per_ring(ring_sums: np.ndarray, rings: RingSums) -> np.ndarray:
@@ -289,9 +297,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                 C = image_model.ctf(batch.ctf, device)  # one CTF per batch, every anchor uses it
                 for k in range(K):
                     P = image_model.predict(params[k], batch, ctf=C)
-                    out[0, i : i + len(chunk), k] = ring_residuals(O, P, rings).cpu().numpy()
-                    out[1, i : i + len(chunk), k] = rings.ring_sums(P.real**2 + P.imag**2).cpu().numpy()
-                    out[2, i : i + len(chunk), k] = rings.ring_sums((P * O.conj()).real).cpu().numpy()
+                    out[:, i : i + len(chunk), k] = torch.stack(ring_terms(O, P, rings)).cpu().numpy()
             bar.update(len(chunk))
         return out[0], out[1], out[2]
 

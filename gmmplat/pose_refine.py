@@ -31,6 +31,7 @@ import torch
 from .fourier import Band
 from .geometry import axis_angle_to_matrix
 from .image_model import ImageModel
+from .latent_refine import ring_residuals
 from .losses.base import RingSums
 
 __all__ = ["PoseCorrections", "refine_poses", "shrink_estimates"]
@@ -62,15 +63,6 @@ class PoseCorrections:
     def as_array(self) -> np.ndarray:
         """``(n, 5)``: rotation vector in degrees (3), origin correction in Å (2)."""
         return np.concatenate([np.degrees(self.rotvec_rad), self.shift_angstrom], 1).astype(np.float32)
-
-
-def _nll(O, P, rings: RingSums, noise: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` whitened negative log-likelihood with the least-squares scale (constants dropped)."""
-    w = rings.cell_weight
-    cross = (torch.real(P.conj() * O) * w).sum((-2, -1))
-    s = (cross / (P.abs() ** 2 * w).sum((-2, -1)).clamp_min(1e-30)).detach().clamp_min(0.0)
-    rho = rings.ring_sums((O - s[:, None, None] * P).abs() ** 2)
-    return (rho / (2.0 * noise)).sum(-1)
 
 
 def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, band: Band, *,
@@ -115,7 +107,10 @@ def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, ban
             def nll(x):  # (B, 5) -> (B,) data term at corrections x
                 moved = replace(batch, rotations=(axis_angle_to_matrix(x[:, :3]) @ A).float(),
                                 shifts_angstrom=(s0 + x[:, 3:]).float())
-                return _nll(O, image_model.predict(params, moved, ctf=C), rings, noise).double()
+                # least-squares scale per image, as the refinement's likelihood (its gradient through the
+                # scale vanishes at the optimum scale)
+                residual = ring_residuals(O, image_model.predict(params, moved, ctf=C), rings)
+                return (residual / (2.0 * noise)).sum(-1).double()
 
             # x = u · unit: Adam moves each u by about its step size (1 to start), so x by 0.5° and 0.2 Å
             unit = torch.tensor([math.radians(0.5)] * 3 + [0.2, 0.2], dtype=torch.float64, device=device)
