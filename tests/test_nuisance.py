@@ -278,3 +278,37 @@ def test_pose_marginal_oracle(tmp_path):
     told = run_oracle(ds, None)
     blind = run_oracle(ds, None, pose_samples=8)
     assert entropy(blind.posterior) > entropy(told.posterior)
+
+
+def test_nuisance_reports(tmp_path):
+    """junk_report counts what the junk rule leaves out per kind; pose_error_table: corrections that undo
+    the simulated errors exactly leave none."""
+    from scipy.spatial.transform import Rotation
+
+    from gmmplat.analysis.nuisances import junk_report, nuisance_summary, pose_error_table
+
+    folder = tmp_path / "r"
+    simulate_dataset("hinge", folder, n_particles=50, snr=float("inf"), seed=8, nuisances=REALISTIC, **TINY)
+    truth = pd.read_csv(folder / "truth.csv", keep_default_na=False)
+    star = read_particle_star(folder / "particles.star").table
+    junk = truth["junk"].to_numpy() == 1
+    run = tmp_path / "run"
+    run.mkdir()
+    scale = np.where(junk, 0.1, 1.0)
+    np.save(run / "fit_scale.npy", scale.astype(np.float32))
+    np.save(run / "quality.npy", (scale * 100).astype(np.float32))
+    table, summary = junk_report(folder, run)
+    assert summary["junk_left_out"] == junk.sum() == 6 and summary["particles_left_out"] == 0
+    assert summary["auc_quality"] == summary["auc_scale"] == 1.0
+    assert set(table.index) == {"particle", "empty", "fragment"}
+    assert "junk" in nuisance_summary(folder).index
+
+    A = {k: euler_to_matrix(*(t[c].to_numpy() for c in ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
+         for k, t in (("true", truth), ("star", star))}
+    undo = Rotation.from_matrix(A["true"] @ np.swapaxes(A["star"], 1, 2)).as_rotvec()  # true = R · stated
+    shift = (truth[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy()
+             - star[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy())
+    np.save(run / "pose_correction.npy", np.concatenate([np.degrees(undo), shift], 1).astype(np.float32))
+    errors = pose_error_table(folder, run)
+    assert errors.loc["stated", "median rotation (°)"] > 2 and errors.loc["stated", "median origin (Å)"] > 0.5
+    assert errors.loc["corrected", "median rotation (°)"] < 0.01 and errors.loc["corrected", "median origin (Å)"] < 1e-4

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..latent_refine import DEFAULT_JUNK_SCALE, junk_mask
 from .quality import load_fit_scale, load_quality
+from .runs import junk_flags
 
 
 def _truth(dataset: Path) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def junk_report(dataset: str | os.PathLike, run_dir: str | os.PathLike,
     truth = _truth(Path(dataset))
     q = load_quality(run_dir, len(truth))
     s = load_fit_scale(run_dir, len(truth))
-    kind = np.where(truth.get("junk", 0) == 1, truth.get("junk_kind", "junk"), "particle")
+    kind = np.where(junk_flags(truth), truth.get("junk_kind", "junk"), "particle")
     table = pd.DataFrame({"kind": kind, "quality": q, "fitted scale": s}).groupby("kind").agg(
         n=("quality", "size"), median_quality=("quality", "median"), median_scale=("fitted scale", "median"))
     junk, threshold = junk_mask(s, share)
@@ -93,7 +94,7 @@ def pose_error_table(dataset: str | os.PathLike, run_dir: str | os.PathLike | No
     if not all(c in truth.columns for c in TRUE_POSE_COLUMNS):
         return None
     star = read_particle_star(dataset / "particles.star").table
-    ok = truth.get("junk", pd.Series(0, index=truth.index)).to_numpy() != 1
+    ok = ~junk_flags(truth)
 
     def matrices(tab):
         return euler_to_matrix(*(torch.tensor(tab[c].to_numpy(dtype=np.float64)) for c in

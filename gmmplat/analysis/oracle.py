@@ -83,9 +83,9 @@ class SimulatedDataset:
     @property
     def junk(self) -> np.ndarray:
         """``(n,)`` bool: the particles simulated as junk (all False without a ``junk`` column)."""
-        if "junk" not in self.truth.columns:
-            return np.zeros(len(self.truth), dtype=bool)
-        return self.truth["junk"].fillna(0).to_numpy().astype(bool)
+        from .runs import junk_flags
+
+        return junk_flags(self.truth)
 
     @property
     def frames_ca(self) -> np.ndarray:
