@@ -59,3 +59,30 @@ def set_rigid_mlp(decoder, motion, max_deg=15.0, gain=1.0):
         lin[1].weight[0, 0], lin[1].weight[1, 1] = 1.0, 1.0
         lin[2].weight[:, 0] = torch.as_tensor(out, dtype=torch.float32)
         lin[2].weight[:, 1] = -torch.as_tensor(out, dtype=torch.float32)
+
+
+def cs_ctf_fields(t) -> dict:
+    """The ``ctf/`` fields of a cryoSPARC .cs for a particle table (``gmmplat.io.star`` columns):
+    field -> (dtype, values)."""
+    import numpy as np
+
+    return {
+        "ctf/df1_A": (np.float32, t["defocus_u_angstrom"].to_numpy()),
+        "ctf/df2_A": (np.float32, t["defocus_v_angstrom"].to_numpy()),
+        "ctf/df_angle_rad": (np.float32, np.radians(t["defocus_angle_deg"].to_numpy())),
+        "ctf/accel_kv": (np.float32, t["voltage_kv"].to_numpy()),
+        "ctf/cs_mm": (np.float32, t["cs_mm"].to_numpy()),
+        "ctf/amp_contrast": (np.float32, t["amplitude_contrast"].to_numpy()),
+    }
+
+
+def save_cs_records(path, fields: dict, n: int):
+    """Write ``n`` records of ``fields`` (field -> (dtype or (dtype, shape), values)) as a .cs file; returns them."""
+    import numpy as np
+
+    rec = np.zeros(n, dtype=[(k, *((v[0],) if not isinstance(v[0], tuple) else v[0])) for k, v in fields.items()])
+    for k, (_, values) in fields.items():
+        rec[k] = values
+    with open(path, "wb") as fh:  # np.save(path) would append .npy
+        np.save(fh, rec)
+    return rec

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from factories import assert_cli_error
+from factories import assert_cli_error, cs_ctf_fields, save_cs_records
 from scipy.spatial.transform import Rotation
 
 from gmmplat import cli
@@ -66,18 +66,9 @@ def write_cs(star: Path, path: Path, order=None) -> Path:
         "blob/psize_A": (np.float32, t["pixel_size_angstrom"].to_numpy()),
         "alignments3D/pose": ((np.float32, 3), Rotation.from_matrix(A).as_rotvec()),
         "alignments3D/shift": ((np.float32, 2), t[["shift_x_angstrom", "shift_y_angstrom"]].to_numpy() / 4.0),
-        "ctf/df1_A": (np.float32, t["defocus_u_angstrom"].to_numpy()),
-        "ctf/df2_A": (np.float32, t["defocus_v_angstrom"].to_numpy()),
-        "ctf/df_angle_rad": (np.float32, np.radians(t["defocus_angle_deg"].to_numpy())),
-        "ctf/accel_kv": (np.float32, t["voltage_kv"].to_numpy()),
-        "ctf/cs_mm": (np.float32, t["cs_mm"].to_numpy()),
-        "ctf/amp_contrast": (np.float32, t["amplitude_contrast"].to_numpy()),
+        **cs_ctf_fields(t),
     }
-    rec = np.zeros(len(t), dtype=[(k, *((v[0],) if not isinstance(v[0], tuple) else v[0])) for k, v in fields.items()])
-    for k, (_, values) in fields.items():
-        rec[k] = values
-    with open(path, "wb") as fh:
-        np.save(fh, rec)
+    save_cs_records(path, fields, len(t))
     return path
 
 
@@ -186,14 +177,18 @@ def _let_through(code, out, err, particle_file, what):
     assert len(notes) == 1 and notes[0].startswith(f"note: {particle_file}: not the particles run") and what in notes[0]
 
 
+def _case(case: str, other) -> tuple[list, str, Path]:
+    """``(particle options, the difference the note names, the particle file)`` of a GIVEN case or ``in-place``."""
+    if case == "in-place":
+        return [], "the same images in another order", other.reorder_in_place()
+    make, what = GIVEN[case]
+    src = make(other)
+    return src, what, Path(src[1])
+
+
 @pytest.mark.parametrize("case", [*GIVEN, "in-place"])
 def test_select(case, other, capsys):
-    if case == "in-place":
-        src, what, particle_file = [], "the same images in another order", other.reorder_in_place()
-    else:
-        make, what = GIVEN[case]
-        src = make(other)
-        particle_file = Path(src[1])
+    src, what, particle_file = _case(case, other)
     out = other.tmp / "sub.star"
     argv = ["--run", other.run, "--indices", _rows(other.tmp), "--out", out, *src]
     code, _, err = call(capsys, "select", *argv)
@@ -211,12 +206,7 @@ def _rows(tmp: Path) -> Path:
 
 @pytest.mark.parametrize("case", [*GIVEN, "in-place"])
 def test_analyze_reconstruct(case, other, capsys):
-    if case == "in-place":
-        src, what, particle_file = [], "the same images in another order", other.reorder_in_place()
-    else:
-        make, what = GIVEN[case]
-        src = make(other)
-        particle_file = Path(src[1])
+    src, what, particle_file = _case(case, other)
     out = other.tmp / "analysis"
     argv = ["--run", other.run, "--out", out, "--pcs", "1", "--frames", "2", "--reconstruct", "3", "--no-progress",
             *src]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from factories import assert_one_line_error
+from factories import assert_one_line_error, cs_ctf_fields, save_cs_records
 from scipy.spatial.transform import Rotation
 
 from gmmplat import cli
@@ -50,23 +50,12 @@ def make_cs(path: Path, blob_path: str = "particles.mrcs", shift_sign: float = 1
         "alignments3D/pose": ((np.float32, 3), pose),
         "alignments3D/shift": ((np.float32, 2), shift_px),
         "alignments3D/psize_A": (np.float32, psize),
-        "ctf/df1_A": (np.float32, t["defocus_u_angstrom"].to_numpy()),
-        "ctf/df2_A": (np.float32, t["defocus_v_angstrom"].to_numpy()),
-        "ctf/df_angle_rad": (np.float32, np.radians(t["defocus_angle_deg"].to_numpy())),
-        "ctf/accel_kv": (np.float32, t["voltage_kv"].to_numpy()),
-        "ctf/cs_mm": (np.float32, t["cs_mm"].to_numpy()),
-        "ctf/amp_contrast": (np.float32, t["amplitude_contrast"].to_numpy()),
+        **cs_ctf_fields(t),
         "ctf/phase_shift_rad": (np.float32, np.radians(t["phase_shift_deg"].to_numpy())),
     }
     if align_psize is None:
         drop = (*drop, "alignments3D/psize_A")
-    kept = {k: v for k, v in fields.items() if k not in drop}
-    rec = np.zeros(n, dtype=[(k, *((v[0],) if not isinstance(v[0], tuple) else v[0])) for k, v in kept.items()])
-    for k, (_, values) in kept.items():
-        rec[k] = values
-    with open(path, "wb") as fh:  # np.save(path) would append .npy
-        np.save(fh, rec)
-    return rec
+    return save_cs_records(path, {k: v for k, v in fields.items() if k not in drop}, n)
 
 
 def all_batch(source) -> object:
