@@ -9,15 +9,16 @@ neutral GMM once per dataset as notebook 01 does (the consensus map and model do
 nuisances), trains the preset with the epochs of its notebook, and scores the run beside the
 exact-likelihood oracle, which knows each particle's true pose, B-factor, scale and the noise
 spectrum (``gmmplat evaluate --oracle``).  It prints one row per variant and appends it to
-``WORK/realism.csv``.  Simulated data, GMMs and runs are kept in ``WORK`` and reused.
+``WORK/realism.jsonl`` (one JSON object a line: rows differ in their keys).  Simulated data, GMMs and runs are kept in ``WORK`` and reused.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 VARIANTS = ("clean", "junk", "bfactor", "coloured", "scale", "pose", "all")  # and "other": junk of three kinds
@@ -65,8 +66,12 @@ def main() -> None:
     from gmmplat.gmm import GMM
     from gmmplat.simulate import simulate_dataset
     from gmmplat.train import preset, train
-    from gmmplat.train.config import DataConfig
+    from gmmplat.train.config import DataConfig, RefineConfig
 
+    overrides = {}
+    for item in filter(None, re.split(r",(?![^\[]*\])", args.refine)):  # commas inside [...] belong to a list
+        key, value = item.split("=", 1)
+        overrides[key] = json.loads(value)
     work = args.work
     gmm_path = build_gmm(args.dataset, work)
     neutral = GMM.load(gmm_path)
@@ -77,9 +82,8 @@ def main() -> None:
         run_dir = work / "runs" / f"{args.dataset}_{variant}_{args.preset}_s{args.seed}{args.tag}"
         config = preset(args.preset, neutral, domain=DOMAIN[args.dataset], epochs=EPOCHS[args.preset],
                         seed=args.seed)
-        for item in filter(None, args.refine.split(",")):
-            key, value = item.split("=")
-            setattr(config.refine, key, json.loads(value))
+        if overrides:  # validated as a configuration file's refine section is
+            config.refine = RefineConfig.from_dict({**asdict(config.refine), **overrides})
         config.data = DataConfig(star=str((data / "particles.star").resolve()), gmm=str(gmm_path.resolve()))
         if args.retrain and run_dir.exists():
             shutil.rmtree(run_dir)
@@ -101,10 +105,8 @@ def main() -> None:
                **_marginal(s),
                }
         print(json.dumps(row), flush=True)
-        csv = work / "realism.csv"
-        import pandas as pd
-
-        pd.DataFrame([row]).to_csv(csv, mode="a", header=not csv.is_file(), index=False)
+        with open(work / "realism.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
 
 
 def _marginal(scores: dict) -> dict:
