@@ -32,6 +32,11 @@ def _truth(dataset: Path) -> pd.DataFrame:
     return truth
 
 
+def particle_kind(truth: pd.DataFrame) -> np.ndarray:
+    """``(n,)`` str: ``particle``, or the junk kind of each row of a truth table."""
+    return np.where(junk_flags(truth), truth.get("junk_kind", "junk"), "particle")
+
+
 def nuisance_summary(dataset: str | os.PathLike) -> pd.DataFrame:
     """The simulated nuisances of ``dataset`` (a ``gmmplat simulate`` folder), one row each."""
     dataset = Path(dataset)
@@ -62,7 +67,7 @@ def junk_report(dataset: str | os.PathLike, run_dir: str | os.PathLike,
     truth = _truth(Path(dataset))
     q = load_quality(run_dir, len(truth))
     s = load_fit_scale(run_dir, len(truth))
-    kind = np.where(junk_flags(truth), truth.get("junk_kind", "junk"), "particle")
+    kind = particle_kind(truth)
     table = pd.DataFrame({"kind": kind, "quality": q, "fitted scale": s}).groupby("kind").agg(
         n=("quality", "size"), median_quality=("quality", "median"), median_scale=("fitted scale", "median"))
     junk, threshold = junk_mask(s, share)
