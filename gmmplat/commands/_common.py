@@ -31,6 +31,17 @@ def nonnegative_float(text: str) -> float:
     return _number(float, 0.0, False, text)
 
 
+def finite_float(text: str) -> float:
+    """Any finite float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1."""
     return _number(int, 1, False, text)

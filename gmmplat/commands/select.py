@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ._common import add_shared_options, existing_file, other_particles_check, positive_int, refuse_existing
+from ._common import add_shared_options, existing_file, finite_float, other_particles_check, positive_int, refuse_existing
 from .particle_args import add_particle_arguments, open_particles, particle_file_given
 
 
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     how.add_argument("--indices", metavar="SEL.npy",
                      help="particle rows (0-based integers) or a boolean mask over particles")
     p.add_argument("--range", type=_floats, metavar="LO,HI", help="with --pc: score range (inclusive)")
-    p.add_argument("--quality-above", type=_finite, metavar="Q",
+    p.add_argument("--quality-above", type=finite_float, metavar="Q",
                    help="keep the particles whose fit quality (RUN/quality.npy: log-likelihood gain over the noise "
                         "model, nats) is above Q; alone or after a rule above")
     p.add_argument("--exclude-junk", action="store_true",
@@ -64,16 +64,6 @@ def _floats(text: str) -> list[float]:
     if not np.all(np.isfinite(values)):
         raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
     return values
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
 
 
 def _states(text: str) -> list[int]:
