@@ -1,4 +1,4 @@
-"""Refinement cycles (gmmplat.train.cycles): principal subspace, anchor stretch, config, a trained run."""
+"""Refinement cycles (stages of gmmplat.train.schedule): principal subspace, anchor stretch, config, a trained run."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,8 @@ from gmmplat.errors import ConfigError
 from gmmplat.gmm import GMM
 from gmmplat.latent_refine import anchor_points, principal_subspace
 from gmmplat.train import RunConfig, Trainer, load_run
-from gmmplat.train.cycles import CycleLatent, cycle_rounds
+from gmmplat.train.schedule import cycle_rounds
+from gmmplat.train.stages import CycleLatent
 
 
 def test_principal_subspace_keeps_the_axes_above_the_mean_variance():
@@ -102,7 +103,7 @@ def test_run_with_cycles_trains_the_decoders_on_the_cycle_latent(shifted, tmp_pa
     decoders are retrained (differ from the run without cycles), refine.json records each cycle, the run
     loads and the morph reference is the cycle latent's median; `gmmplat refine` starts from it."""
     import gmmplat.latent_refine as lr
-    import gmmplat.train.cycles as cy
+    import gmmplat.train.stages.refine_latent as cy
     from gmmplat import cli
     from gmmplat.analysis.morph_reference import reference_latent, reference_latent_of
     from gmmplat.analysis.runs import load_analysis_run
@@ -162,38 +163,53 @@ def test_train_cli_refine_cycles_option(shifted, tmp_path, capsys):
     assert "--refine-cycles needs the latent refinement" in capsys.readouterr().err
 
 
-def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_path, monkeypatch):
-    """Cycles are not checkpointed: a run stopped during them resumes from its last round's checkpoint and
-    runs them again, ending where an uninterrupted run ends (same latent, same decoders)."""
+@pytest.mark.parametrize("stop_at", ["first cycle epoch", "second refinement"])
+def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_path, monkeypatch, stop_at):
+    """Every stage is checkpointed: a run stopped inside its cycles (in a fixed-latent epoch, or in the
+    second cycle's refinement) resumes from its last stage and ends where an uninterrupted run ends
+    (same latent, same decoders, same history)."""
     import gmmplat.train.loop as loop
+    import gmmplat.train.stages.refine_latent as rl
 
     star, gmm, _ = shifted
-    refine = {"anchors": 6, "high_res_angstrom": 12.0, "cycles": 1, "cycle_epochs": [1]}
+    refine = {"anchors": 6, "high_res_angstrom": 12.0, "cycles": 2, "cycle_epochs": [2], "restart": False,
+              "cycle_anchors": 4}
     Trainer(_tiny_config(star, gmm, refine), tmp_path / "whole", progress=False).run()
-    real = loop.run_cycles
+    real_epoch, real_refine, calls, stopped = loop.Trainer.train_epoch, rl.refine_latent, [], []
 
-    def stopped(*args, **kw):
-        raise KeyboardInterrupt
+    def epoch(self, *args, cycle=0, **kw):
+        if stop_at == "first cycle epoch" and cycle == 1 and not stopped:
+            stopped.append(1)
+            raise KeyboardInterrupt
+        return real_epoch(self, *args, cycle=cycle, **kw)
 
-    monkeypatch.setattr(loop, "run_cycles", stopped)
+    def stop_refine(*args, **kw):
+        calls.append(0)
+        if stop_at == "second refinement" and len(calls) == 2 and not stopped:
+            stopped.append(1)
+            raise KeyboardInterrupt
+        return real_refine(*args, **kw)
+
+    monkeypatch.setattr(loop.Trainer, "train_epoch", epoch)
+    monkeypatch.setattr(rl, "refine_latent", stop_refine)
     with pytest.raises(KeyboardInterrupt):
         Trainer(_tiny_config(star, gmm, refine), tmp_path / "stopped", progress=False).run()
     assert (tmp_path / "stopped" / "checkpoint.pt").is_file() and not (tmp_path / "stopped" / "model.pt").exists()
-    monkeypatch.setattr(loop, "run_cycles", real)
     Trainer(_tiny_config(star, gmm, refine), tmp_path / "stopped", resume=True, progress=False).run()
-    for name in ("latent.npy", "latent_cycle.npy", "latent_encoder.npy"):
+    for name in ("latent.npy", "latent_cycle.npy", "latent_encoder.npy", "quality.npy"):
         np.testing.assert_array_equal(np.load(tmp_path / "stopped" / name), np.load(tmp_path / "whole" / name))
     a, b = load_run(tmp_path / "whole").model.state_dict(), load_run(tmp_path / "stopped").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    rows = (tmp_path / "stopped" / "losses.csv").read_text().splitlines()
-    assert len(rows) == 1 + 1 + 1 and rows[-1].startswith("2,cycle 1,1,2,")
+    whole, stopped = ((tmp_path / r / "losses.csv").read_text().splitlines() for r in ("whole", "stopped"))
+    assert [r.split(",")[:5] for r in stopped] == [r.split(",")[:5] for r in whole]
+    assert len(stopped) == 1 + 1 + 2 * 2 and stopped[-1].startswith("3,cycle 2,2,5,")
 
 
 def test_cycles_leave_junk_out_and_refine_poses(tmp_path, monkeypatch, capsys):
     """Empty images are found by their fitted scale and left out of the cycles; the first of two cycles
     refines the poses (the last does not), the run writes quality, fitted scale and pose corrections."""
     import gmmplat.latent_refine as lr
-    import gmmplat.train.cycles as cy
+    import gmmplat.train.stages.refine_latent as cy
     from test_train_fixtures import overwrite_images
 
     star, gmm, t = make_dataset(tmp_path / "data", n=96, snr=0.5, seed=4)

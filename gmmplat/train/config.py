@@ -105,6 +105,18 @@ def _names(value, where: str) -> list[str]:
     return list(value)
 
 
+def _schedule(value, where: str) -> list | None:
+    """A list of stage specs ``{"kind": name, ...}`` (checked against the stages when the run is built)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: a list of stages (objects with a kind), or null, got {value!r}")
+    for i, spec in enumerate(value):
+        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+            raise ConfigError(f"{where}[{i}]: an object with a kind (a stage name), got {spec!r}")
+    return [dict(s) for s in value]
+
+
 def _step(d, cls, where: str, what: str) -> dict:
     """A step's object with defaults filled in: ``kind`` a registry name, ``options`` an object."""
     d = _check_keys(d, cls, where)
@@ -366,6 +378,8 @@ class RunConfig:
     seed: int = 0
     refine: RefineConfig = field(default_factory=RefineConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    #: the stages in order (:mod:`gmmplat.train.schedule`); null: derived from ``rounds`` and ``refine``
+    schedule: list | None = None
 
     @classmethod
     def from_dict(cls, d, where: str = "config") -> "RunConfig":
@@ -395,6 +409,7 @@ class RunConfig:
             seed=_number(d["seed"], f"{where}.seed", 0, integer=True),
             refine=RefineConfig.from_dict(d["refine"]),
             data=DataConfig.from_dict(d["data"]),
+            schedule=_schedule(d["schedule"], "schedule"),
         )
         cfg._check_structure()
         return cfg
@@ -433,7 +448,10 @@ class RunConfig:
         return order
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["schedule"] is None:  # the derived schedule: the hash of a configuration without one is unchanged
+            del d["schedule"]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)

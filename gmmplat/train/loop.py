@@ -27,20 +27,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..allocator import keep_freed_memory
 from ..data import shard
 from ..errors import ConfigError, GmmplatError
 from ..gmm import GMM
 from ..io.atomic import save_npy, write_json
-from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_model_for_round,
-                      build_round_steps, configure_trainable, derive_seed, step_plugins)
+from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_round_steps,
+                      configure_trainable, derive_seed, step_plugins)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
 from .outputs import environment, plot_losses, read_losses, save_model, write_losses
-from .cycles import cycle_rounds, run_cycles
-from .refine_run import refine_run_latent, write_cycle_outputs
+from .refine_run import write_cycle_outputs, write_refined_outputs
+from .schedule import build_schedule, check_distributed
+from .stages import ScheduleState
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
 
@@ -84,10 +86,15 @@ def _build_checked(fn, where: str):
 
 def validate_config(config: RunConfig, neutral: GMM) -> list[RoundSteps]:
     """Build every step of every round once (on CPU) so that a bad name, option, band,
-    mask or freeze pattern fails before training starts (ConfigError naming the place).
+    mask, freeze pattern or stage fails before training starts (ConfigError naming the place).
 
-    Returns the steps of every round (forward model, loss, regularizers: no trained weights),
-    which the trainer then uses, so they are built once per round."""
+    Returns the steps of every round (forward model, loss, regularizers: no trained weights)."""
+    return _checked_build(config, neutral)[0]
+
+
+def _checked_build(config: RunConfig, neutral: GMM) -> tuple[list[RoundSteps], nn.Module, dict, list]:
+    """``(steps of every round, encoder, decoders by name, stages)``, each built once and checked;
+    the trainer trains these very modules (seeded: the same as built afresh)."""
     config.check_bands(neutral.box, neutral.pixel_size_angstrom)
     steps = [_build_checked(lambda i=i: build_round_steps(config, i, neutral), f"rounds[{i}]")
              for i in range(len(config.rounds))]
@@ -98,9 +105,7 @@ def validate_config(config: RunConfig, neutral: GMM) -> list[RoundSteps]:
         encoder.set_context(steps[i].context)
         configure_trainable(config, i, encoder, decoders)
         _build_checked(lambda i=i: assemble_model(config, encoder, decoders, i, neutral), f"rounds[{i}]")
-    if config.refine.cycles:
-        cycle_rounds(config)
-    return steps
+    return steps, encoder, decoders, build_schedule(config)
 
 
 class Trainer:
@@ -143,7 +148,8 @@ class Trainer:
         self.dataset = ParticleDataset(data.source(), invert_contrast=data.invert_contrast, symmetry=data.symmetry,
                                        cache_mb=cache_mb)
         self.dataset.check_gmm(self.neutral, data.gmm)
-        self.steps = validate_config(config, self.neutral)
+        self.steps, self.encoder, self._unused_decoders, self.stages = _checked_build(config, self.neutral)
+        check_distributed(self.stages, self.dist.world_size)
         if check_images:
             self.dataset.check_images()
         self.train_items, self.val_items = self.dataset.split(config.validation_fraction, config.seed)
@@ -151,6 +157,7 @@ class Trainer:
             raise ConfigError(f"only {self.train_items.size} training item(s) for {self.dist.world_size} processes")
         self.hash = config.hash()
         self.history: list[dict] = []
+        self.last_good = ""
 
     # ------------------------------------------------------------ folder
     @property
@@ -211,69 +218,127 @@ class Trainer:
 
     # ------------------------------------------------------------ main
     def run(self) -> TrainResult:
+        """Run the schedule's stages in order (from the checkpoint's place when resuming), then write
+        the run's latent and model."""
         keep_freed_memory()
         ckpt = self._prepare_folder()
-        cfg = self.config
-        start_round, start_epoch = 0, 0
-        if ckpt is not None:
-            start_round, start_epoch = int(ckpt["round"]), int(ckpt["epoch"])
-            self.history = list(ckpt["history"])
-        encoder, decoders = None, {}
-        model = None
-        last_good = "" if ckpt is None else f"round {start_round + 1}, epoch {start_epoch}"
-        for r in range(start_round, len(cfg.rounds)):
-            rc = cfg.rounds[r]
-            if encoder is None:
-                model, encoder, decoders, steps, params = build_model_for_round(cfg, self.neutral, r, self.steps)
-            else:
-                steps = self.steps[r]
-                encoder.set_context(steps.context)
-                for n in rc.decoders:
-                    if n not in decoders:
-                        decoders[n] = build_decoder(cfg, n, self.neutral)
-                params = configure_trainable(cfg, r, encoder, decoders)
-                model = assemble_model(cfg, encoder, decoders, r, self.neutral)
-            model.to(self.device)
-            for m in steps.modules():
-                m.to(self.device)
-            optimizer = torch.optim.Adam(params, lr=rc.learning_rate)
-            first_epoch = 0
-            if ckpt is not None and r == start_round:
-                model.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-                set_rng_state(ckpt["rng"])
-                first_epoch = start_epoch
-            forward = self.dist.wrap(model, self.device)  # DDP where distributed
-            for e in range(first_epoch, rc.epochs):
-                row = self._epoch(r, e, model, forward, optimizer, steps, last_good)
-                self.history.append(row)
-                for p in model.parameters():
-                    if not bool(torch.isfinite(p).all()):
-                        raise TrainingDiverged(self._diverged_text(r, e, None, last_good, "a parameter"))
-                if self.dist.is_main:
-                    save_checkpoint(self.checkpoint_path, config_hash=self.hash, round_index=r, epoch=e + 1,
-                                    model_state=model.state_dict(), optimizer_state=optimizer.state_dict(),
-                                    history=self.history)
-                    write_losses(self.out / "losses.csv", self.history)
-                    plot_losses(self.out / "losses.png", self.history)
-                last_good = f"round {r + 1}, epoch {e + 1}"
-                self.dist.barrier()
-        self._finish(model, len(cfg.rounds) - 1)
+        state = ScheduleState(self, encoder=self.encoder,
+                              cycles_total=sum(s.provides_refinement for s in self.stages
+                                               if any(t.needs_refinement and t.trains for t in
+                                                      self.stages[self.stages.index(s) + 1:])))
+        start, resume = (0, None) if ckpt is None else self._restore(state, ckpt)
+        collective_done = False
+        for i in range(start, len(self.stages)):
+            stage = self.stages[i]
+            if not stage.all_processes and not collective_done:
+                self.encode_items(state)  # every process takes part; then only the main one goes on
+                collective_done = True
+            if not (stage.all_processes or self.dist.is_main):
+                continue
+            state.stage_index = i
+            stage.run(state, resume if i == start else None)
+            if not stage.trains and self.dist.is_main:
+                self._checkpoint(state, i + 1, 0)
+        self._finish(state)
         return TrainResult(os.fspath(self.out), list(self.history))
 
-    def _diverged_text(self, r, e, b, last_good, what="the loss") -> str:
-        where = f"round {r + 1}, epoch {e + 1}" + ("" if b is None else f", batch {b + 1}")
-        kept = (f"the last good checkpoint ({last_good}) is kept in {self.checkpoint_path}" if last_good
+    # ------------------------------------------------------------ services of the stages
+    def new_decoder(self, name: str) -> nn.Module:
+        """Decoder ``name`` with fresh weights (seeded by the run seed and the name)."""
+        built = self._unused_decoders.pop(name, None)  # the one validation built, never trained
+        return built if built is not None else build_decoder(self.config, name, self.neutral)
+
+    def resume_epoch(self, resume: dict, model, optimizer) -> int:
+        """Load a training stage's checkpoint into its ``model`` and ``optimizer``; the epochs done."""
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        set_rng_state(resume["rng"])
+        return int(resume["epoch"])
+
+    def end_epoch(self, state, row: dict, model, optimizer, epochs_done: int, where: str) -> None:
+        """After a training stage's epoch: the row in the history, the finiteness check, the checkpoint."""
+        self.history.append(row)
+        for p in model.parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise TrainingDiverged(self._diverged_text(where, None, "a parameter"))
+        if self.dist.is_main:
+            self._checkpoint(state, state.stage_index, epochs_done, model, optimizer)
+            write_losses(self.out / "losses.csv", self.history)
+            plot_losses(self.out / "losses.png", self.history)
+        self.last_good = where
+        self.dist.barrier()
+
+    @torch.no_grad()
+    def encode_items(self, state) -> np.ndarray:
+        """``(n_items, d)`` the encoder's points of every dataset item (every process encodes its
+        share; all get the whole), cached in the state until the encoder trains again."""
+        if state.encoder_latent is not None:
+            return state.encoder_latent
+        encoder = state.encoder.to(self.device)
+        was_training = encoder.training
+        encoder.eval()
+        mine = shard(np.arange(len(self.dataset)), self.dist.rank, self.dist.world_size)
+        parts = []
+        for start in range(0, mine.size, self.eval_batch_size):
+            batch = self.dataset.get_batch(mine[start : start + self.eval_batch_size]).to(self.device)
+            parts.append(encoder(batch).float().cpu().numpy())
+        encoder.train(was_training)
+        z_local = np.concatenate(parts) if parts else np.zeros((0, self.config.latent_dim), np.float32)
+        z = np.empty((len(self.dataset), self.config.latent_dim), dtype=np.float32)
+        for items, values in self.dist.all_gather_objects((mine, z_local)):
+            z[items] = values
+        state.encoder_latent = z
+        return z
+
+    # ------------------------------------------------------------ checkpoints
+    def _checkpoint(self, state, stage: int, epoch: int, model=None, optimizer=None) -> None:
+        """``checkpoint.pt`` at stage ``stage`` after ``epoch`` of its epochs (0: before it starts)."""
+        spec = self.stages[min(stage, len(self.stages) - 1)]
+        save_checkpoint(self.checkpoint_path, config_hash=self.hash, round_index=getattr(spec, "round", -1),
+                        epoch=epoch, model_state={} if model is None else model.state_dict(),
+                        optimizer_state={} if optimizer is None else optimizer.state_dict(), history=self.history,
+                        extra={"stage": int(stage), "encoder": state.encoder.state_dict(),
+                               "decoders": {n: d.state_dict() for n, d in state.decoders.items()},
+                               "state": state.saved(), "pose_corrections": self.dataset.pose_corrections})
+
+    def _restore(self, state, ckpt: dict) -> tuple[int, dict | None]:
+        """The stage to start from and its resume record; the state, modules and poses as checkpointed."""
+        self.history = list(ckpt["history"])
+        epoch = int(ckpt["epoch"])
+        if "stage" not in ckpt:  # written before schedules: a round and its epochs
+            stage = next(i for i, s in enumerate(self.stages) if s.registry_name == "train"
+                         and s.round == int(ckpt["round"]))
+        else:
+            stage = int(ckpt["stage"])
+            state.restore(ckpt["state"])
+            state.encoder.load_state_dict(ckpt["encoder"])
+            for name, values in ckpt["decoders"].items():
+                state.decoders[name] = self.new_decoder(name)
+                state.decoders[name].load_state_dict(values)
+            self.dataset.set_pose_corrections(ckpt.get("pose_corrections"))
+            if state.decoders:
+                rounds = [r for r, rc in enumerate(self.config.rounds) if set(rc.decoders) <= set(state.decoders)]
+                state.model = assemble_model(self.config, state.encoder, state.decoders,
+                                             state.last_round if state.last_round in rounds else rounds[-1],
+                                             self.neutral).to(self.device)
+        spec = self.stages[min(stage, len(self.stages) - 1)]
+        self.last_good = (f"round {spec.round + 1}, epoch {epoch}" if spec.registry_name == "train" and epoch
+                          else f"stage {stage + 1}, epoch {epoch}" if epoch else f"before stage {stage + 1}")
+        return stage, ({**ckpt, "epoch": epoch} if epoch and stage < len(self.stages) else None)
+
+    def _diverged_text(self, where: str, b, what="the loss") -> str:
+        where = where + ("" if b is None else f", batch {b + 1}")
+        kept = (f"the last good checkpoint ({self.last_good}) is kept in {self.checkpoint_path}" if self.last_good
                 else "no checkpoint had been written yet")
         return f"training diverged: {what} became NaN/inf in {where}; {kept}; lower the learning rate of that round"
 
     # ------------------------------------------------------------ one epoch
-    def _epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, last_good: str, *,
-               cycle: int = 0, epochs: int | None = None, history_round: int | None = None,
-               items: np.ndarray | None = None) -> dict:
-        """One epoch of round ``r``.  ``cycle`` > 0: an epoch of that refinement cycle
-        (:mod:`gmmplat.train.cycles`: own seeds, one process, ``epochs`` in the cycle, row numbered
-        ``history_round``, trained on ``items``, default the training split)."""
+    def train_epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, *,
+                    cycle: int = 0, cycles: int = 0, epochs: int | None = None, history_round: int | None = None,
+                    items: np.ndarray | None = None) -> dict:
+        """One epoch of round ``r``'s settings; returns its history row.  ``cycle`` > 0: an epoch of a
+        fixed-latent stage of that refinement cycle (of ``cycles``; own seeds, one process, ``epochs``
+        in the stage, row numbered ``history_round``, trained on ``items``, default the training split)."""
         from tqdm.auto import tqdm
 
         cfg, rc = self.config, self.config.rounds[r]
@@ -290,7 +355,8 @@ class Trainer:
         t0 = time.perf_counter()
         sums = torch.zeros(3, dtype=torch.float64)
         name = f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{epochs}"
-        name = f"cycle {cycle}/{cfg.refine.cycles} {name}" if cycle else name
+        name = f"cycle {cycle}/{cycles} {name}" if cycle else name
+        where = f"{'cycle %d, ' % cycle if cycle else ''}round {r + 1}, epoch {e + 1}"
         bar = tqdm(total=len(batches), desc=name, disable=not (self.progress and dist.is_main), leave=False,
                    dynamic_ncols=True)
         for bi, batch in enumerate(self.dataset.loader(local, self.num_workers)):
@@ -303,12 +369,12 @@ class Trainer:
             dist.all_reduce_sum(stats)
             if not math.isfinite(float(stats[0])):
                 bar.close()
-                raise TrainingDiverged(self._diverged_text(r, e, bi, last_good))
+                raise TrainingDiverged(self._diverged_text(where, bi))
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             # one fused norm (NaN/inf when any element is): a check per tensor cost ~6 % of a step
             if grads and not math.isfinite(float(torch.nn.utils.get_total_norm(grads))):
                 bar.close()
-                raise TrainingDiverged(self._diverged_text(r, e, bi, last_good, "a gradient"))
+                raise TrainingDiverged(self._diverged_text(where, bi, "a gradient"))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             sums += stats
@@ -363,38 +429,40 @@ class Trainer:
 
     # ------------------------------------------------------------ outputs
     @torch.no_grad()
-    def _finish(self, model, last_round: int) -> None:
-        model.eval()
-        n, K = self.dataset.n_particles, self.dataset.n_sym
-        mine = shard(np.arange(len(self.dataset)), self.dist.rank, self.dist.world_size)
-        parts = []
-        for start in range(0, mine.size, self.eval_batch_size):
-            batch = self.dataset.get_batch(mine[start : start + self.eval_batch_size]).to(self.device)
-            parts.append(model.encode(batch).float().cpu().numpy())
-        z_local = np.concatenate(parts) if parts else np.zeros((0, self.config.latent_dim), np.float32)
-        gathered = self.dist.all_gather_objects((mine, z_local))
+    def _finish(self, state) -> None:
+        """The run's latent files and ``model.pt`` (the encoder with the decoders as the schedule left them)."""
+        z = self.encode_items(state)  # every process takes part (cached when a refinement needed it)
         if self.dist.is_main:
-            z = np.empty((len(self.dataset), self.config.latent_dim), dtype=np.float32)
-            for items, values in gathered:
-                z[items] = values
-            if self.config.refine.anchors:
-                r = self.config.refine
-                if r.cycles:
-                    model, source, summary, refinement = run_cycles(self, model, z)
-                    model.eval()
-                    write_losses(self.out / "losses.csv", self.history)
-                    plot_losses(self.out / "losses.png", self.history)
-                    write_cycle_outputs(self.out, self.dataset, z, source, summary, refinement)
-                else:
-                    refine_run_latent(self.out, model.decode, self.dataset, z, anchors=r.anchors,
-                                      high_res_angstrom=r.high_res_angstrom, temperature=r.temperature,
-                                      projector=self.config.projector,
-                                      seed=self.config.seed, batch_size=self.eval_batch_size, device=self.device,
-                                      progress=self.progress, say=lambda line: print(line, flush=True))
-            else:
+            n, K = self.dataset.n_particles, self.dataset.n_sym
+            last = max(s.round for s in self.stages if s.registry_name == "train")
+            model = assemble_model(self.config, state.encoder, state.decoders, last, self.neutral).to(self.device)
+            model.eval()
+            if state.refinement is None:
                 save_npy(self.out / "latent.npy", z.reshape(n, K, -1) if K > 1 else z)
-            save_model(self.out / "model.pt", self.config, model, self.neutral, self.config.data.gmm, last_round)
+            else:
+                cycles = [self._cycle_record(r) for r in state.records]
+                if state.latent_changed:  # the last refinement's latent, no decoders trained on it
+                    start, label = state.refined_from
+                    write_refined_outputs(self.out, self.dataset, z, start, label, state.refinement, cycles[:-1] or None,
+                                          progress=self.progress, say=lambda line: print(line, flush=True))
+                else:
+                    write_cycle_outputs(self.out, self.dataset, z, state.latent,
+                                        {**state.refinement.summary(), "cycles": cycles}, state.refinement)
+                write_losses(self.out / "losses.csv", self.history)
+                plot_losses(self.out / "losses.png", self.history)
+            save_model(self.out / "model.pt", self.config, model, self.neutral, self.config.data.gmm, last)
         self.dist.barrier()
+
+    @staticmethod
+    def _cycle_record(record: dict) -> dict:
+        """A cycle's record for ``refine.json``, its keys in reading order."""
+        first = ("cycle", "anchors", "components", "junk_left_out")
+        last = ("mean_posterior_entropy", "variance_kept", "refine_seconds", "seconds")
+        out = {k: record[k] for k in first if k in record}
+        out.update({k: v for k, v in record.items() if k not in first + last})
+        out.update({k: record[k] for k in last if k in record})
+        out["seconds"] = round(float(out["seconds"]), 2)
+        return out
 
 
 def _batch_order(items, batch_size, seed_words, shuffle, min_last):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..io.atomic import save_npy, write_json
 
-__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent", "write_cycle_outputs", "save_quality"]
+__all__ = ["MIN_VARIANCE_KEPT", "refine_run_latent", "write_refined_outputs", "write_cycle_outputs", "save_quality"]
 
 #: Below this share of the encoder latent's spread kept by the refined points, latent.npy keeps the
 #: encoder's points (refine.json says which): the decoders then tell the anchors hardly apart (a run
@@ -73,20 +73,30 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     """
     from ..latent_refine import refine_latent
 
+    start, label = z_items, "encoder"
+    if anchor_source is not None:
+        start, label = anchor_source, "cycle"
+    result = refine_latent(decode, dataset, np.asarray(start, dtype=np.float32), n_anchors=anchors,
+                           anchor_stretch=anchor_stretch, temperature=temperature, high_res_angstrom=high_res_angstrom,
+                           projector=projector, seed=seed, batch_size=batch_size, device=device, progress=progress)
+    return write_refined_outputs(run_dir, dataset, z_items, start, label, result, cycles, progress=progress, say=say)
+
+
+def write_refined_outputs(run_dir, dataset, z_items: np.ndarray, start: np.ndarray, label: str, result,
+                          cycles: list | None = None, *, progress: bool = False, say=print) -> tuple[np.ndarray, dict]:
+    """The files of a run whose latent is a refinement's (``result``, a
+    :class:`~gmmplat.latent_refine.Refinement` of the points ``start``, labelled ``label``: "encoder"
+    or "cycle"), each atomically; ``cycles``: the records of the cycles before it.  Returns ``(z
+    written to latent.npy (n_items, d), refine.json's dict)``."""
     run_dir = Path(run_dir)
 
     def layout(z):
         return _layout(z, dataset)
 
-    z_items = np.asarray(z_items, dtype=np.float32)
+    z_items, start = np.asarray(z_items, dtype=np.float32), np.asarray(start, dtype=np.float32)
     save_npy(run_dir / "latent_encoder.npy", layout(z_items))
-    start, label = z_items, "encoder"
-    if anchor_source is not None:
-        start, label = np.asarray(anchor_source, dtype=np.float32), "cycle"
+    if label == "cycle":
         save_npy(run_dir / "latent_cycle.npy", layout(start))
-    result = refine_latent(decode, dataset, start, n_anchors=anchors, anchor_stretch=anchor_stretch,
-                           temperature=temperature, high_res_angstrom=high_res_angstrom, projector=projector,
-                           seed=seed, batch_size=batch_size, device=device, progress=progress)
     summary = result.summary()
     if cycles is not None:
         summary["cycles"] = cycles

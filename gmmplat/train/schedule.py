@@ -1,0 +1,109 @@
+"""A run's schedule: its stages, declared in the configuration or derived from its rounds and
+``refine`` section, and the checks that hold before any runs.
+
+``config.schedule`` (a list of ``{"kind": ..., **options}``; :mod:`gmmplat.train.stages`) declares
+the stages.  Without it the schedule is :func:`default_schedule`: every round in order, then the
+refinement the ``refine`` section asks for, as stages::
+
+    train(0) … train(R-1)                                      the rounds
+    [refine_latent → [refine_poses] → principal_axes → fit_decoders(r) …] × cycles
+    refine_latent                                               (anchors, no cycles)
+
+so that a preset and the schedule it derives are the same run, seed for seed.
+"""
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .config import RunConfig
+from .stages import STAGES, Stage
+
+__all__ = ["default_schedule", "build_schedule", "check_distributed", "cycle_rounds", "schedule_specs"]
+
+
+def cycle_rounds(config: RunConfig) -> list[tuple[int, int]]:
+    """``[(round index, epochs)]`` a cycle trains: rounds with epochs (``refine.cycle_epochs`` or the
+    round's own) and at least one decoder among the modules they train (the encoder is a table)."""
+    epochs = config.refine.cycle_epochs or [r.epochs for r in config.rounds]
+    plan = [(i, int(e)) for i, (r, e) in enumerate(zip(config.rounds, epochs))
+            if e > 0 and any(m != "encoder" for m in r.trained_modules())]
+    if not plan:
+        raise ConfigError("refine.cycles: no round trains a decoder in the cycles (refine.cycle_epochs and the "
+                          "rounds' train lists leave only the encoder, which the cycles hold fixed)")
+    missing = [n for n in config.rounds[-1].decoders if n not in config.rounds[plan[-1][0]].decoders]
+    if missing:
+        raise ConfigError(f"refine.cycle_epochs: decoder(s) {', '.join(missing)} of the last round are not trained "
+                          "in the cycles; give the round that adds them epochs")
+    return plan
+
+
+def default_schedule(config: RunConfig) -> list[dict]:
+    """The stages of ``config.rounds`` and ``config.refine`` (docs/training.md, "Schedule")."""
+    specs = [{"kind": "train", "round": i} for i in range(len(config.rounds))]
+    ref = config.refine
+    if not ref.anchors:
+        return specs
+    refine = {"kind": "refine_latent", "high_res_angstrom": ref.high_res_angstrom, "temperature": ref.temperature}
+    if not ref.cycles:
+        return specs + [{**refine, "anchors": ref.anchors, "stretch": 1.0}]
+    plan = cycle_rounds(config)
+    for c in range(1, ref.cycles + 1):
+        anchors = ref.anchors if c == ref.cycles else (ref.cycle_anchors or ref.anchors)
+        specs.append({**refine, "anchors": anchors, "stretch": ref.cycle_stretch, "junk_scale": ref.junk_scale})
+        if ref.pose_steps and c < ref.cycles:  # the last cycle's poses would reach only its decoder epochs
+            specs.append({"kind": "refine_poses", "steps": ref.pose_steps, "sigma_deg": ref.pose_sigma_deg,
+                          "sigma_angstrom": ref.pose_sigma_angstrom})
+        specs.append({"kind": "principal_axes", "components": ref.components})
+        specs += [{"kind": "fit_decoders", "round": r, "epochs": e,
+                   "decoders": "rebuild" if ref.restart else "continue"} for r, e in plan]
+    return specs
+
+
+def schedule_specs(config: RunConfig) -> list[dict]:
+    """The declared schedule, or the derived one."""
+    return [dict(s) for s in config.schedule] if config.schedule is not None else default_schedule(config)
+
+
+def build_schedule(config: RunConfig) -> list[Stage]:
+    """The stages of ``config`` (ConfigError naming ``schedule[i]`` for a bad one, or an order that
+    cannot run: the first stage trains a round; a refinement follows a training stage; a stage
+    that needs a refinement follows one)."""
+    specs, stages = schedule_specs(config), []
+    declared = config.schedule is not None
+    if declared and (config.refine.anchors or config.refine.cycles):
+        raise ConfigError("schedule: a declared schedule replaces refine.anchors and refine.cycles; "
+                          "give the refinement as refine_latent stages")
+    for i, spec in enumerate(specs):
+        where = f"schedule[{i}]" if declared else f"schedule[{i}] (from rounds and refine)"
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        if not isinstance(kind, str):
+            raise ConfigError(f"{where}.kind: a stage name is required; known: {', '.join(STAGES.names())}")
+        try:
+            cls = STAGES.get(kind)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        stages.append(cls(spec, where, config))
+    if not stages or stages[0].registry_name != "train":
+        raise ConfigError("schedule[0]: a schedule starts with a train stage (the encoder and decoders learn "
+                          "from the images before anything else)")
+    refined = False
+    for stage in stages:
+        if stage.needs_refinement and not refined:
+            raise ConfigError(f"{stage.where}: a {stage.registry_name} stage needs a refinement (refine_latent) "
+                              "before it")
+        refined = refined or stage.provides_refinement
+    return stages
+
+
+def check_distributed(stages: list[Stage], world_size: int) -> None:
+    """In a distributed run the main-process stages (refinements, fixed-latent rounds) come after
+    every stage that runs in all processes: the processes' modules would differ otherwise."""
+    if world_size <= 1:
+        return
+    seen_main_only = None
+    for stage in stages:
+        if not stage.all_processes:
+            seen_main_only = seen_main_only or stage
+        elif seen_main_only is not None:
+            raise ConfigError(f"{stage.where}: in a distributed run every {stage.registry_name} stage comes before "
+                              f"the main-process stages ({seen_main_only.where} is a {seen_main_only.registry_name})")

@@ -1,0 +1,48 @@
+"""``refine_poses``: every item's pose and origin refined under its decoded GMM
+(:mod:`gmmplat.pose_refine`); the dataset applies the corrections from then on.
+
+Spec: ``{"kind": "refine_poses", "steps": 20, "sigma_deg": 20, "sigma_angstrom": 5}``: Adam steps
+and the weak Gaussian prior about the stated pose.  It needs a refinement before it (the decoded GMM
+at each item's refined point, and the noise per ring), and refines on that refinement's band.
+"""
+from __future__ import annotations
+
+import time
+
+from ...errors import ConfigError
+from ...latent_refine import refinement_band
+from ...pose_refine import refine_poses
+from ..config import _number
+from .base import STAGES, Stage
+
+__all__ = ["RefinePoses"]
+
+
+@STAGES.register("refine_poses")
+class RefinePoses(Stage):
+    options = {"steps": 20, "sigma_deg": 20.0, "sigma_angstrom": 5.0}
+    needs_refinement = True
+
+    def check_options(self, config) -> None:
+        w, s = self.where, self.spec
+        s["steps"] = _number(s["steps"], f"{w}.steps", 1, integer=True)
+        s["sigma_deg"] = _number(s["sigma_deg"], f"{w}.sigma_deg", 0.0, strict_min=True)
+        s["sigma_angstrom"] = _number(s["sigma_angstrom"], f"{w}.sigma_angstrom", 0.0, strict_min=True)
+
+    def run(self, state, resume: dict | None = None) -> None:
+        refined = state.refinement
+        if refined is None:
+            raise ConfigError(f"{self.where}: refine_poses needs a refine_latent stage before it")
+        trainer, data, s = state.trainer, state.trainer.dataset, self.spec
+        start = time.perf_counter()
+        previous = data.pose_corrections
+        data.set_pose_corrections(None)  # refine_poses starts from `previous` itself
+        band = refinement_band(data.box, data.pixel_size_angstrom, refined.options["high_res_angstrom"])
+        poses = refine_poses(state.model.decode, data, refined.latent, refined.noise_per_ring, band, start=previous,
+                             projector=state.config.projector, steps=s["steps"], rotation_sigma_deg=s["sigma_deg"],
+                             shift_sigma_angstrom=s["sigma_angstrom"], batch_size=trainer.eval_batch_size,
+                             device=trainer.device, progress=trainer.progress)
+        data.set_pose_corrections(poses)
+        if state.records:
+            state.record().update({"pose_seconds": round(time.perf_counter() - start, 2),
+                                   **{f"pose_{k}": round(v, 3) for k, v in poses.summary().items()}})
