@@ -22,7 +22,11 @@ from gmmplat.gmm import GMM
 from gmmplat.regularizers import REGULARIZERS, ca_graph
 from gmmplat.synthetic.structures import Helix
 from gmmplat.decoders import FreeDecoder
-from gmmplat.train.presets import ELASTIC_NETWORK, FREE_PRESET_DECODER_OPTIONS
+from gmmplat.train.presets import preset_data
+
+_FREE = preset_data("free")["config"]
+ELASTIC_NETWORK = next(r for r in _FREE["rounds"][0]["regularizers"] if r["kind"] == "elastic_network")
+FREE_PRESET_DECODER_OPTIONS = _FREE["decoders"]["free"]["options"]
 
 
 def helix_bundle(n_helices: int) -> GMM:

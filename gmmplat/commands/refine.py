@@ -23,14 +23,14 @@ from ._common import add_shared_options, int_at_least, other_particles_check, po
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..train.presets import REFINE
+    from ..latent_refine import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM
 
     add_shared_options(p, "--run")
-    p.add_argument("--anchors", type=int_at_least(2), default=REFINE["anchors"],
+    p.add_argument("--anchors", type=int_at_least(2), default=DEFAULT_ANCHORS,
                    help="k-means anchors of the encoder's latent points (at least 2; default %(default)s)")
-    p.add_argument("--high-res", type=positive_float, default=REFINE["high_res_angstrom"],
+    p.add_argument("--high-res", type=positive_float, default=DEFAULT_HIGH_RES_ANGSTROM,
                    help="band limit in Å (Nyquist when finer; default %(default)s)")
-    p.add_argument("--temperature", type=positive_float, default=REFINE["temperature"],
+    p.add_argument("--temperature", type=positive_float, default=1.0,
                    help="likelihood temperature (1: exact; default %(default)s)")
     add_shared_options(p, "--device")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")

@@ -112,15 +112,15 @@ def check_device(text: str) -> None:
 def build_config(args: argparse.Namespace):
     """The :class:`RunConfig` the arguments describe (data section filled in)."""
     from ..gmm import GMM
-    from ..train.config import DataConfig, load_config
-    from ..train.presets import preset
+    from ..train.config import DataConfig
+    from ..train.presets import config_file, preset
 
     source = particle_source(args)
     if args.config:
-        for opt in ("epochs", "batch_size", "latent_dim", "domain"):
+        for opt in ("epochs", "batch_size", "latent_dim"):
             if getattr(args, opt, None) is not None:
                 raise ConfigError(f"--{opt.replace('_', '-')} goes with --preset; with --config set it in the JSON")
-        config = load_config(args.config)
+        config = config_file(args.config, lambda: GMM.load(args.gmm), getattr(args, "domain", None))
         if args.seed is not None:
             config.seed = int(args.seed)
     else:

@@ -41,10 +41,15 @@ class Decoder(ABC, nn.Module):
     * :meth:`configure_round`: called at the start of every round with those options;
     * ``domains``: mask names of the domains the decoder moves as rigid bodies (the
       analysis reports rigid motions for these);
-    * :meth:`describe_motion`: the decoder's own description of the motion at ``z``.
+    * :meth:`describe_motion`: the decoder's own description of the motion at ``z``;
+    * ``on_new_latent``: what a fixed-latent stage of the schedule
+      (:mod:`gmmplat.train.stages.fit_decoders`) does with the decoder when the latent has changed
+      since it last trained: ``"continue"`` from its weights, ``"rebuild"`` from fresh ones, or
+      ``"freeze"`` (kept as it is); a stage's ``decoders`` option overrides it for all.
     """
 
     round_options: ClassVar[dict] = {}
+    on_new_latent: ClassVar[str] = "continue"
     domains: Sequence[str] = ()
 
     def __init__(self, latent_dim: int, neutral: GMM, subset: torch.Tensor | None = None):

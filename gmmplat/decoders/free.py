@@ -71,7 +71,8 @@ class FreeDecoder(Decoder):
     Options:
         hidden, activation: the MLP (last layer zero-initialised: offsets 0 at start).
         columns (:meth:`Decoder.use_columns`): move_position / move_amplitude / move_sigma, which
-            columns move (default positions and amplitudes); position_scale_angstrom,
+            columns move (default positions only: with amplitudes free a motion is explained by
+            density taken away at one end and added at the other; docs/training.md); position_scale_angstrom,
             amplitude_scale (relative to the subset's mean neutral amplitude), sigma_scale_angstrom:
             the offset for one unit of network output (balances learning rates between columns).
         coarse_angstrom: width (Å) of the kernel of the smoothed second output (module
@@ -85,7 +86,7 @@ class FreeDecoder(Decoder):
                  hidden: Sequence[int] = (256, 256), activation: str = "relu",
                  coarse_angstrom: float | None = None, fine_scale: float = 1.0, **columns):
         super().__init__(latent_dim, neutral, subset)
-        C = self.use_columns(**{"move_amplitude": True, **columns})
+        C = self.use_columns(**{"move_amplitude": False, **columns})
         S = len(self.subset_index)
         self.coarse_angstrom = None if coarse_angstrom is None else float(coarse_angstrom)
         self.fine_scale = float(fine_scale)

@@ -69,7 +69,7 @@ class HierarchicalDecoder(Decoder):
             T = torch.where(total > 0, T / total.clamp_min(1e-30), T)
         self.register_buffer("small_params", small)
         self.register_buffer("transition", T)
-        C = self.use_columns(**{"move_amplitude": True, **columns}, reference=small)
+        C = self.use_columns(**{"move_amplitude": False, **columns}, reference=small)
         self.mlp = make_mlp(latent_dim, small.shape[0] * C, hidden, activation, zero_last=True)
 
     @property

@@ -22,8 +22,8 @@ several Å (every Cα of that bundle onto the next one's place: 90th percentile 
 tolerance of about 1 Å lets the network be stiff against the slide without holding the
 deformation back.
 
-``reference`` says whose distances the changes are measured from: ``"neutral"`` (default) the
-neutral GMM's, ``"batch"`` their mean over the batch's GMMs (the particles' mean conformation),
+``reference`` says whose distances the changes are measured from: ``"neutral"`` the
+neutral GMM's, ``"batch"`` (default) their mean over the batch's GMMs (the particles' mean conformation),
 so that a change common to every particle costs nothing and only the differences between
 particles do.  A neutral GMM refined against the consensus map of a moving structure has the
 distances of no conformation where the structure moves (a blurred average: on ``bend`` the free
@@ -95,12 +95,12 @@ class ElasticNetworkRegularizer(Regularizer):
     ``tolerance_angstrom`` (default 0: changes up to it cost nothing),
     ``max_neighbours`` (default 32; ``None``: every pair within the cutoff),
     ``subset`` (mask names as for a decoder, or ``None`` for all Gaussians),
-    ``reference`` (``"neutral"``, default, or ``"batch"``: see the module docstring).
+    ``reference`` (``"batch"``, default, or ``"neutral"``: see the module docstring).
     """
 
     def __init__(self, neutral: GMM, weight: float = 1.0, cutoff_angstrom: float = DEFAULT_CUTOFF_ANGSTROM,
                  tolerance_angstrom: float = 0.0, max_neighbours: int | None = DEFAULT_MAX_NEIGHBOURS,
-                 subset=None, reference: str = "neutral", **opts):
+                 subset=None, reference: str = "batch", **opts):
         super().__init__(neutral, weight, **opts)
         if reference not in ("neutral", "batch"):
             raise ConfigError(f"elastic_network: reference must be 'neutral' or 'batch', got {reference!r}")

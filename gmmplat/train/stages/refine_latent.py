@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...latent_refine import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM, junk_mask, refine_latent
+from ... import latent_refine
+from ...latent_refine import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM, junk_mask
 from ..config import _fraction, _number
 from .base import STAGES, Stage
 
@@ -37,7 +38,7 @@ class RefineLatent(Stage):
     def run(self, state, resume: dict | None = None) -> None:
         trainer, cfg, s = state.trainer, state.config, self.spec
         start, label = state.current_latent()
-        refined = refine_latent(state.model.decode, trainer.dataset, start, n_anchors=s["anchors"],
+        refined = latent_refine.refine_latent(state.model.decode, trainer.dataset, start, n_anchors=s["anchors"],
                                 anchor_stretch=s["stretch"], temperature=s["temperature"],
                                 high_res_angstrom=s["high_res_angstrom"], projector=cfg.projector, seed=cfg.seed,
                                 batch_size=trainer.eval_batch_size, device=trainer.device,
