@@ -150,20 +150,26 @@ def test_encoder_contract(name, device, tmp_path):
     torch.testing.assert_close(alone, whole[:1], rtol=1e-4, atol=1e-5)
 
 
+# the elastic network's default (batch) reference couples a batch's GMMs, so its per-GMM contract is
+# checked with the neutral reference; tests/test_elastic_network.py covers the batch one
+PER_GMM_OPTIONS = {"elastic_network": {"reference": "neutral"}}
+
+
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("name", REGULARIZERS.names())
 def test_regularizer_contract(name, device):
     """A finite scalar for a batch of GMMs (B, N, 5), differentiable with respect to them; the
     weight multiplies the batch mean of the unweighted penalty; zero gradient at the neutral GMM."""
     gmm = neutral()
-    reg = REGULARIZERS.build(name, gmm, weight=1.0).to(device)
+    options = PER_GMM_OPTIONS.get(name, {})
+    reg = REGULARIZERS.build(name, gmm, weight=1.0, **options).to(device)
     params = (gmm.params[None].repeat(B, 1, 1) + 0.3 * torch.randn(B, N, 5)).to(device).requires_grad_(True)
     value = reg(params)
     assert value.shape == () and bool(torch.isfinite(value))
     value.backward()
     assert params.grad is not None and bool(torch.isfinite(params.grad).all())
     # forward = weight × the batch mean of the penalty, and the neutral GMM is a minimum
-    weighted = REGULARIZERS.build(name, gmm, weight=2.5).to(device)
+    weighted = REGULARIZERS.build(name, gmm, weight=2.5, **options).to(device)
     moved = params[1].detach()
     pair = torch.stack([gmm.params.to(device), moved]).requires_grad_(True)
     value = weighted(pair)

@@ -73,8 +73,9 @@ def test_zero_outside_subset(name):
 
 
 def test_free_decoder_column_switches():
-    for kw, moving in [({}, [0, 1, 2, 3]), (dict(move_amplitude=False), [0, 1, 2]),
-                       (dict(move_position=False, move_sigma=True), [3, 4])]:
+    for kw, moving in [({}, [0, 1, 2]), (dict(move_amplitude=True), [0, 1, 2, 3]),
+                       (dict(move_position=False, move_sigma=True), [4]),
+                       (dict(move_position=False, move_amplitude=True, move_sigma=True), [3, 4])]:
         dec = FreeDecoder(D, _neutral(), **kw)
         _perturb(dec)
         out = dec(_z())
@@ -82,7 +83,7 @@ def test_free_decoder_column_switches():
         assert torch.count_nonzero(out[..., still]) == 0
         assert (out[..., moving].abs().amax(dim=(0, 1)) > 0).all()
     with pytest.raises(ConfigError):
-        FreeDecoder(D, _neutral(), move_position=False, move_amplitude=False)
+        FreeDecoder(D, _neutral(), move_position=False)
 
 
 def test_smoothing_kernel_against_a_dense_one():

@@ -64,7 +64,7 @@ def test_pairs_match_a_brute_force_count_and_stay_bounded_when_dense():
 
 def test_penalty_by_hand():
     g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0], [50.0, 0, 0]]), 1.0, 1.0, 32, 1.5)
-    reg = ElasticNetworkRegularizer(g, weight=2.0, cutoff_angstrom=6.0)
+    reg = ElasticNetworkRegularizer(g, reference="neutral", weight=2.0, cutoff_angstrom=6.0)
     assert reg.n_pairs == 3  # 0-1 (4 Å), 0-2 (3 Å), 1-2 (5 Å); the far Gaussian has none
     moved = np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 3.0, 0], [70.0, 0, 0]])
     # 0-1: 4 -> 5, 0-2: 3 -> 3, 1-2: 5 -> sqrt(34); the far Gaussian's move costs nothing
@@ -75,7 +75,7 @@ def test_penalty_by_hand():
 
 def test_zero_for_neutral_and_rigid_motion():
     g = bundle_gmm()
-    reg = REGULARIZERS.build("elastic_network", g)
+    reg = REGULARIZERS.build("elastic_network", g, reference="neutral")
     assert reg(g.params).item() == pytest.approx(0.0, abs=1e-9)
     R = rotation_matrices(np.array([0.3, -1.0, 2.0]), np.array([1.1]))[0]
     moved = g.params[:, :3].double().numpy() @ R.T + np.array([-7.0, 2.0, 30.0])
@@ -88,16 +88,16 @@ def test_sees_a_helix_sliding_along_its_screw_that_bonds_and_angles_do_not():
     assert float((slid[:N_RES, :3] - g.params[:N_RES, :3]).norm(dim=1).min()) > 3.0  # every Cα moved
     backbone = REGULARIZERS.build("ca_backbone", g)
     assert backbone.penalty(slid).item() < 1e-8  # same bonds, same angles
-    elastic = REGULARIZERS.build("elastic_network", g)
+    elastic = REGULARIZERS.build("elastic_network", g, reference="neutral")
     assert elastic.penalty(slid).item() > 0.1  # Å²: the distances to helix B changed
 
 
 def test_subset_by_mask_names():
     g = bundle_gmm()
     add_mask(g, "first", np.arange(2 * N_RES) < N_RES)
-    whole = REGULARIZERS.build("elastic_network", g)
-    core = REGULARIZERS.build("elastic_network", g, subset="!first")
-    only = REGULARIZERS.build("elastic_network", g, subset="first")
+    whole = REGULARIZERS.build("elastic_network", g, reference="neutral")
+    core = REGULARIZERS.build("elastic_network", g, reference="neutral", subset="!first")
+    only = REGULARIZERS.build("elastic_network", g, reference="neutral", subset="first")
     assert set(core.pairs.flatten().tolist()) <= set(range(N_RES, 2 * N_RES))
     assert set(only.pairs.flatten().tolist()) <= set(range(N_RES))
     assert core.n_pairs + only.n_pairs < whole.n_pairs  # the pairs across the two helices are in neither
@@ -125,7 +125,7 @@ def test_bad_options_are_config_errors():
 
 def test_distance_change_is_signed_per_pair():
     g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0]]), 1.0, 1.0, 32, 1.5)
-    reg = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0)
+    reg = ElasticNetworkRegularizer(g, reference="neutral", cutoff_angstrom=6.0)
     change = reg.distance_change(with_xyz(g, np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 2.0, 0]])))
     assert change.shape == (1, 3) and reg.pairs.tolist() == [[0, 1], [0, 2], [1, 2]]
     np.testing.assert_allclose(change[0].numpy(), [1.0, -1.0, np.sqrt(29) - 5], atol=1e-5)
@@ -133,7 +133,7 @@ def test_distance_change_is_signed_per_pair():
 
 def test_tolerance_is_a_flat_bottom():
     g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0]]), 1.0, 1.0, 32, 1.5)
-    reg = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0, tolerance_angstrom=0.5)
+    reg = ElasticNetworkRegularizer(g, reference="neutral", cutoff_angstrom=6.0, tolerance_angstrom=0.5)
     # changes +1, -1, sqrt(29) - 5 (0.385 Å, inside the tolerance)
     moved = with_xyz(g, np.array([[0.0, 0, 0], [5.0, 0, 0], [0.0, 2.0, 0]]))
     assert reg.penalty(moved).item() == pytest.approx((0.5 ** 2 + 0.5 ** 2 + 0.0) / 3, rel=1e-5)
@@ -141,13 +141,13 @@ def test_tolerance_is_a_flat_bottom():
     assert reg.penalty(small).item() == 0.0
     # the helix slide still costs: its distance changes are far larger than 1 Å
     bundle = bundle_gmm()
-    flat = REGULARIZERS.build("elastic_network", bundle, tolerance_angstrom=1.0)
+    flat = REGULARIZERS.build("elastic_network", bundle, reference="neutral", tolerance_angstrom=1.0)
     assert flat.penalty(with_xyz(bundle, two_helices(shift_first=1))).item() > 0.05
 
 
 def test_batch_reference_measures_changes_from_the_batch_mean():
     g = GMM.from_arrays(np.array([[0.0, 0, 0], [4.0, 0, 0], [0.0, 3.0, 0]]), 1.0, 1.0, 32, 1.5)
-    neutral = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0)
+    neutral = ElasticNetworkRegularizer(g, reference="neutral", cutoff_angstrom=6.0)
     batch = ElasticNetworkRegularizer(g, cutoff_angstrom=6.0, reference="batch")
     # pairs 0-1, 0-2, 1-2 at 4, 3, 5 Å; particle a stretches 0-1 to 6 Å, particle b to 8 Å
     a = with_xyz(g, np.array([[0.0, 0, 0], [6.0, 0, 0], [0.0, 3.0, 0]]))

@@ -39,9 +39,8 @@ def test_presets_build_and_print(data, capsys):
     rigid_json = json.loads(preset("rigid", neutral, domain="domain").to_json())
     assert rigid_json["latent_shrink"] == 0.03 and RunConfig.from_dict(rigid_json).latent_shrink == 0.03
     for name, dec in (("multi", "core"), ("hierarchical", "hier")):
-        assert preset(name, neutral, domain="domain").decoders[dec].options == {"move_amplitude": False}
-    assert preset("free", neutral).decoders["free"].options == {"move_amplitude": False, "coarse_angstrom": 6.0,
-                                                               "fine_scale": 0.3}
+        assert preset(name, neutral, domain="domain").decoders[dec].options == {}  # positions only: the default
+    assert preset("free", neutral).decoders["free"].options == {"coarse_angstrom": 6.0, "fine_scale": 0.3}
     # the deformable presets refine their latent in cycles; the others refine it once
     assert [preset(n, neutral, domain="domain").refine.cycles for n in ("rigid", "hierarchical", "free", "multi")] \
         == [0, 3, 3, 0]
@@ -52,7 +51,7 @@ def test_presets_build_and_print(data, capsys):
     for r in preset("free", neutral).rounds:
         assert [(g.kind, g.weight, g.options) for g in r.regularizers] \
             == [("ca_backbone", 0.1, {}),
-                ("elastic_network", 0.3, {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0, "reference": "batch"})]
+                ("elastic_network", 0.3, {"cutoff_angstrom": 10.0, "tolerance_angstrom": 1.0})]
     no_graph = GMM.from_arrays(neutral.xyz_angstrom.numpy(), 1.0, 1.5, neutral.box, neutral.pixel_size_angstrom)
     assert [g.kind for g in preset("free", no_graph).rounds[0].regularizers] == ["elastic_network"]
     assert all(g.kind != "elastic_network" for n in ("rigid", "hierarchical", "multi")
