@@ -70,7 +70,7 @@ def reference_latent_of(ar) -> np.ndarray:
     from pathlib import Path
 
     from ..errors import InputError
-    from .runs import read_latent
+    from ..records import read_latent
 
     run_dir = Path(ar.run.run_dir)
     path = run_dir / "latent_encoder.npy"

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..encoders.base import make_mlp
+from ..nets import make_mlp
 from ..errors import ConfigError
 from ..gmm import GMM, XYZ
 from .base import DECODERS, Decoder

@@ -121,7 +121,5 @@ class FourierSeparableProjector(Projector):
             self._grid = (self.kx, ky_sorted, 0, my0, delta, (my - my0).to(self.ky.device))
         return self._grid
 
-    def forward(self, params, rotations, shifts_angstrom, ctf=None):
-        centres, weight, s2 = self._prepare(params, rotations, shifts_angstrom)
-        F = _SeparableProjection.apply(centres[..., 0], centres[..., 1], weight, s2, self._frequency_grid())
-        return F if ctf is None else F * ctf
+    def render(self, centres, weight, s2):
+        return _SeparableProjection.apply(centres[..., 0], centres[..., 1], weight, s2, self._frequency_grid())
