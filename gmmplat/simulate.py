@@ -30,7 +30,8 @@ from .io.atomic import atomic_write_path, write_json
 from .io.models import read_model, write_models
 from .io.mrc import write_map
 from .io.star import TABLE_COLUMNS, write_particle_star
-from .simulate_images import apply_ctf, project_atoms, render_particles, render_volume, write_stack  # noqa: F401 (re-exported)
+from .simulate_images import (  # noqa: F401 (re-exported)
+    apply_ctf, project_atoms, render_particles, render_volume, write_stack)
 from .synthetic.motions import Motion, get_motion, summarize
 from .synthetic.nuisance import Nuisances, colour_noise, draw_nuisances, junk_coordinates, noise_spectrum
 
@@ -147,7 +148,8 @@ def simulate_dataset(
         xyz = motion.coordinates_batch(draws["t"][i:j])
         junk_projections = {b: _junk_image(nz, i + b, xyz[b], amplitudes, A, shifts, box, pixel_size_angstrom,
                                            sigma_angstrom, seed) for b in np.flatnonzero(junk[i:j])}
-        img = render_particles(xyz, amplitudes, A[i:j], shifts[i:j], ctf_block[i % _CTF_BLOCK : i % _CTF_BLOCK + j - i],
+        ctf_rows = ctf_block[i % _CTF_BLOCK : i % _CTF_BLOCK + j - i]
+        img = render_particles(xyz, amplitudes, A[i:j], shifts[i:j], ctf_rows,
                                box, pixel_size_angstrom, sigma_angstrom, scale=nz["scale"][i:j],
                                invert_contrast=invert_contrast, replace=junk_projections)
         variance_sum += float(img.var(dim=(1, 2), unbiased=False)[torch.as_tensor(~junk[i:j])].sum())

@@ -27,7 +27,8 @@ def test_predict_is_projection_times_ctf_on_the_band():
     model = ImageModel(band, PROJECTORS.build("separable", band))
     batch, params = _batch(), random_gmm(10, M, APIX, seed=2)
     s = batch.shifts_angstrom
-    ramp = torch.exp(2j * torch.pi * (s[:, 0, None, None] * band.kx.float() + s[:, 1, None, None] * band.ky.float()[:, None]))
+    kx, ky = band.kx.float(), band.ky.float()[:, None]
+    ramp = torch.exp(2j * torch.pi * (s[:, 0, None, None] * kx + s[:, 1, None, None] * ky))
     expected = PROJECTORS.build("dense", band)(params, batch.rotations) * ramp * ctf_rfft(batch.ctf, M, APIX, band)
     got = model.predict(params, batch)
     assert got.shape == (B,) + band.shape

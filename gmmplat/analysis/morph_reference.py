@@ -57,7 +57,8 @@ def reference_latent_of(ar) -> np.ndarray:
 
     A run with latent refinement keeps them in ``latent_encoder.npy`` (``latent.npy`` holds the
     refined points, posterior means over a few dozen anchors, whose per-dimension median jumps
-    between anchors and the morph with it; docs/benchmarks.md, "The morph's reference point").  Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
+    between anchors and the morph with it; docs/benchmarks.md, "The morph's reference point").
+    Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
     A ``latent_encoder.npy`` (``latent_cycle.npy``) that is unreadable or of another shape than the
     latent is a one-line :class:`InputError` naming it.
     """
