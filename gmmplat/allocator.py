@@ -6,8 +6,7 @@ projector's factors, ``(B, N, K)`` complex, 1–30 MB each) and frees them again
 with fresh ``mmap`` pages, and returns the top of its heap to the system whenever more than the
 trim threshold lies free there.  Either way the next step's tensors start on new pages that the
 kernel must fault in and zero, which on the sample data cost more than the trigonometry of the
-factors: a refinement of 3000 particles on 24 anchors took 7.6–8.1 s with the defaults and
-5.0–5.2 s with these settings (one thread; docs/performance.md, "Allocator").
+factors (docs/performance.md, "Allocator").
 
 :func:`keep_freed_memory` sets, once per process,
 

@@ -1,11 +1,11 @@
 """The forward model: GMM parameters and a particle batch -> predicted centred Fourier images.
 
-``predicted = projector(params, rotations, shifts_angstrom, CTF on the band)`` on one
-:class:`gmmplat.fourier.Band` — the only place where band, CTF and projector are put
-together.  The trainer (loss and validation), the gradient encoder, the analysis and
-the notebooks all call :meth:`ImageModel.predict`, so a new projector or CTF variant
-is swapped in here.  The RELION origin sign (image = projection translated by −origin)
-lives in :meth:`gmmplat.projectors.Projector._prepare`.
+``predicted = CTF · projection of the Gaussians shifted by −origin`` on one
+:class:`gmmplat.fourier.Band` — the only place where band, shift, CTF and projector are put
+together; projectors only project.  The trainer (loss and validation), the gradient encoder,
+the analysis and the notebooks all call :meth:`ImageModel.predict`, so a new projector or
+CTF variant is swapped in here.  The RELION origin sign (image = projection translated by
+−origin) lives in :meth:`ImageModel.project`.
 """
 from __future__ import annotations
 
@@ -61,8 +61,21 @@ class ImageModel(nn.Module):
         """
         device = params.device
         ctf = self.ctf(batch.ctf, device) if ctf is None else ctf
-        return self.projector(params, batch.rotations.to(device, torch.float32),
-                              batch.shifts_angstrom.to(device, torch.float32), ctf)
+        return self.project(params, batch.rotations.to(device, torch.float32),
+                            batch.shifts_angstrom.to(device, torch.float32), ctf)
+
+    def project(self, params: torch.Tensor, rotations: torch.Tensor, shifts_angstrom: torch.Tensor,
+                ctf: torch.Tensor | None = None) -> torch.Tensor:
+        """Images of given poses: ``params (B, N, 5)`` or ``(N, 5)``, ``rotations (B, 3, 3)``,
+        ``shifts_angstrom (B, 2)`` (rlnOriginX/YAngst), ``ctf (B, Ky, Kx)`` or None -> ``(B, Ky, Kx)`` complex64.
+
+        The shift moves the projected centres before they are rendered: exact, and cheaper than
+        a phase ramp on the whole band.
+        """
+        centres, weight, s2 = self.projector.in_plane(params, rotations)
+        centres = centres - shifts_angstrom.to(centres.dtype)[:, None, :]  # RELION: particle at centre - origin
+        F = self.projector.render(centres, weight, s2)
+        return F if ctf is None else F * ctf
 
     def predict_images(self, params: torch.Tensor, batch) -> torch.Tensor:
         """Real images ``(B, M, M)`` of :meth:`predict` (low-pass filtered to the band)."""

@@ -1,9 +1,8 @@
 """Latent refinement: each particle's latent point from the likelihood of its image under decoded states.
 
-The encoder maps an image to ``z`` in one pass.  At low SNR that amortised guess scatters:
-on the sample datasets (SNR 0.05) its |Spearman| with the true motion is 0.92–0.94, where
-the exact-likelihood oracle reaches 0.96–0.97 (docs/benchmarks.md).  Refinement asks the
-trained decoders directly which state explains each particle's image, in the way the oracle
+The encoder maps an image to ``z`` in one pass.  At low SNR that amortised guess scatters, short
+of what the exact-likelihood oracle reaches (docs/benchmarks.md, "Latent refinement").  Refinement
+asks the trained decoders directly which state explains each particle's image, in the way the oracle
 asks the true frames:
 
 1. **Anchors**: ``K`` k-means centres ``c_k (K, d)`` of the encoder's latent points; prior
@@ -29,8 +28,8 @@ asks the true frames:
    per ring, the scale fitted in the whitened metric), with the whitened scale ``Σ C/σ² / Σ A/σ²``
    beside it.  A junk image (empty ice, a fragment, another object) is explained little: a low ``q``.
 
-Cost: ``K`` projections per particle on the band (the defaults, 24 anchors and 10 Å, the presets'
-settings: box 64 at 2 Å/px, 3000 particles, about 5 s on one CPU thread; docs/performance.md).
+Cost: ``K`` projections per particle on the band (the defaults are the presets' 24 anchors and
+10 Å; the time is in docs/performance.md, "Allocator").
 Memory: the ring sums of the noise subset ``(noise_particles, K, rings)`` and ``(n, K)``
 log-likelihoods.
 """

@@ -2,8 +2,8 @@
 
 Images are formed independently of any GMM projector, from Gaussian atoms
 projected in real space, CTF-modulated, with white Gaussian noise added last.
-The rendering helpers (:func:`project_atoms`, :func:`apply_ctf`,
-:func:`render_volume`, :func:`write_stack`) live in :mod:`gmmplat.simulate_images`
+The rendering helpers (:func:`render_particles`, shared with the oracle, :func:`project_atoms`,
+:func:`apply_ctf`, :func:`render_volume`, :func:`write_stack`) live in :mod:`gmmplat.simulate_images`
 (which describes the image formation) and are re-exported here.
 
 SNR: ``snr = mean_i var(clean_i) / σ_noise²`` where ``var(clean_i)`` is the pixel
@@ -30,7 +30,8 @@ from .io.atomic import atomic_write_path, write_json
 from .io.models import read_model, write_models
 from .io.mrc import write_map
 from .io.star import TABLE_COLUMNS, write_particle_star
-from .simulate_images import apply_ctf, project_atoms, render_volume, write_stack  # noqa: F401 (re-exported)
+from .simulate_images import (  # noqa: F401 (re-exported)
+    apply_ctf, project_atoms, render_particles, render_volume, write_stack)
 from .synthetic.motions import Motion, get_motion, summarize
 from .synthetic.nuisance import Nuisances, colour_noise, draw_nuisances, junk_coordinates, noise_spectrum
 
@@ -145,14 +146,12 @@ def simulate_dataset(
         if i % _CTF_BLOCK == 0:  # evaluating the CTF has a large fixed cost: do it for many particles at once
             ctf_block = ctf_rfft(ctf.subset(slice(i, i + _CTF_BLOCK)), box, pixel_size_angstrom)
         xyz = motion.coordinates_batch(draws["t"][i:j])
-        img = project_atoms(xyz, amplitudes, A[i:j], shifts[i:j], box, pixel_size_angstrom, sigma_angstrom)
-        for b in np.flatnonzero(junk[i:j]):
-            img[b] = _junk_image(nz, i + b, xyz[b], amplitudes, A, shifts, box, pixel_size_angstrom,
-                                 sigma_angstrom, seed)
-        img = apply_ctf(img, ctf_block[i % _CTF_BLOCK : i % _CTF_BLOCK + j - i], pixel_size_angstrom)
-        img = img * torch.as_tensor(nz["scale"][i:j])[:, None, None]
-        if invert_contrast:
-            img = -img
+        junk_projections = {b: _junk_image(nz, i + b, xyz[b], amplitudes, A, shifts, box, pixel_size_angstrom,
+                                           sigma_angstrom, seed) for b in np.flatnonzero(junk[i:j])}
+        ctf_rows = ctf_block[i % _CTF_BLOCK : i % _CTF_BLOCK + j - i]
+        img = render_particles(xyz, amplitudes, A[i:j], shifts[i:j], ctf_rows,
+                               box, pixel_size_angstrom, sigma_angstrom, scale=nz["scale"][i:j],
+                               invert_contrast=invert_contrast, replace=junk_projections)
         variance_sum += float(img.var(dim=(1, 2), unbiased=False)[torch.as_tensor(~junk[i:j])].sum())
         clean[i:j] = img.numpy()
         bar.update(j - i)

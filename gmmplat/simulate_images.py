@@ -8,7 +8,9 @@ Atom centres ``r`` (Å from the box centre) project to ``(A r)[:2] − origin``
 with RELION's ``A = euler_to_matrix(rot, tilt, psi)``; pixel ``j`` sits at
 ``(j − M//2)·apix``.  The CTF multiplies the centred transform.
 
-Used by :func:`gmmplat.simulate.simulate_dataset`; re-exported from :mod:`gmmplat.simulate`.
+:func:`render_particles` is the whole clean-image chain, shared by the simulator
+(:func:`gmmplat.simulate.simulate_dataset`) and the oracle (:func:`gmmplat.analysis.oracle.frame_images`),
+so that the oracle scores the very images the simulator drew.
 """
 from __future__ import annotations
 
@@ -72,6 +74,36 @@ def apply_ctf(
     if isinstance(ctf, CTFParams):
         ctf = ctf_rfft(ctf, M, pixel_size_angstrom)
     return torch.fft.irfft2(torch.fft.rfft2(images) * ctf.to(torch.float64), s=(M, M))
+
+
+def render_particles(
+    xyz_angstrom: np.ndarray,
+    amplitudes: np.ndarray,
+    rotations: np.ndarray,
+    shifts_angstrom: np.ndarray,
+    ctf: CTFParams | torch.Tensor,
+    box: int,
+    pixel_size_angstrom: float,
+    sigma_angstrom: float,
+    scale: np.ndarray | torch.Tensor | None = None,
+    invert_contrast: bool = False,
+    replace: dict[int, np.ndarray] | None = None,
+) -> torch.Tensor:
+    """Noise-free particle images, float64 ``(B, M, M)``: projection, CTF, scale, contrast.
+
+    ``xyz_angstrom``, ``amplitudes``, ``rotations``, ``shifts_angstrom`` as :func:`project_atoms`;
+    ``ctf`` as :func:`apply_ctf`; ``scale`` ``(B,)`` per-particle contrast scale (1 when None);
+    ``replace``: ``{row: projection (M, M)}`` put in place of that row's projection before the
+    CTF (the simulator's junk particles).
+    """
+    img = project_atoms(xyz_angstrom, amplitudes, rotations, shifts_angstrom, box, pixel_size_angstrom,
+                        sigma_angstrom)
+    for row, projection in (replace or {}).items():
+        img[row] = projection
+    img = apply_ctf(img, ctf, pixel_size_angstrom)
+    if scale is not None:
+        img = img * torch.as_tensor(scale, dtype=torch.float64)[:, None, None]
+    return -img if invert_contrast else img
 
 
 def render_volume(

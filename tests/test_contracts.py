@@ -101,7 +101,7 @@ def test_projector_contract(name, device):
     # RELION: a Gaussian at the centre, identity pose, origin (+3 px, 0) is imaged at x = −3 px
     full = Band(M, APIX)
     one = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.5 * APIX]], device=device)
-    image = full.band_to_images(PROJECTORS.build(name, full).to(device)(
+    image = full.band_to_images(ImageModel(full, PROJECTORS.build(name, full)).to(device).project(
         one, torch.eye(3, device=device)[None], torch.tensor([[3 * APIX, 0.0]], device=device)))[0]
     row, col = divmod(int(image.argmax()), M)
     assert (row, col) == (M // 2, M // 2 - 3)

@@ -26,7 +26,8 @@ def _setup(B=6, res=9.0, seed=0):
                                 defocus_angle_deg=20.0, voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.1)
     moved = neutral.params + torch.randn(B, N, 5, generator=g) * torch.tensor([2.0, 2.0, 2.0, 0.1, 0.0])
     full = Band(M, APIX)
-    images = full.band_to_images(PROJECTORS.build("separable", full)(moved, R, shifts, ctf_rfft(ctf, M, APIX, full)))
+    images = full.band_to_images(ImageModel(full, PROJECTORS.build("separable", full)).project(
+        moved, R, shifts, ctf_rfft(ctf, M, APIX, full)))
     images = images + 0.01 * torch.randn(images.shape, generator=g)
     batch = Batch(images, R, shifts, ctf, torch.arange(B), torch.zeros(B, dtype=torch.long))
     band = Band(M, APIX, res)
@@ -79,12 +80,12 @@ def test_image_encoder_input_band_is_fixed():
 def _reference_gradient(batch, ctx, band=None):
     """Per-particle d loss / d neutral, one particle at a time (no batching)."""
     band = band or ctx.band
-    proj, loss = PROJECTORS.build("separable", band), LOSSES.build("frc", band)
+    image_model, loss = ImageModel(band, PROJECTORS.build("separable", band)), LOSSES.build("frc", band)
     out = []
     for b in range(batch.images.shape[0]):
         p = ctx.neutral.params.clone().requires_grad_(True)
         ctf = ctf_rfft(batch.ctf.subset([b]), M, APIX, band)
-        pred = proj(p, batch.rotations[b:b + 1], batch.shifts_angstrom[b:b + 1], ctf)
+        pred = image_model.project(p, batch.rotations[b:b + 1], batch.shifts_angstrom[b:b + 1], ctf)
         val = loss(pred, band.images_to_band(batch.images[b:b + 1])).sum()
         out.append(torch.autograd.grad(val, p)[0][:, :4])
     return torch.stack(out)

@@ -106,7 +106,7 @@ def test_train_records_the_identity(sim):
 def test_the_same_particles_as_cs_are_the_same(sim, tmp_path):
     """The identity survives the format: the run's particles written as a .cs (float32 poses) match."""
     from gmmplat.io.cryosparc import read_particle_cs
-    from gmmplat.train.fingerprint import check_run_particles
+    from gmmplat.records import check_run_particles
 
     cs = read_particle_cs(write_cs(sim / "a" / "particles.star", tmp_path / "same.cs"))
     assert check_run_particles(sim / "run", cs.table, cs.path) is None

@@ -22,11 +22,14 @@ def _batch(seed=0):
 
 
 def test_predict_is_projection_times_ctf_on_the_band():
+    """The bare projection, moved by −origin (a phase ramp e^{+2πi k·origin}), times the CTF."""
     band = Band(M, APIX, 6.0)
     model = ImageModel(band, PROJECTORS.build("separable", band))
     batch, params = _batch(), random_gmm(10, M, APIX, seed=2)
-    expected = PROJECTORS.build("dense", band)(params, batch.rotations, batch.shifts_angstrom,
-                                                ctf_rfft(batch.ctf, M, APIX, band))
+    s = batch.shifts_angstrom
+    kx, ky = band.kx.float(), band.ky.float()[:, None]
+    ramp = torch.exp(2j * torch.pi * (s[:, 0, None, None] * kx + s[:, 1, None, None] * ky))
+    expected = PROJECTORS.build("dense", band)(params, batch.rotations) * ramp * ctf_rfft(batch.ctf, M, APIX, band)
     got = model.predict(params, batch)
     assert got.shape == (B,) + band.shape
     assert ((got - expected).abs().max() / expected.abs().max()) < 1e-4

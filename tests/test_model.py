@@ -34,8 +34,8 @@ def _two_state_data(B=64, seed=1):
     ctf = CTFParams.from_values(B, defocus_u_angstrom=defocus, defocus_v_angstrom=defocus, defocus_angle_deg=0.0,
                                 voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.1)
     full = Band(M, APIX)
-    images = full.band_to_images(PROJECTORS.build("separable", full)(conf[labels], R, shifts,
-                                                                        ctf_rfft(ctf, M, APIX, full)))
+    images = full.band_to_images(ImageModel(full, PROJECTORS.build("separable", full)).project(
+        conf[labels], R, shifts, ctf_rfft(ctf, M, APIX, full)))
     batch = Batch(images, R, shifts, ctf, torch.arange(B), torch.zeros(B, dtype=torch.long))
     return neutral, batch, labels
 

@@ -8,6 +8,7 @@ from factories import random_gmm
 from gmmplat.ctf import CTFParams, ctf_rfft
 from gmmplat.fourier import Band
 from gmmplat.geometry import random_rotations
+from gmmplat.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS, DenseFourierProjector, FourierSeparableProjector
 
 
@@ -30,8 +31,8 @@ def test_separable_equals_dense(N, M, res):
         M, apix, band,
     )
     for c in (None, ctf):
-        sep = FourierSeparableProjector(band)(params, R, shifts, c)
-        den = DenseFourierProjector(band)(params, R, shifts, c)
+        sep = ImageModel(band, FourierSeparableProjector(band)).project(params, R, shifts, c)
+        den = ImageModel(band, DenseFourierProjector(band)).project(params, R, shifts, c)
         assert sep.shape == den.shape == (3,) + band.shape
         rel = (sep - den).abs().max() / den.abs().max()
         assert rel < 1e-4, rel
@@ -49,7 +50,7 @@ def test_factor_paths_agree(M, monkeypatch):
     for limit in (0, 10**6):
         monkeypatch.setattr(sp, "DIRECT_MAX", limit)
         p = params.clone().requires_grad_(True)
-        F = FourierSeparableProjector(band)(p, R, shifts)
+        F = ImageModel(band, FourierSeparableProjector(band)).project(p, R, shifts)
         (F.abs() ** 2).sum().backward()
         out.append((F.detach(), p.grad))
     (Fa, ga), (Fb, gb) = out
@@ -78,7 +79,7 @@ def test_separable_gradients_match_dense():
     for proj in (FourierSeparableProjector(band), DenseFourierProjector(band)):
         p = params.clone().requires_grad_(True)
         target = torch.randn(2, *band.shape, generator=torch.Generator().manual_seed(1), dtype=torch.complex64)
-        loss = (proj(p, R, shifts) - target).abs().pow(2).sum()
+        loss = (ImageModel(band, proj).project(p, R, shifts) - target).abs().pow(2).sum()
         loss.backward()
         grads.append(p.grad)
     assert grads[0].abs().sum() > 0
@@ -87,19 +88,19 @@ def test_separable_gradients_match_dense():
 
 def test_shared_params_broadcast_and_registry():
     band = Band(24, 2.0)
-    params, R, shifts = _batch(4, 5, 24, 2.0, seed=5)
+    params, R, _ = _batch(4, 5, 24, 2.0, seed=5)
     proj = PROJECTORS.build("separable", band)
-    shared = proj(params[0], R, shifts)
-    each = proj(params[0].expand(4, -1, -1), R, shifts)
+    shared = proj(params[0], R)
+    each = proj(params[0].expand(4, -1, -1), R)
     assert torch.allclose(shared, each)
     assert set(PROJECTORS.names()) >= {"separable", "dense"}
 
 
 def test_band_crop_equals_full_grid_cropped():
     band_full, band = Band(48, 1.5), Band(48, 1.5, 6.0)
-    params, R, shifts = _batch(2, 30, 48, 1.5, seed=7)
-    full = FourierSeparableProjector(band_full)(params, R, shifts)
-    cropped = FourierSeparableProjector(band)(params, R, shifts)
+    params, R, _ = _batch(2, 30, 48, 1.5, seed=7)
+    full = FourierSeparableProjector(band_full)(params, R)
+    cropped = FourierSeparableProjector(band)(params, R)
     assert torch.allclose(band.crop(full), cropped, atol=1e-4 * full.abs().max())
     assert band.shape[0] * band.shape[1] < 0.3 * band_full.shape[0] * band_full.shape[1]
 
@@ -108,8 +109,8 @@ def test_zero_frequency_is_total_mass():
     """F(0) = Σ a (2πσ²)^{3/2} / apix² : the integral of the projection in pixel units."""
     apix = 1.3
     band = Band(32, apix)
-    params, R, shifts = _batch(2, 12, 32, apix, seed=9)
-    F = FourierSeparableProjector(band)(params, R, shifts)
+    params, R, _ = _batch(2, 12, 32, apix, seed=9)
+    F = FourierSeparableProjector(band)(params, R)
     mass = (params[..., 3] * (2 * math.pi * params[..., 4] ** 2) ** 1.5).sum(-1) / apix**2
     assert torch.allclose(F[:, 0, 0].real, mass, rtol=1e-5)
 

@@ -18,6 +18,7 @@ from factories import random_gmm
 from gmmplat.fourier import Band, image_to_rfft
 from gmmplat.geometry import euler_to_matrix
 from gmmplat.gmm import render_map
+from gmmplat.image_model import ImageModel
 from gmmplat.projectors import FourierSeparableProjector
 
 EULERS = [(30.0, 60.0, -20.0), (-110.0, 130.0, 75.0), (200.0, 15.0, 10.0)]
@@ -55,7 +56,8 @@ def cc(a, b):
 
 def projector_image(params, A, shift, box, apix):
     band = Band(box, apix)
-    F = FourierSeparableProjector(band)(params, torch.as_tensor(A)[None].float(), torch.tensor([shift]).float())
+    F = ImageModel(band, FourierSeparableProjector(band)).project(params, torch.as_tensor(A)[None].float(),
+                                                         torch.tensor([shift]).float())
     return band.band_to_images(F)[0].double().numpy()
 
 
@@ -68,7 +70,8 @@ def test_projector_equals_fft_of_realspace_rendering(box, euler):
     shift = (3.7, -2.1)
     ref = torch.as_tensor(realspace_projection(params, A, shift, box, apix))
     band = Band(box, apix)
-    F = FourierSeparableProjector(band)(params, torch.as_tensor(A)[None].float(), torch.tensor([shift]))
+    F = ImageModel(band, FourierSeparableProjector(band)).project(params, torch.as_tensor(A)[None].float(),
+                                                         torch.tensor([shift]))
     F_ref = image_to_rfft(ref)
     rel = (F[0].to(torch.complex128) - F_ref).abs().max() / F_ref.abs().max()
     assert rel < 1e-4, rel
@@ -140,6 +143,7 @@ def test_simulator_images_equal_projector_with_ctf():
     sim = apply_ctf(project_atoms(xyz.numpy(), amp.numpy(), A.numpy(), shifts.numpy(), box, apix, sigma), ctf, apix)
     band = Band(box, apix)
     params = torch.cat([xyz, amp[:, None], torch.full((60, 1), sigma)], dim=1)
-    F = FourierSeparableProjector(band)(params, A.float(), shifts.float(), ctf_rfft(ctf, box, apix, band))
+    F = ImageModel(band, FourierSeparableProjector(band)).project(params, A.float(), shifts.float(),
+                                                             ctf_rfft(ctf, box, apix, band))
     ours = band.band_to_images(F).double()
     assert (ours - sim).abs().max() < 1e-4 * sim.abs().max()

@@ -23,6 +23,7 @@ from gmmplat.io.models import read_model
 from gmmplat.io.mrc import read_map
 from gmmplat.io.stacks import StackReader
 from gmmplat.io.star import read_particle_star
+from gmmplat.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 FIXTURE = Path(__file__).parent / "data" / "relion_convention"
@@ -59,11 +60,11 @@ def fixture():
 
 def project(f, projector="separable", A=None, shifts=None, ctf=True) -> np.ndarray:
     band = Band(f["box"], f["apix"])
-    proj = PROJECTORS.build(projector, band=band)
+    image_model = ImageModel(band, PROJECTORS.build(projector, band=band))
     A = f["A"] if A is None else A
     shifts = f["shifts"] if shifts is None else shifts
     c = ctf_rfft(f["ctf"], f["box"], f["apix"], band) if ctf else None
-    F = proj(f["params"].float(), A.float(), shifts.float(), c)
+    F = image_model.project(f["params"].float(), A.float(), shifts.float(), c)
     return band.band_to_images(F).double().numpy()
 
 

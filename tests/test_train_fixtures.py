@@ -20,6 +20,7 @@ from gmmplat.fourier import Band
 from gmmplat.geometry import euler_to_matrix
 from gmmplat.gmm import GMM
 from gmmplat.io.star import TABLE_COLUMNS, write_particle_star
+from gmmplat.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 
@@ -66,11 +67,11 @@ def make_dataset(folder, n: int = 48, box: int = 24, apix: float = 4.0, snr: flo
     ctf = CTFParams.from_values(n, defocus_u_angstrom=defocus, defocus_v_angstrom=defocus - 100,
                                 defocus_angle_deg=30.0, voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.1)
     band = Band(box, apix)
-    proj = PROJECTORS.build("separable", band)
+    image_model = ImageModel(band, PROJECTORS.build("separable", band))
     A = euler_to_matrix(angles[:, 0], angles[:, 1], angles[:, 2]).float()
     with torch.no_grad():
-        F = proj(moved_params(neutral, t, shift_angstrom), A, torch.as_tensor(shifts, dtype=torch.float32),
-                 ctf_rfft(ctf, box, apix, band).float())
+        F = image_model.project(moved_params(neutral, t, shift_angstrom), A,
+                                torch.as_tensor(shifts, dtype=torch.float32), ctf_rfft(ctf, box, apix, band).float())
         images = band.band_to_images(F).numpy().astype(np.float32)
     if snr is not None:
         sd = images.std() / math.sqrt(snr)

@@ -12,9 +12,7 @@ Gaussians around it.  Two ways to carry the GMM's motion onto the atoms:
   ``x' = ν̄ + R (x − μ̄)`` with ``μ̄ = Σ w μ``, ``ν̄ = Σ w ν`` — identical to
   ``linear`` for translations, and exact for rotations of a domain, where the
   linear blend shrinks the lever arm of atoms that sit off their Gaussians'
-  centroid (hinge sample at 15°, one Gaussian per 2 residues: max Cα–Cα change
-  0.05 Å vs 0.35 Å, Cα RMSD to the true frame 0.03 Å vs 0.22 Å;
-  docs/analysis.md).
+  centroid (docs/benchmarks.md, "Morph modes").
 
 Atom coordinates are taken into the GMM's box frame (world − box centre) for
 the transition and written back in world coordinates, so the morphed models

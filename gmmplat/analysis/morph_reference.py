@@ -4,20 +4,17 @@ A run's decoders move the neutral GMM, which was refined against the consensus m
 average over every particle's state.  Where the states differ, that average is blurred
 (a bending bundle's ends spread into an arc, a turning domain smeared), and no single
 particle looks like it.  The decoders therefore learn a latent-independent correction
-on top of the motion: on the ``bend`` sample, 2.9 Å rms at the latent centre, with the
-Gaussians' amplitudes changed by 30 %.  :class:`~gmmplat.analysis.morph.ModelMorpher`
-carries offsets *from the neutral GMM* onto the atoms, so that correction lands on an
-atomic model that is already a sharp single state: the ``bend`` hierarchical run's
-morph ends up further from the true frames than the unmorphed model (3.03 Å vs 2.94 Å).
+on top of the motion.  :class:`~gmmplat.analysis.morph.ModelMorpher` carries offsets
+*from the neutral GMM* onto the atoms, so that correction lands on an atomic model that is
+already a sharp single state and can take it further from the true frames than the
+unmorphed model (docs/benchmarks.md, "The morph's reference point").
 
 :func:`run_morpher` instead takes the decoded GMM at a reference latent point
 (default, ``"median"``: the smoothed median of the particles' latent points,
 :func:`reference_latent`, the centre of the distribution, the state the consensus map and the
 model fitted into it stand for) as the source of
 the motion: an atom follows the Gaussians from their decoded reference positions to
-their decoded positions at ``z``, so ``z = z_ref`` returns the model unchanged.  With no
-truth involved, the ``bend`` hierarchical morph's Cα RMSD to the true frames drops from
-3.03 Å to 1.00 Å, ``hinge`` rigid from 0.64 Å to 0.45 Å (docs/benchmarks.md).
+their decoded positions at ``z``, so ``z = z_ref`` returns the model unchanged.
 """
 from __future__ import annotations
 
@@ -33,21 +30,19 @@ from .morph import ModelMorpher
 REFERENCES = ("median", "neutral")
 
 
-#: The reference point is the median smoothed over the central 20 % of the points: in each
+#: The reference point is the median smoothed over the central fifth of the points: in each
 #: dimension the mean of the points between the 40th and the 60th percentile.
 MEDIAN_TRIM = 0.4
 
 
 def reference_latent(latent: np.ndarray) -> np.ndarray:
     """``(d,)`` the per-dimension smoothed median of the particles' latent points (copy 0 of
-    expanded latents): the mean of the central 20 % (:data:`MEDIAN_TRIM` cut from each end).
+    expanded latents): the mean of the central fifth (:data:`MEDIAN_TRIM` cut from each end).
 
     A refined latent holds posterior means over a few dozen anchors, so its points gather in
     clusters, and a plain median lands inside whichever cluster holds the middle point: from run
     to run (seeds, threads) a few hundredths of the latent's spread off its centre, and the morph of
-    every frame moves with it.  The central fifth's mean spans the neighbouring clusters.  On
-    ``bend`` (42 runs of the deformable presets with refinement cycles) the mean Cα RMSD of the
-    morphed frames went from 0.520 to 0.503 Å over 25 of them, better or equal in 41 of 42
+    every frame moves with it.  The central fifth's mean spans the neighbouring clusters
     (docs/benchmarks.md, "The morph's reference point").
     """
     from scipy.stats import trim_mean
@@ -62,15 +57,15 @@ def reference_latent_of(ar) -> np.ndarray:
 
     A run with latent refinement keeps them in ``latent_encoder.npy`` (``latent.npy`` holds the
     refined points, posterior means over a few dozen anchors, whose per-dimension median jumps
-    between anchors: on the ``bend`` sample the morph of the middle frame moved 0.14 -> 0.27 Å
-    with it).  Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
+    between anchors and the morph with it; docs/benchmarks.md, "The morph's reference point").
+    Without that file, or when ``ar`` was loaded from another latent file, ``ar.latent``.
     A ``latent_encoder.npy`` (``latent_cycle.npy``) that is unreadable or of another shape than the
     latent is a one-line :class:`InputError` naming it.
     """
     from pathlib import Path
 
     from ..errors import InputError
-    from .runs import read_latent
+    from ..records import read_latent
 
     run_dir = Path(ar.run.run_dir)
     path = run_dir / "latent_encoder.npy"

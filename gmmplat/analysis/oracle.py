@@ -4,9 +4,8 @@ For each particle of a simulated dataset (``gmmplat simulate``) the oracle knows
 simulation knew, except the particle's conformation: the true frames (``truth_frames.pdb``,
 ``F`` conformations at ``t`` evenly spaced on [-1, 1]), the particle's pose, shift and CTF
 (``particles.star``), the atoms' Gaussian width and amplitudes (electrons per element) and
-the noise σ (``metadata.json``).  It forms each frame's noise-free image exactly as the
-simulation formed the particle's (:func:`gmmplat.simulate_images.project_atoms`,
-:func:`~gmmplat.simulate_images.apply_ctf`, contrast), and with white Gaussian noise of σ
+the noise σ (``metadata.json``).  It forms each frame's noise-free image with the simulator's
+own function (:func:`gmmplat.simulate_images.render_particles`), and with white Gaussian noise of σ
 
     log p(y | k) = −|y − x_k|² / (2σ²) − (M²/2) log(2πσ²)          (M² pixels)
 
@@ -178,7 +177,7 @@ def frame_images(ds: SimulatedDataset, rows: np.ndarray, poses: tuple | None = N
     from ..ctf import CTFParams, ctf_rfft
     from ..geometry import euler_to_matrix
     from ..simulate import TRUE_POSE_COLUMNS
-    from ..simulate_images import apply_ctf, project_atoms
+    from ..simulate_images import render_particles
 
     rows = np.asarray(rows, dtype=np.int64)
     tab = ds.table.iloc[rows]
@@ -192,8 +191,6 @@ def frame_images(ds: SimulatedDataset, rows: np.ndarray, poses: tuple | None = N
     if poses is not None:
         A, shifts = (np.asarray(v, dtype=np.float64) for v in poses)
     xyz = np.broadcast_to(ds.frames_box[None], (B,) + ds.frames_box.shape).reshape(B * F, -1, 3)
-    img = project_atoms(xyz, ds.amplitudes, np.repeat(A, F, axis=0), np.repeat(shifts, F, axis=0), M,
-                        ds.pixel_size_angstrom, ds.sigma_angstrom)
     params = CTFParams.from_table(ds.table, rows)
     scale = torch.ones(B, dtype=torch.float64)
     if "bfactor_angstrom2" in truth.columns:
@@ -201,9 +198,10 @@ def frame_images(ds: SimulatedDataset, rows: np.ndarray, poses: tuple | None = N
     if "scale" in truth.columns:
         scale = torch.tensor(truth["scale"].to_numpy(dtype=np.float64))
     ctf = ctf_rfft(params, M, ds.pixel_size_angstrom)
-    img = apply_ctf(img, ctf.repeat_interleave(F, dim=0), ds.pixel_size_angstrom)
-    img = img * scale.repeat_interleave(F)[:, None, None]
-    return (-img if ds.invert_contrast else img).reshape(B, F, M, M)
+    img = render_particles(xyz, ds.amplitudes, np.repeat(A, F, axis=0), np.repeat(shifts, F, axis=0),
+                           ctf.repeat_interleave(F, dim=0), M, ds.pixel_size_angstrom, ds.sigma_angstrom,
+                           scale=scale.repeat_interleave(F), invert_contrast=ds.invert_contrast)
+    return img.reshape(B, F, M, M)
 
 
 def gaussian_log_likelihood(images: torch.Tensor, clean: torch.Tensor, noise_std: float,

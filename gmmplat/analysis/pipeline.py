@@ -181,7 +181,7 @@ def _analyze(ar: AnalysisRun, out: Path, *, pcs, frames, model, map_path, truth,
 
 def _record(ar: AnalysisRun, options: dict) -> dict:
     """``analysis.json``: the run, the options (paths as given; particles by file), seed and versions."""
-    from ..train.outputs import environment
+    from ..records import environment
 
     opts = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in options.items() if k != "particles"}
     particles = options.get("particles")
@@ -254,7 +254,7 @@ def _scores(ar: AnalysisRun, out: Path, truth, truth_frames, model, s_angstrom, 
 def _reconstruction_particles(ar: AnalysisRun, particles, allow_other: bool):
     """The particles to reconstruct from (given, else the run's own file), checked against the run's
     recorded fingerprint (:func:`gmmplat.train.fingerprint.check_run_particles`)."""
-    from ..train.fingerprint import check_run_particles
+    from ..records import check_run_particles
 
     if particles is not None:
         if len(particles.table) != ar.latent.shape[0]:

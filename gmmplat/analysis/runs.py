@@ -11,6 +11,7 @@ import torch
 
 from ..gmm import GMM
 from ..errors import InputError
+from ..records import read_latent
 from .evaluate import check_rows
 from .latent import flatten_latent
 from ..plugins import import_plugins  # noqa: F401  (re-exported: analysis code in notebooks uses it)
@@ -55,27 +56,6 @@ def make_decode_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Ten
             return model.decode(torch.as_tensor(z, dtype=torch.float32))
 
     return decode_fn
-
-
-def read_latent(path: str | os.PathLike) -> np.ndarray:
-    """A latent array from a ``.npy`` file; a one-line :class:`InputError` naming the file when it is missing,
-    a folder, unreadable, not numbers or not finite."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a latent array (.npy)")
-    if not path.is_file():
-        raise InputError(path, "latent file not found")
-    try:
-        latent = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError):  # text, pickles, truncated headers
-        raise InputError(path, "not a latent array (not a readable .npy file)") from None
-    if not isinstance(latent, np.ndarray) or latent.dtype.kind not in "fiu":
-        raise InputError(path, "not a latent array (.npy of numbers)")
-    finite = np.isfinite(latent).reshape(len(latent), -1).all(1) if latent.ndim else np.isfinite(latent)
-    if not np.all(finite):
-        raise InputError(path, f"latent array holds NaN/inf values (first at row {int(np.flatnonzero(~finite)[0])}, "
-                               "0-based)" if latent.ndim else "latent array holds NaN/inf values")
-    return latent
 
 
 def load_analysis_run(run_dir: str | os.PathLike, latent_path: str | os.PathLike | None = None,

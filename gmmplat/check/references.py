@@ -126,7 +126,7 @@ class GMMReference:
         with torch.no_grad():
             for s in range(0, B, chunk):
                 A = rotations[s : s + chunk].to(torch.float32)
-                out.append(projector(self.params, A, torch.zeros(A.shape[0], 2), None))
+                out.append(projector(self.params, A))
         return torch.cat(out)
 
 

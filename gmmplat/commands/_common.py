@@ -106,7 +106,7 @@ def add_shared_options(parser: argparse.ArgumentParser, *options: str) -> None:
 def other_particles_check(run_dir, table, path, allow: bool) -> None:
     """Refuse the particles (``table`` of file ``path``) unless they are the ones ``run_dir`` was trained
     on, by its recorded ``data_fingerprint``; with ``allow`` print what differs instead."""
-    from ..train.fingerprint import check_run_particles
+    from ..records import check_run_particles
 
     note = check_run_particles(run_dir, table, path, allow)
     if note:

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..analysis.latent import flatten_latent
-    from ..analysis.runs import load_analysis_run, read_latent
+    from ..analysis.runs import load_analysis_run
+    from ..records import read_latent
     from ..data import ParticleDataset
     from ..errors import ConfigError, InputError
     from ..train.refine_run import refine_run_latent

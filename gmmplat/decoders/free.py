@@ -5,19 +5,15 @@ GMM before it is added: ``offsets = fine + K · coarse``, ``K (S, S)`` the Gauss
 width between the neutral centres of the subset (cut at 3 widths and to the nearest 128, rows
 summing to 1).  The decoder can represent what it could without (``fine`` alone), but a gradient
 step now moves whole neighbourhoods together, so a smooth motion grows at the pace of its
-neighbourhood's signal instead of each Gaussian's.  On ``bend`` (the free decoder trained on the
-true latent, the ``free`` preset's regularizers) the largest displacements, 10–15 Å at the ends of
-the bundle, come out closer to their full size: morph 0.53 -> 0.49 Å (docs/benchmarks.md,
-"Elastic network").
+neighbourhood's signal instead of each Gaussian's, and the largest displacements come out
+closer to their full size (docs/benchmarks.md, "Elastic network").
 
 ``fine_scale`` multiplies the unsmoothed output: ``offsets = fine_scale · fine + K · coarse``.
 The function class stays the same, but with Adam, whose steps have about the same size in every
 output, a Gaussian now moves apart from its neighbourhood ``fine_scale`` times as fast as the
 neighbourhood moves.  A noisy latent blurs neighbouring states together and makes each Gaussian's
-own target noisy, and the unsmoothed output is where that noise lands.  On ``bend`` (the ``free``
-preset: 0.3) the morph goes from 0.537–0.570 Å (seeds 0–4, mean 0.553) to 0.507–0.520 Å (mean
-0.512), and on the true latent from 0.487 to 0.471 Å; 0.1 and 0 smooth too much
-(docs/benchmarks.md, "The unsmoothed output's scale").
+own target noisy, and the unsmoothed output is where that noise lands; a smaller scale damps
+it, too small smooths the motion (docs/benchmarks.md, "The unsmoothed output's scale").
 """
 from __future__ import annotations
 
@@ -27,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..encoders.base import make_mlp
+from ..nets import make_mlp
 from ..errors import ConfigError
 from ..gmm import GMM, XYZ
 from .base import DECODERS, Decoder

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..encoders.base import make_mlp
+from ..nets import make_mlp
 from ..errors import ConfigError
 from ..gmm import GMM, N_COLUMNS
 from .base import DECODERS, Decoder

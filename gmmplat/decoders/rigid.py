@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ..encoders.base import make_mlp
+from ..nets import make_mlp
 from ..errors import ConfigError
 from ..geometry import axis_angle_to_matrix
 from ..gmm import GMM, N_COLUMNS, XYZ, amplitude, xyz

@@ -1,5 +1,6 @@
 """Encoders: particle -> latent vector.  ``ENCODERS.build(name, latent_dim, context, **opts)``."""
-from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+from ..nets import make_mlp
+from .base import ENCODERS, Encoder, RunningScale, StepContext
 from .fixed import FixedEncoder
 from .gradient import GradientEncoder
 from .image import ImageEncoder

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,8 +19,6 @@ from ..fourier import Band
 from ..registry import Registry
 
 ENCODERS: Registry = Registry("encoder")
-
-ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
 @dataclass
@@ -40,33 +38,6 @@ class StepContext:
     band: Band
     image_model: Any = None
     loss: Any = None
-
-
-def make_mlp(
-    n_in: int,
-    n_out: int,
-    hidden: Sequence[int] = (256, 256),
-    activation: str = "relu",
-    zero_last: bool = False,
-) -> nn.Sequential:
-    """Fully connected network ``n_in -> hidden... -> n_out`` (linear last layer).
-
-    ``zero_last=True`` zero-initialises the last layer's weight and bias, so the
-    output is exactly 0 for every input at initialisation (decoders).
-    """
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
-    layers: list[nn.Module] = []
-    width = int(n_in)
-    for h in hidden:
-        layers += [nn.Linear(width, int(h)), ACTIVATIONS[activation]()]
-        width = int(h)
-    last = nn.Linear(width, int(n_out))
-    if zero_last:
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-    layers.append(last)
-    return nn.Sequential(*layers)
 
 
 def _global_batch(x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
+from ..records import read_latent
 from .base import ENCODERS, Encoder, StepContext
 
 
@@ -68,10 +69,8 @@ class FixedEncoder(TableEncoder):
 
     @staticmethod
     def read(path) -> np.ndarray:
-        """The finite numeric ``(n, d)`` array in ``path`` (:func:`gmmplat.analysis.runs.read_latent`, which
+        """The finite numeric ``(n, d)`` array in ``path`` (:func:`gmmplat.records.read_latent`, which
         names the file in a one-line error for a missing, unreadable or non-finite array), 2-D."""
-        from ..analysis.runs import read_latent
-
         z = read_latent(path)
         if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
             raise InputError(path, f"expected a latent array (n particles, d), got shape {z.shape}")

@@ -10,7 +10,8 @@ import torch
 from ..errors import ConfigError
 from ..fourier import Band
 from ..gmm import AMPLITUDE, POSITION_COLUMNS
-from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+from ..nets import make_mlp
+from .base import ENCODERS, Encoder, RunningScale, StepContext
 
 
 INPUT_COLUMNS = [*POSITION_COLUMNS, AMPLITUDE]  # the gradient's channels: x, y, z, amplitude

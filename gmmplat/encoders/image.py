@@ -7,7 +7,8 @@ import torch
 
 from ..errors import ConfigError
 from ..fourier import Band
-from .base import ENCODERS, Encoder, RunningScale, StepContext, make_mlp
+from ..nets import make_mlp
+from .base import ENCODERS, Encoder, RunningScale, StepContext
 
 
 @ENCODERS.register("image")

@@ -24,22 +24,10 @@ import pandas as pd
 import starfile
 
 from gmmplat.errors import InputError
+from gmmplat.io.star_columns import _CTF_NAMES, _POSE_NAMES, CTF_COLUMNS, POSE_COLUMNS, TABLE_COLUMNS  # noqa: F401
 
 __all__ = ["ParticleStar", "TABLE_COLUMNS", "read_particle_star", "write_particle_star"]
 
-#: Columns of the normalized particle table (``ParticleStar.table``), in order.
-TABLE_COLUMNS = [
-    "stack_path", "image_index", "rot_deg", "tilt_deg", "psi_deg",
-    "shift_x_angstrom", "shift_y_angstrom", "defocus_u_angstrom", "defocus_v_angstrom",
-    "defocus_angle_deg", "voltage_kv", "cs_mm", "amplitude_contrast", "phase_shift_deg",
-    "bfactor", "pixel_size_angstrom", "box_size", "optics_group",
-]
-POSE_COLUMNS = ["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]
-CTF_COLUMNS = ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnVoltage",
-               "rlnSphericalAberration", "rlnAmplitudeContrast"]
-_POSE_NAMES = dict(zip(POSE_COLUMNS, ["rot_deg", "tilt_deg", "psi_deg"]))
-_CTF_NAMES = dict(zip(CTF_COLUMNS, ["defocus_u_angstrom", "defocus_v_angstrom", "defocus_angle_deg",
-                                    "voltage_kv", "cs_mm", "amplitude_contrast"]))
 #: Options that supply a CTF value a file lacks (RELION 3.0 files converted from cryoSPARC).
 CTF_OPTIONS = {"voltage_kv": "--voltage", "cs_mm": "--cs-mm", "amplitude_contrast": "--amplitude-contrast"}
 _ANCESTOR_LEVELS = 3  # RELION paths are relative to the project folder, e.g. Refine3D/job012/

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from gmmplat.io.atomic import atomic_write_path
-from gmmplat.io.star import _CTF_NAMES, _POSE_NAMES, CTF_COLUMNS, POSE_COLUMNS, TABLE_COLUMNS
+from gmmplat.io.star_columns import _CTF_NAMES, _POSE_NAMES, CTF_COLUMNS, POSE_COLUMNS, TABLE_COLUMNS
 
 __all__ = ["write_particle_star"]
 

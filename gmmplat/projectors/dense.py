@@ -11,10 +11,8 @@ from .base import PROJECTORS, Projector
 
 @PROJECTORS.register("dense")
 class DenseFourierProjector(Projector):
-    def forward(self, params, rotations, shifts_angstrom, ctf=None):
-        centres, weight, s2 = self._prepare(params, rotations, shifts_angstrom)
+    def render(self, centres, weight, s2):
         k2 = self.ky[:, None] ** 2 + self.kx[None, :] ** 2  # (Ky, Kx)
         phase = centres[..., 0, None, None] * self.kx + centres[..., 1, None, None] * self.ky[:, None]
         per_gaussian = torch.exp(torch.complex(-s2[..., None, None] * k2, -2 * math.pi * phase))
-        F = (per_gaussian * weight[..., None, None]).sum(dim=1)  # (B, Ky, Kx)
-        return F if ctf is None else F * ctf
+        return (per_gaussian * weight[..., None, None]).sum(dim=1)  # (B, Ky, Kx)

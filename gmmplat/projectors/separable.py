@@ -29,8 +29,8 @@ def _phases(p: torch.Tensor, m_min: int, count: int, delta: float) -> torch.Tens
 def _phasor(angle: torch.Tensor, modulus: torch.Tensor | None = None) -> torch.Tensor:
     """``modulus · e^{i angle}`` (real inputs of one shape; modulus 1 when None) as a complex tensor.
 
-    Cosine and sine written separately and joined: on CPU ``torch.polar`` takes 2-3x as long
-    (benchmarks/bench_projector.py ``--factors``).
+    Cosine and sine written separately and joined: on CPU ``torch.polar`` is slower
+    (docs/performance.md, "Factors on a low-resolution band").
     """
     re, im = torch.cos(angle), torch.sin(angle)
     if modulus is not None:
@@ -46,10 +46,7 @@ def _scale(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 #: Up to this many frequencies per axis a factor is formed directly (a cosine and a sine per
 #: frequency, times the envelope); above it, the fine x coarse tables of :func:`_phases` times the
-#: envelope may be faster.  One CPU thread, 128 particles x 217 Gaussians, whole projection: a 10 Å
-#: band of a 64 px, 2 Å box (13 x 25) 6.6 vs 11.7 ms forward; Nyquist (33 x 64, tables on both
-#: axes) 18.4 vs 23.9 ms forward but 61.7 vs 56.5 ms with the backward
-#: (benchmarks/bench_projector.py ``--factors``).
+#: envelope may be faster (docs/performance.md, "Factors on a low-resolution band").
 DIRECT_MAX = 32
 
 
@@ -121,7 +118,5 @@ class FourierSeparableProjector(Projector):
             self._grid = (self.kx, ky_sorted, 0, my0, delta, (my - my0).to(self.ky.device))
         return self._grid
 
-    def forward(self, params, rotations, shifts_angstrom, ctf=None):
-        centres, weight, s2 = self._prepare(params, rotations, shifts_angstrom)
-        F = _SeparableProjection.apply(centres[..., 0], centres[..., 1], weight, s2, self._frequency_grid())
-        return F if ctf is None else F * ctf
+    def render(self, centres, weight, s2):
+        return _SeparableProjection.apply(centres[..., 0], centres[..., 1], weight, s2, self._frequency_grid())

@@ -16,21 +16,17 @@ across the border of a rigid body do not hold the body back. Penalty of a GMM ``
 (Å², averaged over the batch): ``mean_pairs max(0, ||x_i - x_j| - d_ij| - tolerance)²``.
 
 ``tolerance_angstrom`` (default 0: a plain elastic network) makes the well flat-bottomed: a
-smooth deformation changes these distances by fractions of an Å (a 60° bend of a helix
-bundle: median 0.2 Å, 90th percentile 0.9 Å), a slide along the chain by one residue by
-several Å (every Cα of that bundle onto the next one's place: 90th percentile 4.7 Å), so a
-tolerance of about 1 Å lets the network be stiff against the slide without holding the
-deformation back.
+smooth deformation changes these distances by fractions of an Å, a slide along the chain by one
+residue by several Å, so a tolerance of about 1 Å lets the network be stiff against the slide
+without holding the deformation back (docs/benchmarks.md, "Elastic network").
 
 ``reference`` says whose distances the changes are measured from: ``"neutral"`` the
 neutral GMM's, ``"batch"`` (default) their mean over the batch's GMMs (the particles' mean conformation),
 so that a change common to every particle costs nothing and only the differences between
 particles do.  A neutral GMM refined against the consensus map of a moving structure has the
-distances of no conformation where the structure moves (a blurred average: on ``bend`` the free
-decoder's GMM at the middle frame sits 1.1 Å RMS from it), and a network held to them pulls every
-decoded conformation toward that average: on ``bend`` the free decoder trained on the true
-latent morphs to 0.73 Å with the neutral reference and 0.53 Å with the batch's
-(docs/benchmarks.md, "Elastic network").  A batch of one GMM costs nothing with ``"batch"``; in a
+distances of no conformation where the structure moves (a blurred average), and a network held to
+them pulls every decoded conformation toward that average (docs/benchmarks.md, "The network's
+reference distances").  A batch of one GMM costs nothing with ``"batch"``; in a
 distributed run the mean is over each process's share of the batch.
 """
 from __future__ import annotations

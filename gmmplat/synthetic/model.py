@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import gemmi
 import numpy as np
-
-if TYPE_CHECKING:
-    from .structures import ChainTrace
 
 ELECTRONS = {"H": 1.0, "C": 6.0, "N": 7.0, "O": 8.0, "S": 16.0}
 
@@ -140,6 +136,20 @@ def _choose_turns(ca: np.ndarray, ss: np.ndarray) -> np.ndarray:
                 costs.append(angle_cost + 100.0 * np.sum(np.clip(3.0 - d, 0, None) ** 2))
             turn[p] = 30.0 * int(np.argmin(costs))
     return turn
+
+
+@dataclass
+class ChainTrace:
+    """A chain's Cα trace with secondary-structure labels.
+
+    Attributes:
+        ca: (n, 3) Å.  ss: (n,) "H" helix / "L" loop.  helix_index: (n,) index of
+        the helix a residue belongs to, -1 for loops.
+    """
+
+    ca: np.ndarray
+    ss: np.ndarray
+    helix_index: np.ndarray
 
 
 @dataclass

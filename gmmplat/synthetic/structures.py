@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# AtomicModel and the backbone builder live in .model; re-exported here.
+# AtomicModel, ChainTrace and the backbone builder live in .model; re-exported here.
 from .model import (  # noqa: F401
     ELECTRONS,
     HELIX_CORE,
     HELIX_SURFACE,
     LOOP_RESIDUES,
     AtomicModel,
+    ChainTrace,
     _unit,
     backbone_from_ca,
 )
@@ -125,20 +126,6 @@ def _junction_friendly_loop(before: np.ndarray, after: np.ndarray, bulge: np.nda
         if score > best_score:
             best, best_score = loop, score
     return best
-
-
-@dataclass
-class ChainTrace:
-    """A chain's Cα trace with secondary-structure labels.
-
-    Attributes:
-        ca: (n, 3) Å.  ss: (n,) "H" helix / "L" loop.  helix_index: (n,) index of
-        the helix a residue belongs to, -1 for loops.
-    """
-
-    ca: np.ndarray
-    ss: np.ndarray
-    helix_index: np.ndarray
 
 
 def build_chain(

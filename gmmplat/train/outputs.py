@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +33,7 @@ from ..gmm import GMM
 from ..io.atomic import atomic_write_path
 from ..losses import LOSSES
 from ..plugins import import_plugins
+from ..records import environment  # noqa: F401  (the trainer writes environment.json with it)
 from ..projectors import PROJECTORS
 from ..regularizers import REGULARIZERS
 from .builder import build_model_for_round, step_plugins
@@ -92,31 +91,6 @@ def plot_losses(path: str | os.PathLike, history: list[dict]) -> None:
     fig.tight_layout()
     with atomic_write_path(path) as tmp:
         fig.savefig(tmp, format="png")
-
-
-def environment(seed: int, command_line: list[str] | None, device: str, world_size: int) -> dict:
-    """Versions and invocation facts for ``environment.json``."""
-    import datetime
-
-    try:
-        from importlib.metadata import version
-
-        gmmplat_version = version("gmmplat")
-    except Exception:
-        from .. import __version__ as gmmplat_version
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "gmmplat": gmmplat_version,
-        "platform": platform.platform(),
-        "seed": int(seed),
-        "command_line": list(sys.argv if command_line is None else command_line),
-        "device": str(device),
-        "world_size": int(world_size),
-        "torch_threads": int(torch.get_num_threads()),
-        "started": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
 
 
 def save_model(path: str | os.PathLike, config, model: torch.nn.Module, neutral: GMM, neutral_path: str,
