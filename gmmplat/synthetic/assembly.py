@@ -10,7 +10,7 @@ z axis through the box centre (RELION's C4 axis).
 Motion: every domain turns rigidly by ``max_angle_deg · t`` about its subunit's tangential
 axis (chain A: y) through the Cα in the middle of its hinge loop.  All four move together,
 so every conformation keeps the C4 symmetry and a symmetry-expanded particle's four copies
-share the particle's ``t``.  The size (about 2,400 Cα, 12,000 atoms, 190 Å across) is that
+share the particle's ``t``.  The size (2,408 Cα, 11,952 atoms, about 220 Å across) is that
 of a large channel; it needs a box of 256 px at 1 Å/px (:data:`TETRAMER_DEFAULTS`).
 """
 from __future__ import annotations
