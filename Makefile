@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 DATA ?= sample_data
 
-.PHONY: install demo test lab bench clean
+.PHONY: install demo test lab bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lab: install
 
 bench: install
 	$(PY) benchmarks/bench_projector.py
+
+# the large C4 tetramer (box 256, not part of the demo) and the scale benchmark's quick grid
+bench-scale: install
+	$(PY) -m gmmplat simulate tetramer --out $(DATA) --n-particles 512
+	PYTHONPATH=. $(PY) benchmarks/bench_scale.py --quick --out $(OUT)/bench_scale.jsonl
 
 clean:
 	rm -rf $(OUT)

@@ -27,7 +27,7 @@ from .errors import GmmplatError
 #: the verbs and their one-line help: the one place it is written (``gmmplat --help`` lists it
 #: without importing any verb module; ``gmmplat VERB --help`` shows it as the description)
 VERBS = {
-    "simulate": "Simulate a synthetic particle dataset with a known motion (hinge, bend, coupled or all).",
+    "simulate": "Simulate a synthetic particle dataset with a known motion (hinge, bend, coupled, all; or the large tetramer).",
     "build": "Build the neutral GMM from a consensus map and/or an atomic model, refine it against the map.",
     "check": "Check particles against a map or model: origin sign, x/y, rotation, polarity, CTF, row order.",
     "train": "Train an encoder and decoders on particles (rounds from --config JSON or a --preset; --resume, DDP).",

@@ -102,16 +102,17 @@ def simulate_dataset(
     cs_mm: float = 2.7,
     amplitude_contrast: float = 0.1,
     box_centre_world_angstrom: tuple[float, float, float] = (100.0, 110.0, 90.0),
-    chunk_size: int = 128,
+    chunk_size: int | None = None,
     progress: bool = True,
     nuisances: Nuisances | None = None,
 ) -> dict:
-    """Simulate dataset ``name`` (``hinge``, ``bend``, ``coupled``) into ``out_dir``; returns its metadata.
+    """Simulate dataset ``name`` (``hinge``, ``bend``, ``coupled``, ``tetramer``) into ``out_dir``; returns its metadata.
 
     Writes ``particles.star``, ``stacks/particles_NNN.mrcs``, ``consensus_map.mrc``,
     ``neutral_model.pdb``, ``truth.csv``, ``truth_frames.pdb``, ``masks.json`` and,
     last, ``metadata.json`` (see docs/sample_data.md).  Deterministic for a seed.
-    ``snr=inf`` writes noise-free images.  ``nuisances`` (:mod:`gmmplat.synthetic.nuisance`): junk,
+    ``snr=inf`` writes noise-free images.  ``chunk_size`` (particles rendered at once) defaults to
+    :func:`render_chunk_size`.  ``nuisances`` (:mod:`gmmplat.synthetic.nuisance`): junk,
     B-factors, coloured noise, scale and pose errors, each recorded per particle in ``truth.csv``;
     the SNR's signal variance is then the mean over the particles that are not junk.
     """
@@ -119,10 +120,11 @@ def simulate_dataset(
     t_start = time.perf_counter()
     validate_options(n_particles, box, pixel_size_angstrom, snr, sigma_angstrom, images_per_stack, n_frames,
                      n_consensus, max_shift_angstrom, seed)
-    if _CTF_BLOCK % chunk_size:
-        raise ConfigError(f"chunk_size must divide {_CTF_BLOCK}, got {chunk_size}")
     motion = get_motion(name)
     model = motion.model
+    chunk_size = render_chunk_size(model.n_atoms, box) if chunk_size is None else chunk_size
+    if _CTF_BLOCK % chunk_size:
+        raise ConfigError(f"chunk_size must divide {_CTF_BLOCK}, got {chunk_size}")
     amplitudes = model.electrons
     _check_fits(motion, box, pixel_size_angstrom, max_shift_angstrom, sigma_angstrom)
     out = Path(out_dir).absolute()
@@ -204,6 +206,16 @@ def simulate_dataset(
 
 
 _CTF_BLOCK = 1024  # a multiple of chunk_size
+_RENDER_BUDGET_BYTES = 512 * 2**20
+
+
+def render_chunk_size(n_atoms: int, box: int) -> int:
+    """Particles rendered at once: 128, halved while the two ``(B, N_atoms, M)`` float64 factors of
+    :func:`project_atoms` exceed 512 MB (a 12,000-atom model at box 256 renders 8 at a time)."""
+    chunk = 128
+    while chunk > 1 and chunk * n_atoms * box * 16 > _RENDER_BUDGET_BYTES:
+        chunk //= 2
+    return chunk
 #: columns of ``truth.csv`` holding the true pose and origin (the STAR file's names)
 TRUE_POSE_COLUMNS = ("rot_deg", "tilt_deg", "psi_deg", "shift_x_angstrom", "shift_y_angstrom")
 _CTF_KEYS = ("defocus_u_angstrom", "defocus_v_angstrom", "defocus_angle_deg", "voltage_kv", "cs_mm",

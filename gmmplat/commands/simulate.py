@@ -1,4 +1,4 @@
-"""``gmmplat simulate``: write the synthetic datasets (hinge, bend, coupled) with ground truth."""
+"""``gmmplat simulate``: write the synthetic datasets (hinge, bend, coupled; the large tetramer) with ground truth."""
 from __future__ import annotations
 
 import argparse
@@ -7,20 +7,24 @@ from pathlib import Path
 from ._common import SHARED_OPTIONS, positive_float, positive_int
 
 
-DATASET_CHOICES = ("hinge", "bend", "coupled", "all")
+DATASET_CHOICES = ("hinge", "bend", "coupled", "all", "tetramer")
+#: the options' values when not given; a molecule's ``simulation_defaults`` (the tetramer's) come first
+OPTION_DEFAULTS = {"box": 64, "pixel_size_angstrom": 2.0, "sigma_angstrom": 3.0, "n_consensus": 21}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=DATASET_CHOICES, help="which dataset; 'all' writes the three")
+    parser.add_argument("dataset", choices=DATASET_CHOICES, help="which dataset; 'all' writes the three small ones; 'tetramer' is the large C4 "
+                                                              "assembly (box 256 at 1 Å/px; docs/sample_data.md)")
     parser.add_argument("--out", required=True, type=Path, help="output folder; each dataset goes to OUT/<name>/")
     parser.add_argument("--n-particles", type=positive_int, default=3000, help="particles per dataset (default 3000)")
-    parser.add_argument("--box", type=positive_int, default=64, help="image and map edge in pixels, even (default 64)")
-    parser.add_argument("--pixel-size", type=positive_float, default=2.0, help="pixel size in Å (default 2.0)")
+    parser.add_argument("--box", type=positive_int, help="image and map edge in pixels, even (default 64; tetramer 256)")
+    parser.add_argument("--pixel-size", type=positive_float, help="pixel size in Å (default 2.0; tetramer 1.0)")
     parser.add_argument("--snr", type=positive_float, default=0.05,
                         help="signal-to-noise ratio, mean signal variance / noise variance; 'inf' for none "
                              "(default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default 0)")
-    parser.add_argument("--sigma", type=positive_float, default=3.0, help="width of each atom's Gaussian in Å (default 3.0)")
+    parser.add_argument("--sigma", type=positive_float,
+                        help="width of each atom's Gaussian in Å (default 3.0; tetramer 1.5)")
     parser.add_argument("--invert-contrast", action="store_true", help="write dark-protein images (multiply by -1)")
     parser.add_argument("--images-per-stack", type=positive_int, default=1000, help="images per .mrcs stack (default 1000)")
     g = parser.add_argument_group("nuisances of real data (docs/sample_data.md); each recorded in truth.csv")
@@ -66,6 +70,17 @@ def nuisances_from_args(args: argparse.Namespace):
         raise ConfigError(f"simulate: {exc}") from None
 
 
+def dataset_options(name: str, args: argparse.Namespace) -> dict:
+    """Box, pixel size, atom σ and consensus conformations for dataset ``name``: the options given, else the
+    molecule's own defaults, else :data:`OPTION_DEFAULTS`."""
+    from gmmplat.synthetic.motions import get_motion
+
+    values = {**OPTION_DEFAULTS, **get_motion(name).simulation_defaults}
+    given = {"box": args.box, "pixel_size_angstrom": args.pixel_size, "sigma_angstrom": args.sigma}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     from gmmplat.simulate import simulate_dataset
     from gmmplat.synthetic.motions import DATASETS
@@ -83,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(out, "dataset folder exists; pass --overwrite to replace it, or choose another --out")
     for name in names:
         out = args.out / (name + suffix)
+        options = dataset_options(name, args)
         with staged_folder(out, overwrite=args.overwrite) as tmp:
             meta = simulate_dataset(
-                name, tmp, n_particles=args.n_particles, box=args.box, pixel_size_angstrom=args.pixel_size,
-                snr=args.snr, seed=args.seed, sigma_angstrom=args.sigma, invert_contrast=args.invert_contrast,
-                images_per_stack=args.images_per_stack, progress=not args.quiet, nuisances=nuisances,
+                name, tmp, n_particles=args.n_particles, snr=args.snr, seed=args.seed,
+                invert_contrast=args.invert_contrast, images_per_stack=args.images_per_stack,
+                progress=not args.quiet, nuisances=nuisances, **options,
             )
         s = meta["summary"]
         print(

@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-data-check", action="store_true",
                    help="train even if the particles fit a convention mistake better (see gmmplat check)")
     p.add_argument("--print-config", action="store_true", help="print the configuration JSON and exit")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the predicted wall time and peak memory of this run (its data, configuration, "
+                        "--device and --threads; docs/performance.md) and exit; writes nothing")
     add_shared_options(p, "--no-progress")
 
 
@@ -180,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
+    if args.estimate:
+        for line in estimate_lines(args, config):
+            print(line)
+        return 0
     if not args.out:
         raise ConfigError("--out is required (the run folder)")
     check_output_path(args.out, "--out")
@@ -208,6 +215,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"done: {result.out_dir} (final train loss {last['train_loss']:.5f}, "
               f"validation {last['val_loss']:.5f}); latent.npy and model.pt written")
     return 0
+
+
+def estimate_lines(args: argparse.Namespace, config) -> list[str]:
+    """The cost model's prediction (:mod:`gmmplat.train.cost`) for the run the arguments describe."""
+    from ..geometry import symmetry_operators
+    from ..gmm import GMM
+    from ..io.particles import read_particles
+    from ..train.cost import estimate_run
+
+    source = particle_source(args)
+    star = read_particles(source.path, source.passthrough, source.datadir, require_poses=False, require_ctf=False)
+    neutral = GMM.load(args.gmm)
+    n_sym = int(symmetry_operators(config.data.symmetry).shape[0])
+    threads = args.threads or torch_threads()
+    est = estimate_run(config, len(star.table), neutral.n, neutral.box, neutral.pixel_size_angstrom, n_sym=n_sym,
+                       device=args.device, threads=threads, cache_mb=args.cache_mb)
+    head = (f"estimate for {len(star.table)} particles x {n_sym} symmetry copies, {neutral.n} Gaussians, box "
+            f"{neutral.box} at {neutral.pixel_size_angstrom:g} Å/px, {len(config.rounds)} round(s), "
+            f"{config.refine.cycles} refinement cycle(s), device {args.device}, {threads} thread(s)")
+    return [head, *est.lines()]
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @contextlib.contextmanager

@@ -13,12 +13,13 @@ from gmmplat.io.stacks import ParticleStack, StackInfo, StackReader
 from gmmplat.io.star import TABLE_COLUMNS, ParticleStar, read_particle_star, write_particle_star
 from gmmplat.io.cryosparc import read_particle_cs
 from gmmplat.io.particles import ParticleSource, read_particles
+from gmmplat.io.symmetry import symmetry_expand_table
 
 __all__ = [
     "atomic_write_path",
     "MapData", "read_map", "write_map", "box_centre_world_angstrom", "open_mrc_checked",
     "ParticleStar", "TABLE_COLUMNS", "read_particle_star", "write_particle_star",
-    "read_particle_cs", "read_particles", "ParticleSource",
+    "read_particle_cs", "read_particles", "ParticleSource", "symmetry_expand_table",
     "StackReader", "ParticleStack", "StackInfo",
     "AtomModel", "SELECTION_KINDS", "read_model", "select_atoms", "write_models",
 ]

@@ -4,6 +4,7 @@
 a neutral :class:`AtomicModel` and ``coordinates(t)`` for a truth coordinate t ∈ [-1, 1].
 """
 from .motions import DATASETS, BendMotion, CoupledMotion, HingeMotion, Motion, get_motion, summarize
+from . import assembly  # noqa: F401  registers the tetramer with get_motion
 from .structures import AtomicModel, ChainTrace, Helix, backbone_from_ca, build_chain, loop_ca
 
 __all__ = [

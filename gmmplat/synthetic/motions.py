@@ -27,6 +27,8 @@ import numpy as np
 from .structures import CA_CA_ANGSTROM, AtomicModel, ChainTrace, Helix, build_chain
 
 DATASETS = ("hinge", "bend", "coupled")
+#: datasets too large for ``simulate all`` and ``make demo`` (``gmmplat simulate tetramer``; docs/sample_data.md)
+LARGE_DATASETS = ("tetramer",)
 
 
 def rotation_matrices(axis: np.ndarray, angle_rad: np.ndarray) -> np.ndarray:
@@ -80,6 +82,8 @@ class Motion:
 
     name = "motion"
     description = ""
+    #: simulation options this molecule needs, over :func:`gmmplat.simulate.simulate_dataset`'s defaults
+    simulation_defaults: dict = {}
 
     def __init__(self):
         self.model: AtomicModel
@@ -289,15 +293,20 @@ def summarize(motion: Motion, n_t: int = 11) -> dict:
     return out
 
 
+#: name -> Motion class; the large assembly (:mod:`gmmplat.synthetic.assembly`, which builds on this
+#: module) registers itself when the package is imported
+MOTIONS: dict[str, type] = {"hinge": HingeMotion, "bend": BendMotion, "coupled": CoupledMotion}
+
+
 @functools.lru_cache(maxsize=None)
 def _cached(name: str) -> Motion:
-    return {"hinge": HingeMotion, "bend": BendMotion, "coupled": CoupledMotion}[name]()
+    return MOTIONS[name]()
 
 
 def get_motion(name: str) -> Motion:
     """The dataset's :class:`Motion` (built once per process; treat it as read-only)."""
     from ..errors import ConfigError
 
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name not in DATASETS + LARGE_DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS + LARGE_DATASETS)}")
     return _cached(name)

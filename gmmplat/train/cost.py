@@ -1,0 +1,160 @@
+"""A run's wall time and peak memory, predicted before any work from its size and configuration.
+
+Per-image seconds, fitted to ``benchmarks/bench_scale.py`` rows (one CPU thread; the table, the fit and
+measured-against-predicted runs are in docs/performance.md).  With ``N`` Gaussians, ``C`` the band's
+rectangle of rfft cells (what the separable projector works on), ``C_enc`` the encoder's input band's
+and ``M`` the box:
+
+* training step without the encoder: ``t0 + t1·N·C + t2·M²``;
+* the (gradient) encoder: ``e0 + e1·N·C_enc + e2·M²`` (not in the refinement cycles: a table there);
+* validation: ``v0 + v1·N·C + v2·N·C_enc + v3·M²``;
+* latent refinement, per item: ``r0 + r1·anchors·N·C_ref + r2·M²``; a pose refinement of ``s`` steps
+  (``refine.pose_steps``) is counted as ``s`` projector passes with gradients, ``s·t1·N·C_ref``;
+* peak memory (MB): ``m0 + m1·B·N·(Ky + Kx)·10⁻⁶`` plus the image cache and ``~1 kB`` per particle.
+
+Threads divide the seconds by an Amdahl speed-up ``1 / ((1 − p) + p / T)``, ``p`` measured.  The
+coefficients live in ``cost_coefficients.json`` beside this module (:func:`fit_coefficients`
+writes them from benchmark rows).  Devices without measured coefficients get no time estimate.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fourier import Band
+
+COEFFICIENTS_PATH = Path(__file__).with_name("cost_coefficients.json")  # docs/performance.md, "Cost model"
+_METADATA_MB_PER_PARTICLE = 1e-3
+
+
+def band_rect(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None) -> tuple[int, int]:
+    """``(Ky, Kx)``: the rows and columns of the rfft grid a band of ``high_res_angstrom`` keeps."""
+    b = Band(int(box), float(pixel_size_angstrom), high_res_angstrom)
+    return len(b.ky_index), len(b.kx_index)
+
+
+def features(kind: str, n: int, box: int, cells: float, encoder_cells: float = 0.0) -> np.ndarray:
+    """The formula's terms for ``kind`` (``train``, ``encoder``, ``validation``, ``refine``); for ``refine``,
+    ``cells`` is ``anchors × C_ref``."""
+    if kind == "train":
+        return np.array([1.0, n * cells, box * box])
+    if kind == "encoder":
+        return np.array([1.0, n * encoder_cells, box * box])
+    if kind == "validation":
+        return np.array([1.0, n * cells, n * encoder_cells, box * box])
+    if kind == "refine":
+        return np.array([1.0, n * cells, box * box])
+    raise ValueError(kind)
+
+
+def load_coefficients(path: str | Path = COEFFICIENTS_PATH) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def fit_coefficients(rows: list[dict]) -> dict:
+    """Non-negative least squares on relative errors (the times span four orders of magnitude)."""
+    from scipy.optimize import nnls
+
+    def fit(kind, target):
+        X, y = [], []
+        for r in rows:
+            cells = r["refine_anchors"] * r["cells"] if kind == "refine" else r["cells"]
+            X.append(features(kind, r["gaussians"], r["box"], cells, r["encoder_cells"]))
+            y.append(target(r))
+        X, y = np.array(X), np.array(y)
+        coef, _ = nnls(X / y[:, None], np.ones(len(y)))
+        return coef.tolist()
+
+    mem_x = np.array([[1.0, r["batch"] * r["gaussians"] * _ky_kx(r) * 1e-6] for r in rows])
+    mem_y = np.array([r["peak_rss_mb"] for r in rows])
+    mem, _ = nnls(mem_x, mem_y)
+    return {
+        "train": fit("train", lambda r: r["train_s"] - r["encoder_s"]),
+        "encoder": fit("encoder", lambda r: r["encoder_s"]),
+        "validation": fit("validation", lambda r: r["validation_s"]),
+        "refine": fit("refine", lambda r: r["refine_s"]),
+        "memory_mb": mem.tolist(),
+    }
+
+
+def _ky_kx(row: dict) -> int:
+    ky, kx = band_rect(row["box"], row["pixel_size_angstrom"], row["band_angstrom"])
+    return ky + kx
+
+
+@dataclass
+class Estimate:
+    """Predicted wall time (seconds, None where the device has no coefficients), peak RSS (MB) and the
+    parts of the time (seconds each)."""
+
+    seconds: float | None
+    peak_rss_mb: float
+    parts: dict
+
+    def lines(self) -> list[str]:
+        if self.seconds is None:
+            head = "estimate: time not measured on this device (docs/performance.md)"
+        else:
+            head = f"estimate: wall time {_hms(self.seconds)} ({self.seconds:.0f} s)"
+        out = [head, f"estimate: peak memory {self.peak_rss_mb / 1024:.2f} GB resident"]
+        out += [f"  {k}: {_hms(v)}" for k, v in self.parts.items()]
+        return out
+
+
+def _hms(s: float) -> str:
+    h, rem = divmod(int(round(s)), 3600)
+    return f"{h}h{rem // 60:02d}m{rem % 60:02d}s" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
+def speedup(threads: int, parallel_fraction: float) -> float:
+    return 1.0 / ((1.0 - parallel_fraction) + parallel_fraction / max(1, threads))
+
+
+def estimate_run(config, n_particles: int, n_gaussians: int, box: int, pixel_size_angstrom: float,
+                 n_sym: int = 1, device: str = "cpu", threads: int = 1, cache_mb: float = 256.0,
+                 coefficients: dict | None = None) -> Estimate:
+    """Predict a run of :class:`~gmmplat.train.config.RunConfig` ``config`` on ``n_particles`` particles
+    (× ``n_sym`` symmetry copies) against a neutral GMM of ``n_gaussians`` at ``box`` px, ``pixel_size_angstrom``."""
+    co = coefficients or load_coefficients()
+    dev = co["devices"].get(device.split(":")[0])
+    N, M, apix = int(n_gaussians), int(box), float(pixel_size_angstrom)
+    items = n_particles * n_sym
+    n_val = int(round(items * config.validation_fraction))
+    n_train = items - n_val
+    enc_res = config.encoder.options.get("input_res_angstrom")
+    c_enc = math.prod(band_rect(M, apix, enc_res))
+
+    def dot(kind, cells, with_encoder=True):
+        c = dev[kind]
+        return float(np.dot(c, features(kind, N, M, cells, c_enc if with_encoder else 0.0)))
+
+    def epoch(r, with_encoder=True):
+        cells = math.prod(band_rect(M, apix, r.high_res_angstrom))
+        train = dot("train", cells) + (dot("encoder", cells) if with_encoder else 0.0)
+        return n_train * train + n_val * dot("validation", cells, with_encoder)
+
+    ref = config.refine
+    c_ref = math.prod(band_rect(M, apix, ref.high_res_angstrom)) if ref.anchors else 0
+    parts = {"fixed": dev["fixed_s"] if dev else 0.0}
+    parts["rounds"] = sum(r.epochs * epoch(r) for r in config.rounds) if dev else 0.0
+    if ref.anchors and dev:
+        anchors = ([ref.cycle_anchors or ref.anchors] * (ref.cycles - 1) + [ref.anchors]) if ref.cycles else [ref.anchors]
+        parts["refinement"] = sum(items * dot("refine", a * c_ref) for a in anchors)
+        if ref.pose_steps:
+            parts["refinement"] += len(anchors) * items * ref.pose_steps * dev["train"][1] * N * c_ref
+        if ref.cycles:
+            epochs = ref.cycle_epochs or [r.epochs for r in config.rounds]
+            parts["cycles"] = ref.cycles * sum(e * epoch(r, False) for r, e in zip(config.rounds, epochs))
+    batch = max(r.batch_size for r in config.rounds)
+    ky_kx = max(sum(band_rect(M, apix, r.high_res_angstrom)) for r in config.rounds)
+    m0, m1 = co["memory_mb"]  # host memory, fitted on CPU runs
+    peak = m0 + m1 * batch * N * ky_kx * 1e-6 + cache_mb + _METADATA_MB_PER_PARTICLE * n_particles
+    if not dev:
+        return Estimate(None, peak, {})
+    s = speedup(threads, dev["parallel_fraction"])
+    parts = {k: v / s for k, v in parts.items() if v}
+    return Estimate(sum(parts.values()), peak, parts)

@@ -1,0 +1,70 @@
+"""The cost model (gmmplat.train.cost) and ``gmmplat train --estimate``."""
+import numpy as np
+import pytest
+from test_train_fixtures import make_dataset
+
+from gmmplat import cli
+from gmmplat.gmm import GMM
+from gmmplat.train import preset
+from gmmplat.train.cost import (COEFFICIENTS_PATH, estimate_run, features, fit_coefficients, load_coefficients,
+                                speedup)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cost")
+    star, gmm, _ = make_dataset(folder, n=40, n_gaussians=30)
+    return folder, star, gmm
+
+
+def test_stored_coefficients_are_complete_and_non_negative():
+    co = load_coefficients(COEFFICIENTS_PATH)
+    cpu = co["devices"]["cpu"]
+    for kind, n in (("train", 3), ("encoder", 3), ("validation", 4), ("refine", 3)):
+        assert len(cpu[kind]) == n and min(cpu[kind]) >= 0
+    assert cpu["fixed_s"] >= 0 and 0 <= cpu["parallel_fraction"] <= 1 and min(co["memory_mb"]) >= 0
+
+
+def test_fit_recovers_the_coefficients_it_was_made_from():
+    truth = {"train": [1e-3, 2e-9, 1e-8], "encoder": [5e-4, 3e-9, 0.0], "validation": [2e-4, 1e-9, 1e-9, 1e-9],
+             "refine": [1e-3, 5e-10, 2e-8]}
+    rows = []
+    for n in (200, 2000, 8000):
+        for box, cells, enc in ((64, 91, 91), (128, 1000, 300), (256, 16000, 1200)):
+            r = {"gaussians": n, "box": box, "cells": cells, "encoder_cells": enc, "refine_anchors": 24,
+                 "batch": 32, "pixel_size_angstrom": 1.0, "band_angstrom": 10.0, "peak_rss_mb": 500.0 + n / 100}
+            f = {k: float(np.dot(v, features(k, n, box, 24 * cells if k == "refine" else cells, enc)))
+                 for k, v in truth.items()}
+            r.update(encoder_s=f["encoder"], train_s=f["train"] + f["encoder"], validation_s=f["validation"],
+                     refine_s=f["refine"])
+            rows.append(r)
+    fit = fit_coefficients(rows)
+    for kind, coef in truth.items():
+        assert np.allclose(fit[kind], coef, rtol=1e-3, atol=1e-12), kind
+
+
+def test_predictions_grow_with_the_problem_and_shrink_with_threads(data):
+    _, _, gmm = data
+    neutral = GMM.load(gmm)
+    cfg = preset("free", neutral)
+    base = dict(n_particles=10_000, n_gaussians=2000, box=128, pixel_size_angstrom=1.0)
+    ref = estimate_run(cfg, **base)
+    assert ref.seconds > 0 and ref.peak_rss_mb > 0
+    for key, value in (("n_particles", 40_000), ("n_gaussians", 8000), ("box", 256)):
+        bigger = estimate_run(cfg, **{**base, key: value})
+        assert bigger.seconds > ref.seconds, key
+    assert estimate_run(cfg, **base, n_sym=4).seconds > 3 * ref.seconds
+    assert estimate_run(cfg, **base, threads=2).seconds < ref.seconds
+    assert speedup(1, 0.8) == 1.0 and speedup(2, 0.8) == pytest.approx(1 / 0.6)
+    assert estimate_run(cfg, **base, device="cuda").seconds is None  # not measured: no guess
+
+
+def test_train_estimate_prints_and_writes_nothing(data, capsys):
+    folder, star, gmm = data
+    out = folder / "run"
+    code = cli.main(["train", "--star", str(star), "--gmm", str(gmm), "--preset", "free", "--out", str(out),
+                     "--estimate", "--symmetry", "C4", "--threads", "2"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "40 particles x 4 symmetry copies" in text and "wall time" in text and "peak memory" in text
+    assert not out.exists()
