@@ -155,7 +155,7 @@ def test_free_decoder_fine_scale_weighs_the_unsmoothed_output():
     fine[:, subset, :3] = raw[:, 0]
     got, unscaled = dec(z), full(z)
     assert fine.abs().max() > 0.1  # the fine output is not negligible here
-    torch.testing.assert_close(got, unscaled - 0.7 * fine, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, unscaled - 0.7 * fine, rtol=1e-4, atol=1e-5)  # float32 sums, any thread count
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="fine_scale must be a number"):
             FreeDecoder(D, neutral, coarse_angstrom=6.0, fine_scale=bad)
