@@ -21,14 +21,20 @@ def _number(kind, minimum, strict: bool, text: str, maximum=None):
     return value
 
 
-def positive_float(text: str) -> float:
-    """A float > 0."""
-    return _number(float, 0.0, True, text)
+def _bounded(name: str, kind: type, minimum: float, strict: bool, doc: str):
+    """An argparse type named ``name`` (argparse shows the name in its messages)."""
+    def parse(text: str):
+        return _number(kind, minimum, strict, text)
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = doc
+    return parse
 
 
-def nonnegative_float(text: str) -> float:
-    """A float >= 0."""
-    return _number(float, 0.0, False, text)
+positive_float = _bounded("positive_float", float, 0.0, True, "A float > 0.")
+nonnegative_float = _bounded("nonnegative_float", float, 0.0, False, "A float >= 0.")
+positive_int = _bounded("positive_int", int, 1, False, "An integer >= 1.")
+nonnegative_int = _bounded("nonnegative_int", int, 0, False, "An integer >= 0.")
 
 
 def finite_float(text: str) -> float:
@@ -42,14 +48,6 @@ def finite_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    return _number(int, 1, False, text)
-
-
-def nonnegative_int(text: str) -> int:
-    """An integer >= 0."""
-    return _number(int, 0, False, text)
 
 
 def int_at_least(minimum: int):
