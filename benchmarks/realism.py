@@ -40,6 +40,14 @@ def nuisances_for(variant: str):
         "pose": replace(none, pose_error_deg=REALISTIC.pose_error_deg,
                         shift_error_angstrom=REALISTIC.shift_error_angstrom),
         "all": REALISTIC,
+        # pairs and leave-one-out sets: which nuisances cost more together than alone
+        "all_but_pose": replace(REALISTIC, pose_error_deg=0.0, shift_error_angstrom=0.0),
+        "pose_coloured": replace(none, pose_error_deg=REALISTIC.pose_error_deg,
+                                 shift_error_angstrom=REALISTIC.shift_error_angstrom,
+                                 noise_power_at_nyquist=REALISTIC.noise_power_at_nyquist),
+        "pose_bfactor": replace(none, pose_error_deg=REALISTIC.pose_error_deg,
+                                shift_error_angstrom=REALISTIC.shift_error_angstrom,
+                                bfactor_range_angstrom2=REALISTIC.bfactor_range_angstrom2),
     }[variant]
 
 
@@ -47,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="bend", choices=("hinge", "bend", "coupled"))
     ap.add_argument("--preset", default="hierarchical")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}, other")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}, other, all_but_pose, pose_coloured, pose_bfactor")
     ap.add_argument("--seed", type=int, default=0, help="the simulation's and the training's seed")
     ap.add_argument("--work", type=Path, default=Path("out/realism"))
     ap.add_argument("--threads", type=int, default=1)

@@ -34,7 +34,7 @@ from .image_model import ImageModel
 from .latent_refine import ring_residuals
 from .losses.base import RingSums
 
-__all__ = ["PoseCorrections", "refine_poses", "shrink_estimates"]
+__all__ = ["PoseCorrections", "refine_poses", "shrink_estimates", "noise_on_band"]
 
 
 @dataclass
@@ -132,6 +132,34 @@ def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, ban
     if shrink:
         x_all = shrink_estimates(x_all, hess)
     return PoseCorrections(x_all[:, :3].copy(), x_all[:, 3:].copy())
+
+
+@torch.no_grad()
+def noise_on_band(decode, dataset, z: np.ndarray, band: Band, *, start: PoseCorrections | None = None,
+                  projector: str = "separable", particles: int = 1000, seed: int = 0, batch_size: int = 128,
+                  device="cpu") -> np.ndarray:
+    """``(R,)`` noise power per ring of ``band``: the mean residual per whole-plane cell of each item's
+    image under its decoded GMM at ``z``, at its pose (with ``start``), over a seeded subset of at most
+    ``particles`` items (as :func:`gmmplat.latent_refine.noise_per_ring` at the best anchor)."""
+    from .latent_refine import noise_per_ring
+    from .projectors import PROJECTORS
+
+    n = len(dataset)
+    subset = np.sort(np.random.default_rng(seed).choice(n, size=min(n, int(particles)), replace=False))
+    device = torch.device(device)
+    image_model = ImageModel(band, PROJECTORS.build(projector, band)).to(device)
+    rings = RingSums(band).to(device)
+    sums = []
+    for i in range(0, len(subset), batch_size):
+        chunk = subset[i:i + batch_size]
+        batch = dataset.get_batch(chunk).to(device)
+        if start is not None:
+            batch = replace(batch, rotations=(start.matrices(chunk).to(device) @ batch.rotations.double()).float(),
+                            shifts_angstrom=batch.shifts_angstrom + torch.as_tensor(
+                                start.shift_angstrom[chunk], dtype=batch.shifts_angstrom.dtype, device=device))
+        params = decode(torch.as_tensor(z[chunk], dtype=torch.float32, device=device)).to(device)
+        sums.append(ring_residuals(image_model.observe(batch), image_model.predict(params, batch), rings).cpu().numpy())
+    return noise_per_ring(np.concatenate(sums)[:, None, :].astype(np.float64), rings)
 
 
 def _hessian(nll, x: torch.Tensor, step: np.ndarray) -> np.ndarray:

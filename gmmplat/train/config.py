@@ -105,6 +105,13 @@ def _names(value, where: str) -> list[str]:
     return list(value)
 
 
+def _band_or_refinement(value, where: str):
+    """``"refinement"`` (the latent refinement's band), null (Nyquist) or a resolution in Å."""
+    if value == "refinement":
+        return value
+    return _number(value, where, 0.0, allow_none=True, strict_min=True)
+
+
 def _schedule(value, where: str) -> list | None:
     """A list of stage specs ``{"kind": name, ...}`` (checked against the stages when the run is built)."""
     if value is None:
@@ -312,7 +319,8 @@ class RefineConfig:
     (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after the latent
     refinement of each cycle but the last (whose latent is the run's), every particle's pose and origin are refined under its decoded GMM for
     that many steps (:mod:`gmmplat.pose_refine`: a weak Gaussian prior of ``pose_sigma_deg`` and
-    ``pose_sigma_angstrom`` about the stated pose, then each estimate shrunk to its posterior mean
+    ``pose_sigma_angstrom`` about the stated pose, on the band to ``pose_high_res_angstrom`` ("refinement":
+    the latent refinement's; null: Nyquist), then each estimate shrunk to its posterior mean
     under the error distribution estimated from all); the decoders then train, and the next
     refinement runs, at the corrected poses."""
 
@@ -329,6 +337,7 @@ class RefineConfig:
     pose_steps: int = 0
     pose_sigma_deg: float = 20.0
     pose_sigma_angstrom: float = 5.0
+    pose_high_res_angstrom: float | str | None = "refinement"
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -359,7 +368,8 @@ class RefineConfig:
                    _fraction(d["junk_scale"], f"{where}.junk_scale"),
                    _number(d["pose_steps"], f"{where}.pose_steps", 0, integer=True),
                    _number(d["pose_sigma_deg"], f"{where}.pose_sigma_deg", 0.0, strict_min=True),
-                   _number(d["pose_sigma_angstrom"], f"{where}.pose_sigma_angstrom", 0.0, strict_min=True))
+                   _number(d["pose_sigma_angstrom"], f"{where}.pose_sigma_angstrom", 0.0, strict_min=True),
+                   _band_or_refinement(d["pose_high_res_angstrom"], f"{where}.pose_high_res_angstrom"))
 
 
 @dataclass

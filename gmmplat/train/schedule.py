@@ -51,7 +51,7 @@ def default_schedule(config: RunConfig) -> list[dict]:
         specs.append({**refine, "anchors": anchors, "stretch": ref.cycle_stretch, "junk_scale": ref.junk_scale})
         if ref.pose_steps and c < ref.cycles:  # the last cycle's poses would reach only its decoder epochs
             specs.append({"kind": "refine_poses", "steps": ref.pose_steps, "sigma_deg": ref.pose_sigma_deg,
-                          "sigma_angstrom": ref.pose_sigma_angstrom})
+                          "sigma_angstrom": ref.pose_sigma_angstrom, "high_res_angstrom": ref.pose_high_res_angstrom})
         specs.append({"kind": "principal_axes", "components": ref.components})
         specs += [{"kind": "fit_decoders", "round": r, "epochs": e,
                    "decoders": "rebuild" if ref.restart else "continue"} for r, e in plan]
