@@ -122,3 +122,30 @@ def test_exact_poses_are_left_nearly_alone(misposed):
     star, bad, gmm, t, A = misposed
     _, poses = _refine_under_true_motion(star, gmm, t, steps=30)
     assert poses.summary()["median_rotation_deg"] < 1.0 and poses.summary()["median_shift_angstrom"] < 0.3
+
+
+def test_noise_on_band_at_the_true_poses_is_white_and_follows_the_corrections(misposed):
+    """At the true poses and motion the residual is the simulated white noise: flat over the rings. The
+    misstated STAR with the exact inverse corrections as ``start`` gives the same estimate as the true
+    STAR; without them the low rings carry the pose error too."""
+    from gmmplat.fourier import Band
+    from gmmplat.pose_refine import noise_on_band
+
+    star, bad, gmm, t, A = misposed
+    neutral = GMM.load(gmm)
+
+    def decode(z):
+        return moved_params(neutral, z[:, 0].numpy())
+
+    g = np.random.default_rng(3)  # the fixture's draws, in its order
+    rotvec = np.radians(4.0) * g.normal(size=(48, 3))
+    shift = g.normal(0, 1.2, (48, 2))
+    undo = PoseCorrections(Rotation.from_rotvec(rotvec).inv().as_rotvec(), -shift)
+    z = np.stack([t, np.zeros_like(t)], 1)
+    band = Band(32, 2.0, None)
+    true = noise_on_band(decode, ParticleDataset(star, cache_mb=0), z, band)
+    undone = noise_on_band(decode, ParticleDataset(bad, cache_mb=0), z, band, start=undo)
+    wrong = noise_on_band(decode, ParticleDataset(bad, cache_mb=0), z, band)
+    np.testing.assert_allclose(undone, true, rtol=1e-3)
+    assert true.max() / true.min() < 2.0  # white
+    assert wrong[:4].mean() > 2 * true[:4].mean()  # the pose error in the low rings
