@@ -80,7 +80,8 @@ def _fsc_curves(source: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {"FSC": (f, c)}
     df = _read_csv(source, "fsc.csv")
     if not {"frequency_per_angstrom", "fsc"} <= set(df.columns):
-        raise InputError(source, "FSC table needs columns 'frequency_per_angstrom' and 'fsc' (gmmplat.physics.fsc.write_fsc_csv)")
+        raise InputError(source, "FSC table needs columns 'frequency_per_angstrom' and 'fsc' "
+                                 "(gmmplat.physics.fsc.write_fsc_csv)")
     name = Path(source).stem if isinstance(source, (str, os.PathLike)) else "FSC"
     return {name: (df["frequency_per_angstrom"].to_numpy(np.float64), df["fsc"].to_numpy(np.float64))}
 
