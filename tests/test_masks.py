@@ -8,8 +8,8 @@ from gmmplat.errors import ConfigError, InputError
 from gmmplat.io import read_map, read_model, write_map
 from gmmplat.model.gmm import GMM
 from gmmplat.model.masks import (add_mask, apply_mask_spec, mask_from_atoms, mask_from_indices, mask_from_map,
+                                 parse_mask_spec)
 from gmmplat.neutral import build_from_map, build_from_model
-                           parse_mask_spec)
 from test_build_helpers import APIX, BOX, ORIGIN, bundle, third_helix_residues, write_model, write_model_map
 
 
