@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def simulate(folder: Path) -> None:
-    from gmmplat.simulate import simulate_dataset
+    from gmmplat.synthetic.simulate import simulate_dataset
 
     if not (folder / "metadata.json").exists():
         simulate_dataset("hinge", folder, n_particles=500, box=128, pixel_size_angstrom=1.0,

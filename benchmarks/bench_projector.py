@@ -39,10 +39,10 @@ def rss_bytes() -> int:
 def run_case(kind: str, n: int, box: int, batch: int, repeats: int) -> dict:
     import torch
 
-    from gmmplat.ctf import CTFParams, ctf_rfft
-    from gmmplat.fourier import Band
-    from gmmplat.geometry import random_rotations
-    from gmmplat.image_model import ImageModel
+    from gmmplat.physics.ctf import CTFParams, ctf_rfft
+    from gmmplat.physics.fourier import Band
+    from gmmplat.physics.geometry import random_rotations
+    from gmmplat.physics.image_model import ImageModel
     from gmmplat.projectors import PROJECTORS
 
     torch.manual_seed(0)
@@ -106,8 +106,8 @@ def factor_paths(repeats: int = 5) -> None:
     import torch
 
     import gmmplat.projectors.separable as sp
-    from gmmplat.fourier import Band
-    from gmmplat.geometry import random_rotations
+    from gmmplat.physics.fourier import Band
+    from gmmplat.physics.geometry import random_rotations
 
     default, phasor = sp.DIRECT_MAX, sp._phasor
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B = 128, box 64, 2 Å pixels; "

@@ -1,4 +1,4 @@
-"""Cost of the latent refinement (gmmplat.latent_refine) against the size of the problem.
+"""Cost of the latent refinement (gmmplat.refine.latent) against the size of the problem.
 
 Usage:  python benchmarks/bench_refine.py [--quick] [--threads T] [--device cpu|cuda] [--allocator]
 
@@ -9,7 +9,7 @@ projections).  For each setting the table gives the particles refined per second
 seconds for the whole set and the peak resident memory of the process.  One projection per
 particle and anchor on the band: the cost grows with anchors × band cells × N.
 
-``--poses``: also the local pose refinement (gmmplat.pose_refine, 20 steps and the Hessians of the
+``--poses``: also the local pose refinement (gmmplat.refine.poses, 20 steps and the Hessians of the
 shrinkage) after each refinement, on the same band: its seconds and particles per second.
 
 ``--allocator``: the first two settings in fresh processes, with the allocator settings of
@@ -38,9 +38,9 @@ def run(folder: Path, n_particles: int, box: int, n_gaussians: int, anchors: int
     import numpy as np
     import torch
 
-    from gmmplat.data import ParticleDataset
-    from gmmplat.gmm import GMM
-    from gmmplat.latent_refine import refine_latent
+    from gmmplat.io.dataset import ParticleDataset
+    from gmmplat.model.gmm import GMM
+    from gmmplat.refine.latent import refine_latent
 
     apix = 2.0 if box <= 64 else 1.0
     sub = folder / f"b{box}_n{n_particles}"
@@ -62,8 +62,8 @@ def run(folder: Path, n_particles: int, box: int, n_gaussians: int, anchors: int
     seconds = time.perf_counter() - t0
     extra = {}
     if poses:
-        from gmmplat.latent_refine import refinement_band
-        from gmmplat.pose_refine import refine_poses
+        from gmmplat.refine.latent import refinement_band
+        from gmmplat.refine.poses import refine_poses
 
         t0 = time.perf_counter()
         refine_poses(decode, data, z, refined.noise_per_ring, refinement_band(box, apix, res), steps=20,

@@ -18,10 +18,10 @@ import time
 import numpy as np
 import torch
 
-from gmmplat.gmm import GMM
+from gmmplat.decoders import FreeDecoder
+from gmmplat.model.gmm import GMM
 from gmmplat.regularizers import REGULARIZERS, ca_graph
 from gmmplat.synthetic.structures import Helix
-from gmmplat.decoders import FreeDecoder
 from gmmplat.train.presets import preset_data
 
 _FREE = preset_data("free")["config"]

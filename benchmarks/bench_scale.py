@@ -10,7 +10,7 @@ elastic network) with the package's own builders on a random neutral GMM of N Ga
 
 * one training step in parts: encoder, decoders, projector, loss, regularizers, backward, Adam;
 * validation (no gradients: encoder, decoders, projector, loss);
-* latent refinement (:func:`gmmplat.latent_refine.refine_latent`, 24 anchors, on the same band).
+* latent refinement (:func:`gmmplat.refine.latent.refine_latent`, 24 anchors, on the same band).
 
 Images are noise with random poses and CTFs: the cost does not depend on their content.  ``cells``
 is the band's rectangle of rfft cells (``len(ky) · len(kx)``), what the separable projector works
@@ -41,7 +41,7 @@ QUICK = [(200, 64, 15.0), (2000, 64, 10.0), (2000, 128, 10.0), (2000, 128, 3.0),
 
 
 def _cells(box: int, band: float) -> tuple[int, int]:
-    from gmmplat.fourier import Band
+    from gmmplat.physics.fourier import Band
 
     b = Band(box, APIX, band)
     return len(b.ky_index) * len(b.kx_index), int(b.in_band.sum())
@@ -52,9 +52,9 @@ def measure(folder: Path, n_gaussians: int, box: int, band: float, steps: int, n
     import numpy as np
     import torch
 
-    from gmmplat.data import ParticleDataset
-    from gmmplat.gmm import GMM
-    from gmmplat.latent_refine import refine_latent
+    from gmmplat.io.dataset import ParticleDataset
+    from gmmplat.model.gmm import GMM
+    from gmmplat.refine.latent import refine_latent
     from gmmplat.train.builder import build_model_for_round
     from gmmplat.train.config import RunConfig
     from gmmplat.train.presets import PRESETS
@@ -136,7 +136,7 @@ def measure(folder: Path, n_gaussians: int, box: int, band: float, steps: int, n
 
 def _projector_gb(n: int, box: int, band: float) -> float:
     """Rough size of the separable projector's per-batch tensors and their gradients (complex64, ×4)."""
-    from gmmplat.fourier import Band
+    from gmmplat.physics.fourier import Band
 
     b = Band(box, APIX, band)
     return 4 * BATCH * n * (len(b.ky_index) + len(b.kx_index)) * 8 / 2**30

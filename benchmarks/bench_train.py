@@ -66,7 +66,7 @@ def write_particles(folder: Path, n: int, box: int, apix: float, seed: int = 0) 
 def write_gmm(path: Path, n: int, box: int, apix: float) -> None:
     import numpy as np
 
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
 
     g = np.random.default_rng(1)
     xyz = g.normal(0, box * apix / 8, size=(n, 3))
@@ -116,7 +116,7 @@ def rss_child(star: str, cache_mb: float) -> None:
     import numpy as np
     import torch  # noqa: F401  (the trainer's imports, so the baseline includes them)
 
-    from gmmplat.data import ParticleDataset, batch_order
+    from gmmplat.io.dataset import ParticleDataset, batch_order
 
     before = proc_status()["VmRSS"]
     ds = ParticleDataset(star, cache_mb=cache_mb)

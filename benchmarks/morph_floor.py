@@ -38,11 +38,11 @@ def main() -> None:
 
     from gmmplat.analysis.evaluate import read_model_frames
     from gmmplat.analysis.morph import ModelMorpher
-    from gmmplat.gmm import GMM, XYZ
     from gmmplat.io.models import read_model
     from gmmplat.io.mrc import MapData
+    from gmmplat.model.gmm import GMM, XYZ
     from gmmplat.neutral.refine import refine_gmm, scale_to_map
-    from gmmplat.simulate_images import render_volume
+    from gmmplat.synthetic.images import render_volume
     from gmmplat.synthetic.motions import get_motion
 
     data = Path(args.data)

@@ -34,9 +34,9 @@ def main() -> None:
 
     from gmmplat.analysis.evaluate import load_truth, read_model_frames
     from gmmplat.analysis.runs import load_analysis_run
-    from gmmplat.data import ParticleDataset
-    from gmmplat.gmm import XYZ
+    from gmmplat.io.dataset import ParticleDataset
     from gmmplat.io.models import read_model
+    from gmmplat.model.gmm import XYZ
     from gmmplat.synthetic.motions import get_motion
     from gmmplat.train.builder import build_round_steps
 

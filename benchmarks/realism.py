@@ -71,8 +71,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from gmmplat.analysis.oracle_report import score_runs_against_oracle
-    from gmmplat.gmm import GMM
-    from gmmplat.simulate import simulate_dataset
+    from gmmplat.model.gmm import GMM
+    from gmmplat.synthetic.simulate import simulate_dataset
     from gmmplat.train import preset, train
     from gmmplat.train.config import DataConfig, RefineConfig
 
@@ -138,7 +138,7 @@ def build_gmm(dataset: str, work: Path) -> Path:
     """The neutral GMM as notebook 01 builds it, from the clean dataset's map and model (cached)."""
     from gmmplat.io import read_map
     from gmmplat.neutral.pipeline import BuildOptions, build_neutral_gmm
-    from gmmplat.simulate import simulate_dataset
+    from gmmplat.synthetic.simulate import simulate_dataset
 
     out = work / "gmm" / dataset
     if (out / "gmm.npz").is_file():

@@ -83,7 +83,7 @@ def pose_sketch(table, k: int = 4) -> list[list[float]]:
     """``(k, 11)``: the rotation matrices (9) and shifts (2, in 10 Å) of all particles, each weighted by
     ``cos(a_j · row + b_j)`` and summed (/ √n).  Other poses or another order change it by O(1);
     the same poses read from a STAR or a .cs file (float32) agree to ~1e-6, hence a sketch, not a hash."""
-    from .geometry import euler_to_matrix
+    from .physics.geometry import euler_to_matrix
 
     angles = [table[c].to_numpy(dtype=np.float64, copy=True) for c in ("rot_deg", "tilt_deg", "psi_deg")]
     R = euler_to_matrix(*angles).numpy().reshape(len(table), 9)

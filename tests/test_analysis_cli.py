@@ -17,10 +17,10 @@ import torch
 from scipy.cluster.vq import kmeans2
 
 from gmmplat.errors import ConfigError, InputError
-from gmmplat.gmm import GMM
 from gmmplat.io.models import read_model, write_models
 from gmmplat.io.mrc import read_map, write_map
 from gmmplat.io.star import TABLE_COLUMNS, write_particle_star
+from gmmplat.model.gmm import GMM
 from gmmplat.synthetic.motions import get_motion
 
 from factories import set_rigid_mlp

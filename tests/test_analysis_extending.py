@@ -38,7 +38,7 @@ def plugin(tmp_path_factory):
 
 def test_doc_decoder_registers_and_is_zero_at_init(plugin):
     from gmmplat.decoders import DECODERS
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
 
     _, module = plugin
     assert "linear_motion" in DECODERS.names()
@@ -66,7 +66,7 @@ def test_doc_check_snippet_runs(plugin, capsys):
 
 def test_run_with_the_doc_decoder_loads_with_plugin(plugin, tmp_path):
     """A saved run whose decoder is the doc's loads through `gmmplat morph --plugin` and decodes."""
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
     from gmmplat.synthetic.motions import get_motion
     from gmmplat.train.builder import build_model_for_round
     from gmmplat.train.config import RunConfig

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from gmmplat.analysis.maps import decoded_map, decoded_maps, map_origin_angstrom, write_volume
-from gmmplat.gmm import GMM
 from gmmplat.io.mrc import box_centre_world_angstrom, read_map
+from gmmplat.model.gmm import GMM
 
 
 def _gmm():

@@ -50,7 +50,7 @@ def test_analyze_run_default_folder_and_overwrite(run_dir):  # noqa: F811
 def test_analyze_run_reconstructs_from_the_particles(run_dir, tmp_path):  # noqa: F811
     from gmmplat.io.particles import read_particles
     from gmmplat.io.star import write_particle_star
-    from gmmplat.simulate_images import write_stack
+    from gmmplat.synthetic.images import write_stack
 
     images = np.random.default_rng(0).normal(size=(N_PARTICLES, BOX, BOX)).astype(np.float32)
     write_stack(run_dir / "stack.mrcs", images, APIX)

@@ -7,8 +7,8 @@ import torch
 
 from gmmplat.analysis.rigid_report import kabsch, rigid_motion, rigid_motion_from_params, rotation_angle_axis
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
-from gmmplat.geometry import axis_angle_to_matrix
+from gmmplat.model.gmm import GMM
+from gmmplat.physics.geometry import axis_angle_to_matrix
 
 
 def test_kabsch_recovers_rotation():

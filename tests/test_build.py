@@ -9,9 +9,9 @@ import torch
 
 from gmmplat.neutral import (build_combined, build_from_map, build_from_model, default_threshold, merge, model_mask,
                            sigma_for_resolution)
-from gmmplat.neutral.from_map import density_voxels
-from gmmplat.gmm import GMM, render_map
 from gmmplat.io import read_map, read_model, write_map
+from gmmplat.model.gmm import GMM, render_map
+from gmmplat.neutral.from_map import density_voxels
 from test_build_helpers import (APIX, BOX, CENTRE_WORLD, ORIGIN, bundle, third_helix_residues, write_model,
                                 write_model_map)
 

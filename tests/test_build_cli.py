@@ -12,8 +12,8 @@ import pytest
 
 from gmmplat.commands import build as build_cmd
 from gmmplat.errors import InputError
-from gmmplat.gmm import GMM
 from gmmplat.io import read_map, write_map
+from gmmplat.model.gmm import GMM
 from test_build_helpers import (APIX, BOX, HELIX_RESIDUES, ORIGIN, bundle, third_helix_residues, write_model,
                                 write_model_map)
 

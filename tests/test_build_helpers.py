@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from gmmplat.gmm import render_map
 from gmmplat.io import write_map
+from gmmplat.model.gmm import render_map
 from gmmplat.synthetic.structures import AtomicModel, Helix, build_chain
 
 BOX, APIX = 32, 1.5

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from factories import random_gmm
-from gmmplat.neutral import FourierSphere, build_from_model, fit_amplitude_scales, gmm_map_fsc, refine_gmm, scale_to_map
-from gmmplat.fourier import Band
-from gmmplat.gmm import render_map
 from gmmplat.io import MapData, read_map, read_model
+from gmmplat.model.gmm import render_map
+from gmmplat.neutral import FourierSphere, build_from_model, fit_amplitude_scales, gmm_map_fsc, refine_gmm, scale_to_map
+from gmmplat.physics.fourier import Band
 from gmmplat.projectors import PROJECTORS
 from gmmplat.regularizers import REGULARIZERS
 from test_build_helpers import bundle, write_model, write_model_map

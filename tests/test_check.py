@@ -16,9 +16,9 @@ import torch
 from test_train_fixtures import make_dataset, one_thread  # noqa: F401
 
 from gmmplat import cli
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.fourier import image_to_rfft, rfft_to_image
 from gmmplat.io.star import read_particle_star, write_particle_star
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import image_to_rfft, rfft_to_image
 
 FIXTURE = Path(__file__).parent / "data" / "relion_convention"
 
@@ -130,7 +130,7 @@ def test_invert_contrast_on_white_data_says_remove_it(tmp_path, capsys):
 
 
 def test_check_passes_on_simulated_sample_data(tmp_path, capsys):
-    from gmmplat.simulate import simulate_dataset
+    from gmmplat.synthetic.simulate import simulate_dataset
 
     simulate_dataset("hinge", tmp_path / "hinge", n_particles=150, seed=3, progress=False)
     star = tmp_path / "hinge" / "particles.star"
@@ -181,8 +181,8 @@ def test_train_stops_on_negated_origins_unless_skipped(train_data, tmp_path, cap
 
 def test_pretrain_check_passes_on_correct_data(train_data):
     from gmmplat.check.api import check_before_training
-    from gmmplat.data import ParticleDataset
-    from gmmplat.gmm import GMM
+    from gmmplat.io.dataset import ParticleDataset
+    from gmmplat.model.gmm import GMM
 
     star, _, gmm = train_data
     result = check_before_training(ParticleDataset(star), GMM.load(gmm))
@@ -193,8 +193,8 @@ def test_rows_the_data_cannot_tell_apart_are_left_out(tmp_path):
     """With every origin at zero, the origin rows predict the stated images: they are marked
     untestable and do not make the check fail."""
     from gmmplat.check import GMMReference, run_check
-    from gmmplat.data import ParticleDataset
-    from gmmplat.gmm import GMM
+    from gmmplat.io.dataset import ParticleDataset
+    from gmmplat.model.gmm import GMM
 
     star, gmm, _ = make_dataset(tmp_path, n=64, snr=1.0, origin_sd_angstrom=0.0)
     result = run_check(ParticleDataset(star), GMMReference(GMM.load(gmm).params), n=64)

@@ -10,7 +10,7 @@ import numpy as np
 from test_analysis_cli import run_dir  # noqa: F401  (module fixture)
 
 from gmmplat.analysis.chimerax import enclosing_level
-from gmmplat.gmm import GMM
+from gmmplat.model.gmm import GMM
 
 KNOWN = {"close", "set", "lighting", "graphics", "open", "volume", "hide", "cartoon", "color", "vseries",
          "coordset", "view"}

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from factories import devices, random_gmm
-from gmmplat.ctf import CTFParams
-from gmmplat.data import Batch
 from gmmplat.decoders import DECODERS
 from gmmplat.encoders import ENCODERS, StepContext
 from gmmplat.errors import ConfigError
-from gmmplat.fourier import Band
-from gmmplat.geometry import random_rotations
-from gmmplat.gmm import GMM, XYZ
-from gmmplat.image_model import ImageModel
+from gmmplat.io.dataset import Batch
 from gmmplat.losses import LOSSES
+from gmmplat.model.gmm import GMM, XYZ
+from gmmplat.physics.ctf import CTFParams
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import random_rotations
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 from gmmplat.regularizers import REGULARIZERS, ca_graph
 

@@ -4,7 +4,7 @@ import pytest
 from test_train_fixtures import make_dataset
 
 from gmmplat import cli
-from gmmplat.gmm import GMM
+from gmmplat.model.gmm import GMM
 from gmmplat.train import preset
 from gmmplat.train.cost import (COEFFICIENTS_PATH, estimate_run, features, fit_coefficients, load_coefficients,
                                 speedup)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.fourier import Band
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
 
 
 def relion_ctf(du, dv, angle_deg, kv, cs_mm, q, phase_deg, bfac, box, apix):

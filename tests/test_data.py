@@ -6,10 +6,10 @@ import pytest
 import torch
 from test_train_fixtures import make_dataset, make_neutral, one_thread, overwrite_images  # noqa: F401
 
-from gmmplat.data import ParticleDataset, batch_order, shard
 from gmmplat.errors import ConfigError, InputError
-from gmmplat.geometry import euler_to_matrix, symmetry_operators
-from gmmplat.gmm import GMM
+from gmmplat.io.dataset import ParticleDataset, batch_order, shard
+from gmmplat.model.gmm import GMM
+from gmmplat.physics.geometry import euler_to_matrix, symmetry_operators
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from factories import random_gmm
 from gmmplat.decoders import DECODERS, FreeDecoder, HierarchicalDecoder, MultiDecoder, RigidDecoder
 from gmmplat.decoders.free import smoothing_kernel
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
+from gmmplat.model.gmm import GMM
 
 N, D = 12, 3
 
@@ -300,7 +300,7 @@ def test_multi_decoder_sums_and_respects_subsets():
 
 
 def test_column_views_and_one_meaning_of_amplitude_scale():
-    from gmmplat.gmm import AMPLITUDE, WIDTH, XYZ, amplitude, width, xyz
+    from gmmplat.model.gmm import AMPLITUDE, WIDTH, XYZ, amplitude, width, xyz
 
     neutral = _neutral()
     p = neutral.params

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from gmmplat import notebooks
-from gmmplat.simulate import ORIGIN_CONVENTION
+from gmmplat.demo import notebooks
+from gmmplat.synthetic.simulate import ORIGIN_CONVENTION
 
 TINY = dict(n_particles=8, box=32, pixel_size_angstrom=4.0, images_per_stack=8, n_consensus=2)
 
@@ -59,7 +59,7 @@ def test_demo_is_a_verb_and_python_m_gmmplat_demo_its_alias(tmp_path):
 
     args = build_parser("demo").parse_args(["demo", "--smoke", "--out", str(tmp_path / "o")])
     assert args.smoke and args.data == "sample_data" and args.out == str(tmp_path / "o")
-    for argv in (["-m", "gmmplat", "demo"], ["-m", "gmmplat.demo"]):
+    for argv in (["-m", "gmmplat", "demo"], ["-m", "gmmplat.demo.run"]):
         out = subprocess.run([sys.executable, *argv, "--data", str(tmp_path / "d"), "--notebooks", str(tmp_path)],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 2, out.stderr

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
-from gmmplat.masks import add_mask
+from gmmplat.model.gmm import GMM
+from gmmplat.model.masks import add_mask
 from gmmplat.regularizers import REGULARIZERS, ElasticNetworkRegularizer, ca_graph, network_pairs
 from gmmplat.synthetic.motions import rotation_matrices
 from gmmplat.synthetic.structures import Helix

@@ -3,15 +3,15 @@ import pytest
 import torch
 
 from factories import random_gmm
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.data import Batch
 from gmmplat.encoders import ENCODERS, GradientEncoder, ImageEncoder, RunningScale, StepContext
 from gmmplat.errors import ConfigError
-from gmmplat.fourier import Band
-from gmmplat.geometry import random_rotations
-from gmmplat.gmm import GMM
+from gmmplat.io.dataset import Batch
 from gmmplat.losses import LOSSES
-from gmmplat.image_model import ImageModel
+from gmmplat.model.gmm import GMM
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import random_rotations
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 M, APIX, N = 24, 3.0, 6

@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from gmmplat import cli
 from gmmplat.io.star import read_particle_star
-from gmmplat.simulate import simulate_dataset
+from gmmplat.synthetic.simulate import simulate_dataset
 
 TINY = dict(n_particles=24, box=32, pixel_size_angstrom=4.0, images_per_stack=24, n_consensus=3, progress=False,
             snr=1.0)
@@ -36,7 +36,7 @@ def neutral_gmm(dataset: Path) -> Path:
     """A GMM of the hinge molecule's Cα atoms (two per Gaussian) with the moving domain's mask."""
     from scipy.cluster.vq import kmeans2
 
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
     from gmmplat.synthetic.motions import get_motion
 
     meta = json.loads((dataset / "metadata.json").read_text())

@@ -14,8 +14,8 @@ from test_train_fixtures import make_dataset, one_thread  # noqa: F401
 from gmmplat import cli
 from gmmplat.encoders import ENCODERS, StepContext
 from gmmplat.errors import ConfigError, InputError
-from gmmplat.fourier import Band
-from gmmplat.gmm import GMM, XYZ
+from gmmplat.model.gmm import GMM, XYZ
+from gmmplat.physics.fourier import Band
 from gmmplat.train import load_run
 
 

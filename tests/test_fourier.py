@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gmmplat.errors import ConfigError
-from gmmplat.fourier import Band, image_to_rfft, rfft_to_image
+from gmmplat.physics.fourier import Band, image_to_rfft, rfft_to_image
 
 
 @pytest.mark.parametrize("box", [32, 33])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gmmplat.fsc import fsc_curve, plot_fsc, read_fsc_csv, resolution_at_threshold, write_fsc_csv
+from gmmplat.physics.fsc import fsc_curve, plot_fsc, read_fsc_csv, resolution_at_threshold, write_fsc_csv
 
 
 def _numpy_fsc(a, b, apix):

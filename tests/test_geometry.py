@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gmmplat.errors import ConfigError
-from gmmplat.geometry import (
+from gmmplat.physics.geometry import (
     axis_angle_to_matrix, euler_to_matrix, expand_rotations, matrix_to_euler, random_rotations,
     symmetry_operators,
 )

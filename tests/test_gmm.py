@@ -6,7 +6,7 @@ import torch
 
 from factories import random_gmm
 from gmmplat.errors import InputError
-from gmmplat.gmm import GMM, render_map
+from gmmplat.model.gmm import GMM, render_map
 
 
 def realspace_map(params, box, apix):

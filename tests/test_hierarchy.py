@@ -9,7 +9,7 @@ import torch
 
 from factories import random_gmm
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM, render_map
+from gmmplat.model.gmm import GMM, render_map
 from gmmplat.neutral.hierarchy import (add_hierarchy, default_transition_s, propagate, small_gmm_from_map, small_gmm_kmeans,
                                transition_matrix)
 from gmmplat.io import MapData

@@ -2,11 +2,11 @@
 import torch
 
 from factories import random_gmm
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.data import Batch
-from gmmplat.fourier import Band
-from gmmplat.geometry import random_rotations
-from gmmplat.image_model import ImageModel
+from gmmplat.io.dataset import Batch
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import random_rotations
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 M, APIX, B = 32, 2.0, 3

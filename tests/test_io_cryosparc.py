@@ -21,8 +21,8 @@ from scipy.spatial.transform import Rotation
 
 from gmmplat import cli
 from gmmplat.commands.particle_args import add_particle_arguments, particle_source
-from gmmplat.data import ParticleDataset
 from gmmplat.errors import ConfigError, InputError
+from gmmplat.io.dataset import ParticleDataset
 from gmmplat.io.particles import ParticleSource, read_particles
 from gmmplat.io.star import read_particle_star
 

@@ -1,4 +1,4 @@
-"""Latent refinement (gmmplat.latent_refine): the likelihood is the real-space Gaussian one, the
+"""Latent refinement (gmmplat.refine.latent): the likelihood is the real-space Gaussian one, the
 noise estimate is the noise, refinement recovers the conformation a noisy encoder blurred, and a
 trained run writes both latents."""
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 import torch
 from test_train_fixtures import make_dataset, moved_params, one_thread  # noqa: F401
 
-from gmmplat.data import ParticleDataset
 from gmmplat.errors import ConfigError, InputError
-from gmmplat.fourier import Band
-from gmmplat.gmm import GMM
-from gmmplat.latent_refine import log_likelihood, noise_per_ring, refine_latent, ring_residuals
+from gmmplat.io.dataset import ParticleDataset
 from gmmplat.losses.base import RingSums
+from gmmplat.model.gmm import GMM
+from gmmplat.physics.fourier import Band
+from gmmplat.refine.latent import log_likelihood, noise_per_ring, refine_latent, ring_residuals
 from gmmplat.train import RunConfig, Trainer, load_run
 
 
@@ -126,7 +126,7 @@ def _tiny_config(star, gmm, refine=None) -> RunConfig:
 def test_trained_run_writes_refined_and_encoder_latents(shifted, tmp_path, monkeypatch):
     """latent.npy = the refined points, latent_encoder.npy = the encoder's (the same as a run without
     refinement), refine.json the record; the morph reference is the encoder points' median."""
-    import gmmplat.latent_refine as lr
+    import gmmplat.refine.latent as lr
     from gmmplat.analysis.morph_reference import reference_latent, reference_latent_of
     from gmmplat.analysis.runs import load_analysis_run
 
@@ -178,7 +178,7 @@ def test_uninformative_refinement_keeps_the_encoder_points(shifted, tmp_path, ca
 def test_refine_command_rerefines_a_run_with_other_settings(shifted, tmp_path, monkeypatch, capsys):
     """`gmmplat refine` on a run trained without refinement: latent.npy becomes the refined points (the
     encoder's go to latent_encoder.npy), and a second call with other anchors starts again from them."""
-    import gmmplat.latent_refine as lr
+    import gmmplat.refine.latent as lr
     from gmmplat import cli
 
     star, gmm, _ = shifted

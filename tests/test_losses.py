@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gmmplat.errors import ConfigError
-from gmmplat.fourier import Band
 from gmmplat.losses import LOSSES, FRCLoss, WeightedL2Loss
+from gmmplat.physics.fourier import Band
 
 
 def _images(B, M, seed):

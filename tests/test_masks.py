@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gmmplat.neutral import build_from_map, build_from_model
 from gmmplat.errors import ConfigError, InputError
-from gmmplat.gmm import GMM
 from gmmplat.io import read_map, read_model, write_map
-from gmmplat.masks import (add_mask, apply_mask_spec, mask_from_atoms, mask_from_indices, mask_from_map,
-                           parse_mask_spec)
+from gmmplat.model.gmm import GMM
+from gmmplat.model.masks import (add_mask, apply_mask_spec, mask_from_atoms, mask_from_indices, mask_from_map,
+                                 parse_mask_spec)
+from gmmplat.neutral import build_from_map, build_from_model
 from test_build_helpers import APIX, BOX, ORIGIN, bundle, third_helix_residues, write_model, write_model_map
 
 

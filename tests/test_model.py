@@ -2,16 +2,16 @@
 import pytest
 import torch
 
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.data import Batch
 from gmmplat.decoders import DECODERS, MultiDecoder
 from gmmplat.encoders import ENCODERS, StepContext
-from gmmplat.fourier import Band
-from gmmplat.geometry import random_rotations
-from gmmplat.gmm import GMM
+from gmmplat.io.dataset import Batch
 from gmmplat.losses import LOSSES
-from gmmplat.model import HeteroModel
-from gmmplat.image_model import ImageModel
+from gmmplat.model.gmm import GMM
+from gmmplat.model.hetero import HeteroModel
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import random_rotations
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 M, APIX = 24, 3.0

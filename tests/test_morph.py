@@ -11,8 +11,8 @@ from gmmplat.analysis.morph import (
     ModelMorpher, displacement, per_residue_displacement, write_morphed_models,
 )
 from gmmplat.errors import ConfigError, InputError
-from gmmplat.gmm import GMM
 from gmmplat.io.models import read_model
+from gmmplat.model.gmm import GMM
 from gmmplat.synthetic.motions import get_motion
 
 CENTRE = np.array([100.0, 110.0, 90.0])

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("papermill")
 pytest.importorskip("plotly")
 
-from gmmplat.notebooks import NOTEBOOK_NAME, run_once  # noqa: E402
+from gmmplat.demo.notebooks import NOTEBOOK_NAME, run_once  # noqa: E402
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
@@ -65,7 +65,7 @@ def test_notebook_runs_in_smoke_setting(name, smoke_session):
 
 
 def test_notebook_00_simulated_every_smoke_dataset(smoke_session):
-    from gmmplat.notebooks import DATASETS, SMOKE_SIMULATION, dataset_ready
+    from gmmplat.demo.notebooks import DATASETS, SMOKE_SIMULATION, dataset_ready
 
     results, data, _, _ = smoke_session
     if not results[0].ok:

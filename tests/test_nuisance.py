@@ -13,13 +13,13 @@ from scipy.stats import multivariate_normal
 
 from gmmplat.analysis.oracle import gaussian_log_likelihood, load_simulated_dataset, run_oracle
 from gmmplat.errors import ConfigError
-from gmmplat.geometry import euler_to_matrix
 from gmmplat.io.stacks import StackReader
 from gmmplat.io.star import read_particle_star
-from gmmplat.simulate import simulate_dataset
-from gmmplat.simulate_images import project_atoms
+from gmmplat.physics.geometry import euler_to_matrix
+from gmmplat.synthetic.images import project_atoms
 from gmmplat.synthetic.motions import get_motion
 from gmmplat.synthetic.nuisance import REALISTIC, Nuisances, colour_noise, noise_spectrum
+from gmmplat.synthetic.simulate import simulate_dataset
 
 TINY = dict(box=32, pixel_size_angstrom=4.0, images_per_stack=40, n_consensus=3, progress=False)
 
@@ -69,7 +69,7 @@ def realistic_clean_images(tmp_path_factory):
 
 def _envelope_ctf(tab, truth_b, M, apix):
     """RELION's CTF from the package (pinned elsewhere) times exp(−B s²/4) computed here in numpy."""
-    from gmmplat.ctf import CTFParams, ctf_rfft
+    from gmmplat.physics.ctf import CTFParams, ctf_rfft
 
     ctf = ctf_rfft(CTFParams.from_table(tab), M, apix).numpy().astype(np.float64)
     ky, kx = np.fft.fftfreq(M, d=apix), np.fft.rfftfreq(M, d=apix)
@@ -184,9 +184,9 @@ def test_junk_kinds_are_what_they_say():
 
 def test_refinement_noise_estimate_follows_a_coloured_spectrum():
     """noise_per_ring on residuals of coloured noise is M²σ²·S at each ring's radius (known spectrum)."""
-    from gmmplat.fourier import Band
-    from gmmplat.latent_refine import noise_per_ring, ring_residuals
     from gmmplat.losses.base import RingSums
+    from gmmplat.physics.fourier import Band
+    from gmmplat.refine.latent import noise_per_ring, ring_residuals
 
     M, apix, sigma, rho = 32, 2.0, 0.8, 0.25
     band = Band(M, apix)
@@ -209,9 +209,9 @@ def test_fitted_scale_recovers_known_scales(tmp_path):
     import mrcfile
     from test_train_fixtures import make_dataset, moved_params
 
-    from gmmplat.data import ParticleDataset
-    from gmmplat.gmm import GMM
-    from gmmplat.latent_refine import refine_latent
+    from gmmplat.io.dataset import ParticleDataset
+    from gmmplat.model.gmm import GMM
+    from gmmplat.refine.latent import refine_latent
 
     star, gmm, t = make_dataset(tmp_path, n=40, snr=None, seed=2)
     factor = np.random.default_rng(1).uniform(0.5, 1.5, 40)

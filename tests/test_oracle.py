@@ -14,8 +14,8 @@ from gmmplat.analysis.amplitude import amplitude_ratio, displacement_ratios, per
 from gmmplat.analysis.evaluate import read_model_frames
 from gmmplat.analysis.oracle import frame_prior, load_simulated_dataset, oracle_scores, run_oracle
 from gmmplat.errors import InputError
-from gmmplat.simulate import simulate_dataset
 from gmmplat.synthetic.motions import get_motion
+from gmmplat.synthetic.simulate import simulate_dataset
 
 from factories import set_rigid_mlp
 
@@ -43,10 +43,10 @@ def oracles(datasets):
 
 def _direct_log_likelihood(folder, row):
     """log p(image | frame k) for every frame, by a direct numpy rendering (no package renderer)."""
-    from gmmplat.ctf import CTFParams, ctf_rfft
     from gmmplat.io.models import read_model
     from gmmplat.io.stacks import StackReader
     from gmmplat.io.star import read_particle_star
+    from gmmplat.physics.ctf import CTFParams, ctf_rfft
 
     meta = json.loads((folder / "metadata.json").read_text())
     opts = meta["options"]
@@ -162,7 +162,7 @@ def _run_on(dataset, gain, name, offset_deg=0.0):
     turn of ``offset_deg`` about x); latent z = (t, noise)."""
     from scipy.cluster.vq import kmeans2
 
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
     from gmmplat.train.builder import build_model_for_round
     from gmmplat.train.config import DataConfig
     from gmmplat.train.outputs import save_model

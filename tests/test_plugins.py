@@ -19,7 +19,7 @@ PLUGIN = '''
 import torch
 
 from gmmplat.decoders import DECODERS, Decoder
-from gmmplat.nets import make_mlp
+from gmmplat.model.nets import make_mlp
 
 
 @DECODERS.register("plugin_shift")

@@ -1,4 +1,4 @@
-"""Local pose refinement (gmmplat.pose_refine): its rotation parametrisation (geometry.axis_angle_to_matrix)
+"""Local pose refinement (gmmplat.refine.poses): its rotation parametrisation (geometry.axis_angle_to_matrix)
 against scipy, the corrections applied by the dataset, and stated poses a few degrees off brought back to
 the truth."""
 from __future__ import annotations
@@ -9,12 +9,12 @@ import torch
 from scipy.spatial.transform import Rotation
 from test_train_fixtures import make_dataset, moved_params
 
-from gmmplat.data import ParticleDataset
-from gmmplat.geometry import axis_angle_to_matrix, euler_to_matrix, matrix_to_euler
-from gmmplat.gmm import GMM
+from gmmplat.io.dataset import ParticleDataset
 from gmmplat.io.star import read_particle_star, write_particle_star
-from gmmplat.latent_refine import refine_latent, refinement_band
-from gmmplat.pose_refine import PoseCorrections, refine_poses
+from gmmplat.model.gmm import GMM
+from gmmplat.physics.geometry import axis_angle_to_matrix, euler_to_matrix, matrix_to_euler
+from gmmplat.refine.latent import refine_latent, refinement_band
+from gmmplat.refine.poses import PoseCorrections, refine_poses
 
 
 def test_rotation_matrix_is_scipys_rotvec_and_smooth_at_zero():
@@ -100,7 +100,7 @@ def test_refinement_brings_misstated_poses_back(misposed):
 
 
 def test_shrinkage_estimates_the_error_spread_and_keeps_exact_poses_exact():
-    from gmmplat.pose_refine import shrink_estimates
+    from gmmplat.refine.poses import shrink_estimates
 
     g = np.random.default_rng(2)
     n = 4000
@@ -128,8 +128,8 @@ def test_noise_on_band_at_the_true_poses_is_white_and_follows_the_corrections(mi
     """At the true poses and motion the residual is the simulated white noise: flat over the rings. The
     misstated STAR with the exact inverse corrections as ``start`` gives the same estimate as the true
     STAR; without them the low rings carry the pose error too."""
-    from gmmplat.fourier import Band
-    from gmmplat.pose_refine import noise_on_band
+    from gmmplat.physics.fourier import Band
+    from gmmplat.refine.poses import noise_on_band
 
     star, bad, gmm, t, A = misposed
     neutral = GMM.load(gmm)

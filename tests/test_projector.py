@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from factories import random_gmm
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.fourier import Band
-from gmmplat.geometry import random_rotations
-from gmmplat.image_model import ImageModel
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import random_rotations
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS, DenseFourierProjector, FourierSeparableProjector
 
 

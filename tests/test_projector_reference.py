@@ -15,10 +15,10 @@ import torch
 from scipy.ndimage import map_coordinates
 
 from factories import random_gmm
-from gmmplat.fourier import Band, image_to_rfft
-from gmmplat.geometry import euler_to_matrix
-from gmmplat.gmm import render_map
-from gmmplat.image_model import ImageModel
+from gmmplat.model.gmm import render_map
+from gmmplat.physics.fourier import Band, image_to_rfft
+from gmmplat.physics.geometry import euler_to_matrix
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import FourierSeparableProjector
 
 EULERS = [(30.0, 60.0, -20.0), (-110.0, 130.0, 75.0), (200.0, 15.0, 10.0)]
@@ -126,11 +126,11 @@ def test_projector_matches_torch_fourier_slice(rendered):
 
 
 def test_simulator_images_equal_projector_with_ctf():
-    """The simulator's real-space path (gmmplat.simulate) and the separable projector agree to
+    """The simulator's real-space path (gmmplat.synthetic.simulate) and the separable projector agree to
     numerical precision on noise-free, CTF-modulated images of the same atoms and poses."""
-    from gmmplat.ctf import CTFParams, ctf_rfft
-    from gmmplat.geometry import random_rotations
-    from gmmplat.simulate import apply_ctf, project_atoms
+    from gmmplat.physics.ctf import CTFParams, ctf_rfft
+    from gmmplat.physics.geometry import random_rotations
+    from gmmplat.synthetic.simulate import apply_ctf, project_atoms
 
     box, apix, sigma = 48, 2.0, 4.0  # σ = 2 px: no aliasing
     g = torch.Generator().manual_seed(21)

@@ -1,4 +1,4 @@
-"""Per-particle fit quality and the junk rule (gmmplat.latent_refine.fit_quality / junk_mask,
+"""Per-particle fit quality and the junk rule (gmmplat.refine.latent.fit_quality / junk_mask,
 gmmplat.analysis.quality) and ``gmmplat select --quality-above / --exclude-junk``."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from test_analysis_cli import N_PARTICLES, run_dir  # noqa: F401  (run_dir: modu
 from test_train_fixtures import make_dataset, moved_params
 
 from gmmplat import cli
-from gmmplat.data import ParticleDataset
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
-from gmmplat.latent_refine import fit_quality, junk_mask, refine_latent
+from gmmplat.io.dataset import ParticleDataset
+from gmmplat.model.gmm import GMM
+from gmmplat.refine.latent import fit_quality, junk_mask, refine_latent
 
 
 def test_fit_quality_is_the_best_scales_likelihood_gain():
@@ -80,7 +80,7 @@ def test_refinement_quality_ranks_junk_low_and_the_rule_finds_it(with_junk):
     keep = np.arange(48) >= 16
     masked = refine_latent(decode, data, z, n_anchors=6, high_res_angstrom=None, noise_particles=48,
                            anchor_mask=keep)
-    from gmmplat.latent_refine import anchor_points
+    from gmmplat.refine.latent import anchor_points
 
     np.testing.assert_allclose(masked.anchors, anchor_points(z[keep], 6)[0])
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from gmmplat.analysis.maps import fsc_curve, reconstruct, reconstruct_near
-from gmmplat.ctf import CTFParams, ctf_rfft
 from gmmplat.errors import ConfigError
-from gmmplat.fourier import image_to_rfft, rfft_to_image
-from gmmplat.geometry import matrix_to_euler, random_rotations
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import image_to_rfft, rfft_to_image
+from gmmplat.physics.geometry import matrix_to_euler, random_rotations
 
 BOX, APIX = 32, 2.0
 

@@ -10,8 +10,8 @@ from test_latent_refine import _decode, _tiny_config
 from test_train_fixtures import make_dataset, one_thread  # noqa: F401
 
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
-from gmmplat.latent_refine import anchor_points, principal_subspace
+from gmmplat.model.gmm import GMM
+from gmmplat.refine.latent import anchor_points, principal_subspace
 from gmmplat.train import RunConfig, Trainer, load_run
 from gmmplat.train.schedule import cycle_rounds
 from gmmplat.train.stages import CycleLatent
@@ -102,8 +102,8 @@ def test_run_with_cycles_trains_the_decoders_on_the_cycle_latent(shifted, tmp_pa
     """Two cycles: losses.csv gets their rows, latent.npy = latent_cycle.npy (one principal axis), the
     decoders are retrained (differ from the run without cycles), refine.json records each cycle, the run
     loads and the morph reference is the cycle latent's median; `gmmplat refine` starts from it."""
-    import gmmplat.latent_refine as lr
-    import gmmplat.latent_refine as cy
+    import gmmplat.refine.latent as lr
+    import gmmplat.refine.latent as cy
     from gmmplat import cli
     from gmmplat.analysis.morph_reference import reference_latent, reference_latent_of
     from gmmplat.analysis.runs import load_analysis_run
@@ -169,7 +169,7 @@ def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_pat
     second cycle's refinement) resumes from its last stage and ends where an uninterrupted run ends
     (same latent, same decoders, same history)."""
     import gmmplat.train.loop as loop
-    import gmmplat.latent_refine as rl
+    import gmmplat.refine.latent as rl
 
     star, gmm, _ = shifted
     refine = {"anchors": 6, "high_res_angstrom": 12.0, "cycles": 2, "cycle_epochs": [2], "restart": False,
@@ -208,8 +208,8 @@ def test_a_run_stopped_in_its_cycles_resumes_to_the_same_result(shifted, tmp_pat
 def test_cycles_leave_junk_out_and_refine_poses(tmp_path, monkeypatch, capsys):
     """Empty images are found by their fitted scale and left out of the cycles; the first of two cycles
     refines the poses (the last does not), the run writes quality, fitted scale and pose corrections."""
-    import gmmplat.latent_refine as lr
-    import gmmplat.latent_refine as cy
+    import gmmplat.refine.latent as lr
+    import gmmplat.refine.latent as cy
     from test_train_fixtures import overwrite_images
 
     star, gmm, t = make_dataset(tmp_path / "data", n=96, snr=0.5, seed=4)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from gmmplat.neutral import build_from_model
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
 from gmmplat.io import read_map, read_model
+from gmmplat.model.gmm import GMM
+from gmmplat.neutral import build_from_model
 from gmmplat.regularizers import REGULARIZERS, CABackboneRegularizer, backbone_geometry, ca_graph
 from gmmplat.synthetic.motions import rotation_matrices
 from gmmplat.synthetic.structures import Helix

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from gmmplat.neutral.from_model import electron_counts
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.fourier import Band
-from gmmplat.geometry import euler_to_matrix
 from gmmplat.io.models import read_model
 from gmmplat.io.mrc import read_map
 from gmmplat.io.stacks import StackReader
 from gmmplat.io.star import read_particle_star
-from gmmplat.image_model import ImageModel
+from gmmplat.neutral.from_model import electron_counts
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import euler_to_matrix
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 FIXTURE = Path(__file__).parent / "data" / "relion_convention"
@@ -99,7 +99,7 @@ def test_each_single_convention_reversal_fails(fixture):
 
 
 def test_simulator_reproduces_the_fixture_images(fixture):
-    from gmmplat.simulate import apply_ctf, project_atoms
+    from gmmplat.synthetic.simulate import apply_ctf, project_atoms
 
     f = fixture
     amp = electron_counts(f["model"].element)

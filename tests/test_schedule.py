@@ -11,7 +11,7 @@ from test_latent_refine import _tiny_config
 from test_train_fixtures import make_dataset, one_thread  # noqa: F401
 
 from gmmplat.errors import ConfigError
-from gmmplat.gmm import GMM
+from gmmplat.model.gmm import GMM
 from gmmplat.train import RunConfig, Trainer, load_run
 from gmmplat.train.presets import preset
 from gmmplat.train.schedule import build_schedule, check_distributed, default_schedule

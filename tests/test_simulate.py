@@ -1,4 +1,4 @@
-"""The particle simulator (gmmplat.simulate) and the ``gmmplat simulate`` verb."""
+"""The particle simulator (gmmplat.synthetic.simulate) and the ``gmmplat simulate`` verb."""
 import json
 import math
 
@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from gmmplat import cli
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.fourier import image_to_rfft, rfft_to_image
 from gmmplat.errors import ConfigError
-from gmmplat.geometry import euler_to_matrix
 from gmmplat.io.models import read_model
 from gmmplat.io.mrc import box_centre_world_angstrom, read_map
 from gmmplat.io.stacks import StackReader
 from gmmplat.io.star import read_particle_star
-from gmmplat.simulate import apply_ctf, nearest_frame, project_atoms, render_volume, simulate_dataset
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import image_to_rfft, rfft_to_image
+from gmmplat.physics.geometry import euler_to_matrix
 from gmmplat.synthetic.motions import get_motion
+from gmmplat.synthetic.simulate import apply_ctf, nearest_frame, project_atoms, render_volume, simulate_dataset
 
 SMALL = dict(n_particles=20, box=32, pixel_size_angstrom=4.0, images_per_stack=8, n_consensus=5, progress=False)
 FILES = ["particles.star", "consensus_map.mrc", "neutral_model.pdb", "truth.csv", "truth_frames.pdb",

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from gmmplat.errors import ConfigError
-from gmmplat.geometry import euler_to_matrix, symmetry_operators
 from gmmplat.io import symmetry_expand_table
-from gmmplat.simulate_images import project_atoms
+from gmmplat.physics.geometry import euler_to_matrix, symmetry_operators
+from gmmplat.synthetic.images import project_atoms
 
 BOX, APIX, SIGMA = 48, 2.0, 2.5
 

@@ -4,9 +4,9 @@ import argparse
 import numpy as np
 
 from gmmplat.commands.simulate import dataset_options
-from gmmplat.geometry import symmetry_operators
-from gmmplat.simulate import render_chunk_size
+from gmmplat.physics.geometry import symmetry_operators
 from gmmplat.synthetic.motions import DATASETS, get_motion
+from gmmplat.synthetic.simulate import render_chunk_size
 
 
 def test_tetramer_counts_symmetry_and_motion():

@@ -145,7 +145,7 @@ def test_hierarchical_transition_frozen_then_trained(dataset, tmp_path, monkeypa
     del legacy["rounds"][1]["decoder_options"]
     legacy["rounds"][1]["train_transition"] = True  # the older round key reads as the decoder's round option
     assert RunConfig.from_dict(legacy).hash() == cfg.hash()
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
 
     initial = build_decoder(cfg, "h", GMM.load(gmm))
     interrupt_after(monkeypatch, 4)  # first step of round 2
@@ -225,7 +225,7 @@ def test_outputs_and_load_run_symmetry_expanded(dataset, tmp_path):
         assert (out / name).is_file(), name
     run = load_run(out)
     assert run.latent.shape == (40, 2, 3) and run.latent.dtype == np.float32
-    from gmmplat.data import ParticleDataset
+    from gmmplat.io.dataset import ParticleDataset
 
     ds = ParticleDataset(star, symmetry="C2")
     with torch.no_grad():

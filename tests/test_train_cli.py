@@ -23,7 +23,7 @@ def data(tmp_path_factory):
 
 def test_presets_build_and_print(data, capsys):
     folder, star, gmm, _ = data
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
 
     neutral = GMM.load(gmm)
     # the deformable presets' encoder and first round see 10 Å, the domain presets' 15 Å
@@ -73,7 +73,7 @@ def test_small_rigid_run_recovers_conformation(data, tmp_path, capsys):
     """Acceptance in miniature: 120 particles at SNR 1, the rigid preset with small networks;
     |Spearman| between the truth and the best of the first three latent PCs (0.87 measured)."""
     folder, star, gmm, t = data
-    cfg = preset("rigid", __import__("gmmplat.gmm", fromlist=["GMM"]).GMM.load(gmm), domain="domain", epochs=6,
+    cfg = preset("rigid", __import__("gmmplat.model.gmm", fromlist=["GMM"]).GMM.load(gmm), domain="domain", epochs=6,
                  batch_size=16).to_dict()
     cfg["encoder"]["options"]["hidden"] = [64, 32]
     cfg["decoders"]["domain"]["options"]["hidden"] = [32]
@@ -94,7 +94,7 @@ def test_presets_with_several_domains(data):
     """--domain A,B: the rigid decoder moves each mask as its own body, the multi preset's free core gets
     the Gaussians outside all of them, the free preset the Gaussians inside any; unknown or repeated
     names are one-line errors."""
-    from gmmplat.gmm import GMM
+    from gmmplat.model.gmm import GMM
     from gmmplat.train.builder import subset_mask
 
     _, _, gmm, _ = data

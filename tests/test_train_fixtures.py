@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from gmmplat.ctf import CTFParams, ctf_rfft
-from gmmplat.fourier import Band
-from gmmplat.geometry import euler_to_matrix
-from gmmplat.gmm import GMM
 from gmmplat.io.star import TABLE_COLUMNS, write_particle_star
-from gmmplat.image_model import ImageModel
+from gmmplat.model.gmm import GMM
+from gmmplat.physics.ctf import CTFParams, ctf_rfft
+from gmmplat.physics.fourier import Band
+from gmmplat.physics.geometry import euler_to_matrix
+from gmmplat.physics.image_model import ImageModel
 from gmmplat.projectors import PROJECTORS
 
 

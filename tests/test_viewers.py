@@ -18,7 +18,7 @@ import nbformat  # noqa: E402
 
 from gmmplat import viewers  # noqa: E402
 from gmmplat.errors import ConfigError, InputError  # noqa: E402
-from gmmplat.gmm import GMM  # noqa: E402
+from gmmplat.model.gmm import GMM  # noqa: E402
 from gmmplat.viewers.gmm3d import REST_COLOUR, SIZE_PX_PER_SIGMA_ANGSTROM, SIZE_PX_RANGE, marker_sizes  # noqa: E402
 
 
@@ -294,7 +294,7 @@ def test_loss_figure_reads_a_run_losses_csv(tmp_path):
 
 
 def test_fsc_figure_reports_the_resolution_at_threshold(tmp_path):
-    from gmmplat.fsc import resolution_at_threshold, write_fsc_csv
+    from gmmplat.physics.fsc import resolution_at_threshold, write_fsc_csv
 
     f = np.linspace(0, 0.25, 33)
     c = 1 / (1 + np.exp((f - 0.1) * 60))
@@ -356,7 +356,7 @@ def notebook(path, *sources, params="SMOKE = False\nDATA_DIR = 'x'\nOUT_DIR = 'y
 
 
 def test_run_notebooks_order_parameters_failure_and_report(tmp_path):
-    from gmmplat.notebooks import read_report, run_notebooks
+    from gmmplat.demo.notebooks import read_report, run_notebooks
 
     nbdir = tmp_path / "nb"
     nbdir.mkdir()
@@ -379,9 +379,9 @@ def test_run_notebooks_order_parameters_failure_and_report(tmp_path):
 def test_demo_exit_codes_name_the_failing_notebook(tmp_path, capsys):
     import json
 
-    from gmmplat import demo
-    from gmmplat.notebooks import DATASETS
-    from gmmplat.simulate import ORIGIN_CONVENTION
+    from gmmplat.demo import run as demo
+    from gmmplat.demo.notebooks import DATASETS
+    from gmmplat.synthetic.simulate import ORIGIN_CONVENTION
 
     data = tmp_path / "data"
     for name in DATASETS:  # present, complete and current: the demo simulates nothing

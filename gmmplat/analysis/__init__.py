@@ -1,7 +1,7 @@
 """Analysis and interpretation of a trained run (docs/analysis.md).
 
 Every function works on explicit inputs (latent arrays, a ``decode_fn: z (B, d) ->
-params (B, N, 5)`` callable, :class:`~gmmplat.gmm.GMM` and
+params (B, N, 5)`` callable, :class:`~gmmplat.model.gmm.GMM` and
 :class:`~gmmplat.io.models.AtomModel` objects); only :func:`analyze_run` and the ``analyze``,
 ``morph``, ``evaluate`` and ``select`` commands load run folders.
 

@@ -1,7 +1,7 @@
 """Maps at latent points: decoded GMM maps and reconstructions from nearby particles.
 
 * :func:`decoded_maps` renders the GMM the decoder gives at latent points
-  (``gmmplat.gmm.render_map``; volumes ``[z, y, x]``).
+  (``gmmplat.model.gmm.render_map``; volumes ``[z, y, x]``).
 * :func:`reconstruct` is a CTF-corrected Fourier backprojection with known poses
   (Wiener-like ``Σ CTF·F / (Σ CTF² + 1/SNR)``), inserting central slices with
   ``torch_fourier_slice`` (rotation matrices ``Aᵀ``, A = RELION's matrix;
@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..ctf import CTFParams
-from ..fourier import Band, origin_phase
-from ..image_model import ctf_on_band
 from ..errors import ConfigError
-from ..gmm import GMM, render_map
 from ..io.mrc import write_map
+from ..model.gmm import GMM, render_map
+from ..physics.ctf import CTFParams
+from ..physics.fourier import Band, origin_phase
+from ..physics.image_model import ctf_on_band
 from .latent import flatten_latent, nearest_rows
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
@@ -168,7 +168,7 @@ def reconstruct_near(
     Returns:
         ``(map (M, M, M), particle indices (k,))``.
     """
-    from ..geometry import euler_to_matrix
+    from ..physics.geometry import euler_to_matrix
 
     flatten_latent(latent)
     if len(table) != np.shape(latent)[0]:

@@ -31,9 +31,9 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
-from ..neutral.hierarchy import transition_matrix
-from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
 from ..io.models import AtomModel, write_models
+from ..model.gmm import AMPLITUDE, GMM, WIDTH, XYZ
+from ..neutral.hierarchy import transition_matrix
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 MORPH_MODES = ("local_rigid", "linear")

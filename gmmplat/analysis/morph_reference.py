@@ -23,7 +23,7 @@ import copy
 import numpy as np
 import torch
 
-from ..gmm import XYZ
+from ..model.gmm import XYZ
 from .evaluate import particle_latent
 from .morph import ModelMorpher
 

@@ -6,7 +6,7 @@ each particle's junk flag and kind, B-factor, scale and true pose:
 * :func:`nuisance_summary`: one row per nuisance, as simulated;
 * :func:`junk_report`: the run's fit quality (``quality.npy``) and fitted scale (``fit_scale.npy``)
   per kind of particle, the ROC AUC of each for telling particles from junk, and what the junk rule
-  (:func:`gmmplat.latent_refine.junk_mask`) keeps and leaves out;
+  (:func:`gmmplat.refine.latent.junk_mask`) keeps and leaves out;
 * :func:`pose_error_table`: the STAR file's pose and origin errors against the truth, before and
   after the run's corrections (``pose_correction.npy``).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..latent_refine import DEFAULT_JUNK_SCALE, junk_mask
+from ..refine.latent import DEFAULT_JUNK_SCALE, junk_mask
 from .quality import load_fit_scale, load_quality
 from .runs import junk_flags
 
@@ -90,9 +90,9 @@ def pose_error_table(dataset: str | os.PathLike, run_dir: str | os.PathLike | No
     None when ``truth.csv`` holds no true poses."""
     import torch
 
-    from ..geometry import euler_to_matrix
     from ..io.star import read_particle_star
-    from ..simulate import TRUE_POSE_COLUMNS
+    from ..physics.geometry import euler_to_matrix
+    from ..synthetic.simulate import TRUE_POSE_COLUMNS
 
     dataset = Path(dataset)
     truth = _truth(dataset)

@@ -5,7 +5,7 @@ simulation knew, except the particle's conformation: the true frames (``truth_fr
 ``F`` conformations at ``t`` evenly spaced on [-1, 1]), the particle's pose, shift and CTF
 (``particles.star``), the atoms' Gaussian width and amplitudes (electrons per element) and
 the noise σ (``metadata.json``).  It forms each frame's noise-free image with the simulator's
-own function (:func:`gmmplat.simulate_images.render_particles`), and with white Gaussian noise of σ
+own function (:func:`gmmplat.synthetic.images.render_particles`), and with white Gaussian noise of σ
 
     log p(y | k) = −|y − x_k|² / (2σ²) − (M²/2) log(2πσ²)          (M² pixels)
 
@@ -174,10 +174,10 @@ def frame_images(ds: SimulatedDataset, rows: np.ndarray, poses: tuple | None = N
     with nuisances), else the STAR file's poses, no envelope and scale 1.  ``poses``: ``(A (B, 3, 3),
     origins (B, 2) Å)`` to use instead (the pose-marginal oracle's samples).
     """
-    from ..ctf import CTFParams, ctf_rfft
-    from ..geometry import euler_to_matrix
-    from ..simulate import TRUE_POSE_COLUMNS
-    from ..simulate_images import render_particles
+    from ..physics.ctf import CTFParams, ctf_rfft
+    from ..physics.geometry import euler_to_matrix
+    from ..synthetic.images import render_particles
+    from ..synthetic.simulate import TRUE_POSE_COLUMNS
 
     rows = np.asarray(rows, dtype=np.int64)
     tab = ds.table.iloc[rows]
@@ -265,7 +265,7 @@ def stated_pose_samples(ds: SimulatedDataset, rows: np.ndarray, n_samples: int, 
     the stated one is drawn the same way: ``exp([ω]×) A_stated``, ``origin_stated + e``.  Yields
     ``(A (B, 3, 3), origins (B, 2))`` per sample, drawn from a seeded stream of their own.
     """
-    from ..geometry import euler_to_matrix
+    from ..physics.geometry import euler_to_matrix
     from ..synthetic.nuisance import rotvec_matrices
 
     nz = ds.metadata["options"].get("nuisances") or {}

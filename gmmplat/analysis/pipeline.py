@@ -273,8 +273,8 @@ def _reconstruction_particles(ar: AnalysisRun, particles, allow_other: bool):
 
 def _reconstruction_inputs(ar: AnalysisRun, particles) -> tuple:
     """``(table, read_image, symmetry_operators)`` of the (checked) particles to reconstruct from."""
-    from ..geometry import symmetry_operators
     from ..io.stacks import StackReader
+    from ..physics.geometry import symmetry_operators
 
     ops = symmetry_operators(ar.run.config.data.symmetry) if ar.latent.ndim == 3 else None
     return particles.table, StackReader(particles).__getitem__, ops

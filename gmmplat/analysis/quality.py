@@ -2,7 +2,7 @@
 
 A run with latent refinement writes ``quality.npy``: for each particle (STAR order) the
 log-likelihood gain ``q`` of its image under the decoded GMM at its most probable state over the
-noise model alone (:func:`gmmplat.latent_refine.fit_quality`; higher fits better), and
+noise model alone (:func:`gmmplat.refine.latent.fit_quality`; higher fits better), and
 ``fit_scale.npy``: the scale at which that prediction fits the image best, ``q`` divided by the
 prediction's own whitened power (so it does not grow with the CTF's or the particle's contrast).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..latent_refine import DEFAULT_JUNK_SCALE, junk_mask  # noqa: F401 (re-exported)
+from ..refine.latent import DEFAULT_JUNK_SCALE, junk_mask  # noqa: F401 (re-exported)
 
 QUALITY_FILE = "quality.npy"
 SCALE_FILE = "fit_scale.npy"

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
-from ..gmm import AMPLITUDE, XYZ
+from ..model.gmm import AMPLITUDE, XYZ
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 

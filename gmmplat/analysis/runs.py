@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..gmm import GMM
 from ..errors import InputError
+from ..model.gmm import GMM
 from ..records import read_latent
 from .evaluate import check_rows
 from .latent import flatten_latent
@@ -142,8 +142,8 @@ def score_run(ar: AnalysisRun, truth_path, truth_frames_path=None, model_path=No
     """
     from ..errors import ConfigError
     from ..io.models import read_model
-    from .evaluate import evaluate_latent, frame_rmsd, load_truth, particle_latent, read_model_frames
     from .amplitude import truth_motion_scores
+    from .evaluate import evaluate_latent, frame_rmsd, load_truth, particle_latent, read_model_frames
     from .morph_reference import run_morpher
 
     if (truth_frames_path is None) != (model_path is None):

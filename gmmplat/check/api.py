@@ -21,7 +21,7 @@ def check_files(particles, map_path, model_path=None, n: int = 500, lowpass_angs
 
     ``particles``: a RELION STAR path, or a :class:`~gmmplat.io.particles.ParticleSource`
     (STAR or cryoSPARC ``.cs`` with its options)."""
-    from ..data import ParticleDataset
+    from ..io.dataset import ParticleDataset
     from ..io.mrc import read_map
     from .references import MapReference, model_reference
 

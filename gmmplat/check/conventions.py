@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..fourier import Band, origin_phase
+from ..physics.fourier import Band, origin_phase
 
 STATED = "stated"
 ROW_LABELS = {

@@ -12,7 +12,7 @@ import dataclasses
 
 import torch
 
-from ..ctf import CTFParams
+from ..physics.ctf import CTFParams
 
 #: the values a typo or a converter most often replaces (kV, mm, fraction) and defocus unit factors
 VOLTAGES_KV = (300.0, 200.0, 120.0)

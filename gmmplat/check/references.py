@@ -1,7 +1,7 @@
 """References for the data check: unshifted, CTF-free projections on a low-pass band.
 
 A reference turns RELION rotation matrices ``A (B, 3, 3)`` into the centred Fourier
-transforms of the projections, ``(B, Ky, Kx)`` complex64 on a :class:`~gmmplat.fourier.Band`
+transforms of the projections, ``(B, Ky, Kx)`` complex64 on a :class:`~gmmplat.physics.fourier.Band`
 of the particles' box (no shift, no CTF: the check applies those itself, once per
 convention it tests).
 
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..fourier import Band, image_to_rfft
-from ..gmm import AMPLITUDE, N_COLUMNS, WIDTH, XYZ
+from ..model.gmm import AMPLITUDE, N_COLUMNS, WIDTH, XYZ
+from ..physics.fourier import Band, image_to_rfft
 
 PIXEL_SIZE_RTOL = 0.005
 
@@ -133,9 +133,9 @@ class GMMReference:
 def model_reference(model_path, map_data, map_path=None) -> GMMReference:
     """Heavy atoms of ``model_path`` as Gaussians (σ = 1 Å, amplitude = atomic number), in the
     frame of ``map_data`` (coordinates relative to the world position of its box centre)."""
-    from ..neutral.from_model import electron_counts
     from ..io.models import read_model
     from ..io.mrc import box_centre_world_angstrom
+    from ..neutral.from_model import electron_counts
 
     model = read_model(model_path, selection="heavy")
     xyz = model.xyz_angstrom - box_centre_world_angstrom(map_data)

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..ctf import ctf_rfft
 from ..errors import ConfigError
-from ..fourier import Band
+from ..physics.ctf import ctf_rfft
+from ..physics.fourier import Band
 from .conventions import CTF_ROW, GEOMETRIC, ROW_LABELS, STATED, describe, predictions, transpose_band
 
 MARGIN_SE = 5.0
@@ -154,7 +154,7 @@ def run_check(dataset, reference, n: int = 500, lowpass_angstrom: float = 12.0, 
     """Check ``n`` random particles of ``dataset`` against ``reference``.
 
     Args:
-        dataset: a :class:`gmmplat.data.ParticleDataset` (or any object with ``get_batch``,
+        dataset: a :class:`gmmplat.io.dataset.ParticleDataset` (or any object with ``get_batch``,
             ``n_particles``, ``n_sym``, ``box``, ``pixel_size_angstrom``, ``invert_contrast``).
         reference: :class:`~.references.MapReference` or :class:`~.references.GMMReference`.
         n: particles drawn (all when fewer); lowpass_angstrom: resolution limit of the CC.

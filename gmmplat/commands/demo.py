@@ -5,7 +5,7 @@ Examples::
     gmmplat demo                          # sample_data/ and out/ (what `make demo` runs)
     gmmplat demo --smoke --out out_smoke  # tiny datasets, SMOKE = True: a quick check
 
-See :mod:`gmmplat.demo` and docs/notebooks.md.
+See :mod:`gmmplat.demo.run` and docs/notebooks.md.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..demo import DEFAULT_NOTEBOOKS
+    from ..demo.run import DEFAULT_NOTEBOOKS
 
     p.add_argument("--data", default="sample_data",
                    help="sample data folder: missing or stale datasets are simulated there (default sample_data)")
@@ -23,6 +23,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo.run import run_demo
 
     return run_demo(args.data, args.out, args.notebooks, smoke=args.smoke)

@@ -23,7 +23,7 @@ from ._common import add_shared_options, int_at_least, other_particles_check, po
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..latent_refine import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM
+    from ..refine.latent import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM
 
     add_shared_options(p, "--run")
     p.add_argument("--anchors", type=int_at_least(2), default=DEFAULT_ANCHORS,
@@ -66,7 +66,7 @@ def _apply_pose_corrections(run_dir: str, dataset) -> None:
     import numpy as np
 
     from ..errors import InputError
-    from ..pose_refine import PoseCorrections
+    from ..refine.poses import PoseCorrections
 
     path = os.path.join(run_dir, "pose_correction.npy")
     if not os.path.isfile(path):
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis.latent import flatten_latent
     from ..analysis.runs import load_analysis_run
-    from ..records import read_latent
-    from ..data import ParticleDataset
     from ..errors import ConfigError, InputError
+    from ..io.dataset import ParticleDataset
+    from ..records import read_latent
     from ..train.refine_run import refine_run_latent
     from .train import check_device
 

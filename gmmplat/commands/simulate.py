@@ -82,8 +82,8 @@ def dataset_options(name: str, args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gmmplat.simulate import simulate_dataset
     from gmmplat.synthetic.motions import DATASETS
+    from gmmplat.synthetic.simulate import simulate_dataset
 
     from ..errors import InputError
     from ..io.atomic import check_output_path, staged_folder

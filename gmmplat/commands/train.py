@@ -114,7 +114,7 @@ def check_device(text: str) -> None:
 
 def build_config(args: argparse.Namespace):
     """The :class:`RunConfig` the arguments describe (data section filled in)."""
-    from ..gmm import GMM
+    from ..model.gmm import GMM
     from ..train.config import DataConfig
     from ..train.presets import config_file, preset
 
@@ -219,9 +219,9 @@ def run(args: argparse.Namespace) -> int:
 
 def estimate_lines(args: argparse.Namespace, config) -> list[str]:
     """The cost model's prediction (:mod:`gmmplat.train.cost`) for the run the arguments describe."""
-    from ..geometry import symmetry_operators
-    from ..gmm import GMM
     from ..io.particles import read_particles
+    from ..model.gmm import GMM
+    from ..physics.geometry import symmetry_operators
     from ..train.cost import estimate_run
 
     source = particle_source(args)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..gmm import AMPLITUDE, GMM, N_COLUMNS, POSITION_COLUMNS, WIDTH, amplitude
+from ..model.gmm import AMPLITUDE, GMM, N_COLUMNS, POSITION_COLUMNS, WIDTH, amplitude
 from ..registry import Registry
 
 DECODERS: Registry = Registry("decoder")

@@ -23,9 +23,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..nets import make_mlp
 from ..errors import ConfigError
-from ..gmm import GMM, XYZ
+from ..model.gmm import GMM, XYZ
+from ..model.nets import make_mlp
 from .base import DECODERS, Decoder
 
 #: The kernel is cut where it falls below exp(-4.5) (3 widths) ...

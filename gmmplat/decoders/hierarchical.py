@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..nets import make_mlp
 from ..errors import ConfigError
-from ..gmm import GMM, N_COLUMNS
+from ..model.gmm import GMM, N_COLUMNS
+from ..model.nets import make_mlp
 from .base import DECODERS, Decoder
 
 

@@ -6,10 +6,10 @@ from typing import Sequence
 
 import torch
 
-from ..nets import make_mlp
 from ..errors import ConfigError
-from ..geometry import axis_angle_to_matrix
-from ..gmm import GMM, N_COLUMNS, XYZ, amplitude, xyz
+from ..model.gmm import GMM, N_COLUMNS, XYZ, amplitude, xyz
+from ..model.nets import make_mlp
+from ..physics.geometry import axis_angle_to_matrix
 from .base import DECODERS, Decoder
 
 

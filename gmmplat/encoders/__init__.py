@@ -1,5 +1,5 @@
 """Encoders: particle -> latent vector.  ``ENCODERS.build(name, latent_dim, context, **opts)``."""
-from ..nets import make_mlp
+from ..model.nets import make_mlp
 from .base import ENCODERS, Encoder, RunningScale, StepContext
 from .fixed import FixedEncoder
 from .gradient import GradientEncoder

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..fourier import Band
+from ..physics.fourier import Band
 from ..registry import Registry
 
 ENCODERS: Registry = Registry("encoder")
@@ -25,9 +25,9 @@ ENCODERS: Registry = Registry("encoder")
 class StepContext:
     """What a step may need beyond its own options.
 
-    * ``neutral``: the neutral :class:`gmmplat.gmm.GMM`
-    * ``band``: the loss :class:`gmmplat.fourier.Band` of the current round
-    * ``image_model``: the round's forward model (:class:`gmmplat.image_model.ImageModel`, on that band)
+    * ``neutral``: the neutral :class:`gmmplat.model.gmm.GMM`
+    * ``band``: the loss :class:`gmmplat.physics.fourier.Band` of the current round
+    * ``image_model``: the round's forward model (:class:`gmmplat.physics.image_model.ImageModel`, on that band)
     * ``loss``: a :class:`gmmplat.losses.Loss` on that band
 
     The trainer owns these objects; when it moves to another band it hands encoders a
@@ -89,7 +89,7 @@ class RunningScale(nn.Module):
 
 
 class Encoder(ABC, nn.Module):
-    """Maps a :class:`gmmplat.data.Batch` to latent vectors ``z (B, latent_dim)``."""
+    """Maps a :class:`gmmplat.io.dataset.Batch` to latent vectors ``z (B, latent_dim)``."""
 
     def __init__(self, latent_dim: int, context: StepContext):
         super().__init__()

@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
-from ..fourier import Band
-from ..gmm import AMPLITUDE, POSITION_COLUMNS
-from ..nets import make_mlp
+from ..model.gmm import AMPLITUDE, POSITION_COLUMNS
+from ..model.nets import make_mlp
+from ..physics.fourier import Band
 from .base import ENCODERS, Encoder, RunningScale, StepContext
 
 

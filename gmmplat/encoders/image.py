@@ -6,8 +6,8 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
-from ..fourier import Band
-from ..nets import make_mlp
+from ..model.nets import make_mlp
+from ..physics.fourier import Band
 from .base import ENCODERS, Encoder, RunningScale, StepContext
 
 

@@ -8,7 +8,7 @@ unchanged.  Conventions (docs/conventions.md, after cryoDRGN 4.3.1
 ``parse_pose_csparc`` / ``parse_ctf_csparc``):
 
 * ``A = Rodrigues(alignments3D/pose)ᵀ`` (RELION's matrix), stored as RELION Euler
-  angles (:func:`gmmplat.geometry.matrix_to_euler`);
+  angles (:func:`gmmplat.physics.geometry.matrix_to_euler`);
 * ``rlnOriginX/Y`` (pixels) = ``alignments3D/shift``, in pixels of
   ``alignments3D/psize_A`` when present, else of ``blob/psize_A``;
 * ``rlnDefocusU/V`` = ``ctf/df1_A``/``df2_A``; ``rlnDefocusAngle`` =
@@ -110,7 +110,7 @@ def read_particle_cs(
     missing = [f for f in POSE_FIELDS if f not in names]
     if missing and require_poses:
         raise InputError(path, f"missing pose field(s): {', '.join(missing)}{where}")
-    from gmmplat.geometry import axis_angle_to_matrix, matrix_to_euler
+    from gmmplat.physics.geometry import axis_angle_to_matrix, matrix_to_euler
     import torch
 
     if "alignments3D/pose" in names:

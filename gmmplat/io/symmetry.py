@@ -1,19 +1,19 @@
 """Symmetry expansion of a particle table, as RELION's ``relion_particle_symmetry_expand``.
 
 Each particle becomes ``K`` rows, one per operator ``R_k`` of the point group (identity first,
-:func:`gmmplat.geometry.symmetry_operators`), with the rotation ``A · R_k`` and everything else
+:func:`gmmplat.physics.geometry.symmetry_operators`), with the rotation ``A · R_k`` and everything else
 (stack and image, origin, CTF, optics group) unchanged.  RELION's program does the same:
 ``Euler_apply_transf(L, R, ...)`` forms ``L · A · R`` with ``L`` the identity for point groups,
 writing the original row first and then one row per further operator (docs/conventions.md).
 The copies of a particle are adjacent: row ``i`` is particle ``i // K``, copy ``i % K``, the
-order :class:`gmmplat.data.ParticleDataset` uses for ``gmmplat train --symmetry``.
+order :class:`gmmplat.io.dataset.ParticleDataset` uses for ``gmmplat train --symmetry``.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..geometry import euler_to_matrix, expand_rotations, matrix_to_euler, symmetry_operators
+from ..physics.geometry import euler_to_matrix, expand_rotations, matrix_to_euler, symmetry_operators
 
 __all__ = ["symmetry_expand_table"]
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..fourier import Band
+from ..physics.fourier import Band
 from ..registry import Registry
 
 LOSSES: Registry = Registry("loss")

@@ -19,9 +19,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..errors import InputError
-from ..gmm import GMM
 from ..io.models import AtomModel
 from ..io.mrc import MapData
+from ..model.gmm import GMM
 from .from_map import build_from_map, default_threshold, map_frame
 from .from_model import build_from_model
 from .refine import scale_to_map

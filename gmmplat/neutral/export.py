@@ -14,9 +14,9 @@ import os
 import gemmi
 import numpy as np
 
-from ..gmm import AMPLITUDE, GMM, WIDTH, render_map
 from ..io.atomic import atomic_write_path
 from ..io.mrc import write_map
+from ..model.gmm import AMPLITUDE, GMM, WIDTH, render_map
 
 _CHAINS = {0: "ABCDEFGHIJKLMNO", 1: "PQRSTUVWXYZ"}
 _BLOCK = 9999

@@ -21,8 +21,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import ConfigError, InputError
-from ..gmm import GMM
 from ..io.mrc import MapData, box_centre_world_angstrom
+from ..model.gmm import GMM
 
 SPACING_FACTOR = 1.0
 

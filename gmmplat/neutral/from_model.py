@@ -21,9 +21,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import ConfigError, InputError
-from ..gmm import GMM
 from ..io.models import AtomModel
 from ..io.mrc import MapData
+from ..model.gmm import GMM
 from ..regularizers.backbone import ca_graph_from_model
 from .from_map import default_threshold, density_centre_world, map_frame, sigma_for_resolution
 

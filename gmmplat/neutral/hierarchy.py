@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
 from ..io.mrc import MapData
+from ..model.gmm import AMPLITUDE, GMM, WIDTH, XYZ
 from .from_map import build_from_map
 from .refine import refine_gmm, scale_to_map
 

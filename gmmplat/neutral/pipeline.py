@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..fsc import plot_fsc, write_fsc_csv
-from ..gmm import GMM
 from ..io.atomic import atomic_write_path
 from ..io.models import read_model
 from ..io.mrc import read_map
-from ..masks import apply_mask_spec
+from ..model.gmm import GMM
+from ..model.masks import apply_mask_spec
+from ..physics.fsc import plot_fsc, write_fsc_csv
 from ..regularizers import REGULARIZERS
 from .combine import build_combined, default_mask_radius
 from .export import write_centres_pdb, write_gmm_map

@@ -1,7 +1,7 @@
 """Refinement of a GMM against the consensus map in 3D Fourier space.
 
 The GMM's 3D transform is evaluated only inside the resolution sphere
-``0 < |k| ≤ 1/d`` with the separable idea of :func:`gmmplat.gmm.render_map`
+``0 < |k| ≤ 1/d`` with the separable idea of :func:`gmmplat.model.gmm.render_map`
 (a z, a y and an x factor per Gaussian, combined by one matrix product) and
 compared with the map's centred transform there:
 
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..fsc import fsc_curve, resolution_at_threshold
-from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ, render_map
 from ..io.mrc import MapData
+from ..model.gmm import AMPLITUDE, GMM, WIDTH, XYZ, render_map
+from ..physics.fsc import fsc_curve, resolution_at_threshold
 
 WEIGHTINGS = ("projection", "uniform")
 

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from ..fourier import Band
-from ..gmm import AMPLITUDE, WIDTH, XYZ
+from ..model.gmm import AMPLITUDE, WIDTH, XYZ
+from ..physics.fourier import Band
 from ..registry import Registry
 
 PROJECTORS: Registry = Registry("projector")
@@ -17,7 +17,7 @@ class Projector(ABC, torch.nn.Module):
     """Forms the centred rfft of GMM projections, restricted to a :class:`Band`; nothing else.
 
     The image formation around it (the particle's shift, the CTF) is
-    :class:`gmmplat.image_model.ImageModel`'s.  ``forward(params, rotations)``:
+    :class:`gmmplat.physics.image_model.ImageModel`'s.  ``forward(params, rotations)``:
 
     * ``params`` ``(B, N, 5)`` or ``(N, 5)`` (shared): x, y, z [Å], amplitude, sigma [Å]
     * ``rotations`` ``(B, 3, 3)``: RELION matrices A (map point r lands at ``(A r)[:2]``)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..fourier import Band
+from ..physics.fourier import Band
 from .base import PROJECTORS, Projector
 
 TWO_PI = 2 * math.pi

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..gmm import GMM, XYZ
+from ..model.gmm import GMM, XYZ
 from .base import REGULARIZERS, Regularizer
 
 GRAPH_KEYS = ("bonds", "bond_length_angstrom", "angles", "angle_deg")

@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from ..gmm import GMM
+from ..model.gmm import GMM
 from ..registry import Registry
 
 REGULARIZERS: Registry = Registry("regularizer")

@@ -11,7 +11,7 @@ locally rigid one.
 Pairs: every pair ``(i, j)``, ``i < j``, of Gaussians (of ``subset``, default all) whose
 neutral centres are closer than ``cutoff_angstrom``, and of which one is among the other's
 ``max_neighbours`` nearest (default 32: every pair of a Cα GMM). ``subset`` names masks as a decoder's
-does (``"core"``, ``"!domain"``, ``"!A,B"``; :func:`gmmplat.masks.subset_mask`), so that pairs
+does (``"core"``, ``"!domain"``, ``"!A,B"``; :func:`gmmplat.model.masks.subset_mask`), so that pairs
 across the border of a rigid body do not hold the body back. Penalty of a GMM ``(B, N, 5)``
 (Å², averaged over the batch): ``mean_pairs max(0, ||x_i - x_j| - d_ij| - tolerance)²``.
 
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..gmm import GMM, XYZ
-from ..masks import subset_mask
+from ..model.gmm import GMM, XYZ
+from ..model.masks import subset_mask
 from .base import REGULARIZERS, Regularizer
 
 DEFAULT_CUTOFF_ANGSTROM = 10.0

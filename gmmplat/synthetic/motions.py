@@ -82,7 +82,7 @@ class Motion:
 
     name = "motion"
     description = ""
-    #: simulation options this molecule needs, over :func:`gmmplat.simulate.simulate_dataset`'s defaults
+    #: simulation options this molecule needs, over :func:`gmmplat.synthetic.simulate.simulate_dataset`'s defaults
     simulation_defaults: dict = {}
 
     def __init__(self):
@@ -108,7 +108,7 @@ class Motion:
         with its centres on atoms ``atom_index (N,)`` at ``t = z[:, 0]`` (for viewers' sliders)."""
         import torch
 
-        from ..gmm import with_xyz
+        from ..model.gmm import with_xyz
 
         base = torch.as_tensor(params)
 

@@ -126,7 +126,7 @@ def draw_nuisances(n: int, nuisances: Nuisances, seed: int) -> dict[str, np.ndar
 
 def rotvec_matrices(rotvec: np.ndarray) -> np.ndarray:
     """``(n, 3, 3)`` float64 rotations of rotation vectors ``(n, 3)`` (rad), numpy in and out."""
-    from ..geometry import axis_angle_to_matrix
+    from ..physics.geometry import axis_angle_to_matrix
 
     return axis_angle_to_matrix(torch.as_tensor(np.asarray(rotvec, dtype=np.float64))).numpy()
 

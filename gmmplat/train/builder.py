@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..gmm import GMM
-from ..masks import subset_mask
 from ..decoders import DECODERS
 from ..decoders.multi import MultiDecoder
 from ..encoders import ENCODERS
 from ..encoders.base import StepContext
 from ..errors import ConfigError
-from ..fourier import Band
-from ..image_model import ImageModel
 from ..losses import LOSSES
-from ..model import HeteroModel
+from ..model.gmm import GMM
+from ..model.hetero import HeteroModel
+from ..model.masks import subset_mask
+from ..physics.fourier import Band
+from ..physics.image_model import ImageModel
 from ..projectors import PROJECTORS
 from ..regularizers import REGULARIZERS
 from .config import RoundConfig, RunConfig

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decoders import DECODERS
-from ..latent_refine import DEFAULT_HIGH_RES_ANGSTROM
 from ..errors import ConfigError, InputError
+from ..refine.latent import DEFAULT_HIGH_RES_ANGSTROM
 
 __all__ = ["StepSpec", "DecoderSpec", "RegularizerSpec", "RoundConfig", "DataConfig", "RefineConfig", "RunConfig",
            "load_config", "config_hash"]
@@ -302,7 +302,7 @@ class DataConfig:
 
 @dataclass
 class RefineConfig:
-    """Latent refinement after training (:mod:`gmmplat.latent_refine`): ``anchors`` k-means centres of
+    """Latent refinement after training (:mod:`gmmplat.refine.latent`): ``anchors`` k-means centres of
     the encoder's latent points (0: off; else at least 2), the band's ``high_res_angstrom`` (null:
     Nyquist), the likelihood's ``temperature`` (1: exact).
 
@@ -316,9 +316,9 @@ class RefineConfig:
     ``anchors``); the last cycle, whose latent is the run's, uses ``anchors``.  ``junk_scale`` (0 to 1;
     0: off): each cycle leaves out of the decoders' training, and of the next refinement's anchors,
     the particles whose image the decoded GMM fits at under this share of the median fitted scale
-    (:func:`gmmplat.latent_refine.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after the latent
+    (:func:`gmmplat.refine.latent.junk_mask`: empty ice, fragments).  ``pose_steps`` (0: off): after the latent
     refinement of each cycle but the last (whose latent is the run's), every particle's pose and origin are refined under its decoded GMM for
-    that many steps (:mod:`gmmplat.pose_refine`: a weak Gaussian prior of ``pose_sigma_deg`` and
+    that many steps (:mod:`gmmplat.refine.poses`: a weak Gaussian prior of ``pose_sigma_deg`` and
     ``pose_sigma_angstrom`` about the stated pose, on the band to ``pose_high_res_angstrom`` ("refinement":
     the latent refinement's; null: Nyquist), then each estimate shrunk to its posterior mean
     under the error distribution estimated from all); the decoders then train, and the next
@@ -471,7 +471,7 @@ class RunConfig:
 
     def check_bands(self, box: int, pixel_size_angstrom: float) -> None:
         """Every round's band is valid for this box and pixel size (ConfigError naming the round)."""
-        from ..fourier import Band
+        from ..physics.fourier import Band
 
         for i, r in enumerate(self.rounds):
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fourier import Band
+from ..physics.fourier import Band
 
 COEFFICIENTS_PATH = Path(__file__).with_name("cost_coefficients.json")  # docs/performance.md, "Cost model"
 _METADATA_MB_PER_PARTICLE = 1e-3

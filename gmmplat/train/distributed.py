@@ -6,7 +6,7 @@ torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``) and joins a process group (``gloo`` on CPU, ``nccl`` on
 CUDA).  Every process walks the same sequence of *global* batches (same seed);
 process ``r`` takes items ``r, r+P, r+2P, ...`` of each global batch
-(:func:`gmmplat.data.shard`).  The model is wrapped in
+(:func:`gmmplat.io.dataset.shard`).  The model is wrapped in
 :class:`torch.nn.parallel.DistributedDataParallel`, which averages gradients;
 each process scales its loss by ``P · n_local / n_global`` so that the averaged
 gradient is the gradient of the mean over the global batch, as in one process.

@@ -4,7 +4,7 @@ One training step (docs/design.md)::
 
     z = encoder(batch)                       (B, d)
     params = neutral + Σ_k decoder_k(z + σ ε)  (B, N, 5)    σ = latent_noise_std
-    predicted = image_model.predict(params, batch)           band -> CTF -> projector (gmmplat.image_model)
+    predicted = image_model.predict(params, batch)           band -> CTF -> projector (gmmplat.physics.image_model)
     loss = mean_b loss(predicted, observed) + Σ regularizers(params) + latent_penalty_term(z)
 
 Determinism: the order of the batches of epoch ``e`` of round ``r`` is drawn
@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from ..allocator import keep_freed_memory
-from ..data import shard
 from ..errors import ConfigError, GmmplatError
-from ..gmm import GMM
 from ..io.atomic import save_npy, write_json
+from ..io.dataset import shard
+from ..model.gmm import GMM
 from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_round_steps,
                       configure_trainable, derive_seed, step_plugins)
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
@@ -127,7 +127,7 @@ class Trainer:
                  device: str = "cpu", progress: bool = True, num_workers: int = 0,
                  command_line: list[str] | None = None, dist: DistContext | None = None,
                  cache_mb: float = 256.0, check_images: bool = False, eval_batch_size: int = 128):
-        from ..data import ParticleDataset
+        from ..io.dataset import ParticleDataset
 
         self.config = config
         self.out = Path(out_dir)
@@ -466,7 +466,7 @@ class Trainer:
 
 
 def _batch_order(items, batch_size, seed_words, shuffle, min_last):
-    from ..data import batch_order
+    from ..io.dataset import batch_order
 
     return batch_order(items, batch_size, seed_words, shuffle=shuffle, min_last=min_last)
 

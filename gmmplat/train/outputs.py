@@ -12,7 +12,7 @@ Run folder (``gmmplat train --out RUN_DIR``):
   val_loss is the data loss without noise)
 * ``losses.png``: the same, plotted (dashed lines mark the start of each round)
 * ``latent.npy``: float32 ``(n_particles, d)`` in STAR order: the refined latent points when the
-  config's ``refine.anchors`` > 0 (:mod:`gmmplat.latent_refine`), else the encoder without noise;
+  config's ``refine.anchors`` > 0 (:mod:`gmmplat.refine.latent`), else the encoder without noise;
   symmetry-expanded runs: ``(n_particles, K, d)``, ``[p, k]`` the copy at ``A @ R_k``
 * ``latent_encoder.npy``, ``refine.json``: with refinement, the encoder's points and the record
 * ``model.pt``: config, state dict, neutral GMM (path and contents): :func:`load_run`
@@ -29,9 +29,9 @@ import torch
 from ..decoders import DECODERS
 from ..encoders import ENCODERS
 from ..errors import InputError
-from ..gmm import GMM
 from ..io.atomic import atomic_write_path
 from ..losses import LOSSES
+from ..model.gmm import GMM
 from ..plugins import import_plugins
 from ..records import environment  # noqa: F401  (the trainer writes environment.json with it)
 from ..projectors import PROJECTORS

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..gmm import GMM
+from ..model.gmm import GMM
 from .config import RunConfig
 
 __all__ = ["PRESETS", "preset", "preset_data", "preset_dict", "merge_overrides", "config_file"]

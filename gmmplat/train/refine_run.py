@@ -1,23 +1,23 @@
 """Latent refinement of a run folder: the trainer's last step and ``gmmplat refine``.
 
 :func:`refine_run_latent` refines the encoder's latent points of a run
-(:mod:`gmmplat.latent_refine`) and writes, each file atomically:
+(:mod:`gmmplat.refine.latent`) and writes, each file atomically:
 
 * ``latent_encoder.npy``: the encoder's points (the input);
 * ``latent_cycle.npy``: after refinement cycles (:mod:`gmmplat.train.cycles`), the last cycle's
   latent, which the decoders trained on; ``gmmplat refine`` starts from it instead of the encoder's;
 * ``latent.npy``: the refined points, or the starting points (the encoder's or the cycle's) when
   the refined ones keep under :data:`MIN_VARIANCE_KEPT` of the latent's spread;
-* ``refine.json``: the record (:meth:`gmmplat.latent_refine.Refinement.summary`) with
+* ``refine.json``: the record (:meth:`gmmplat.refine.latent.Refinement.summary`) with
   ``latent_npy`` (``"refined"``, ``"encoder"`` or ``"cycle"``) and, after cycles, ``cycles``
   (one record per cycle);
 * ``quality.npy``, ``fit_scale.npy``: ``(n_particles,)`` float32, each particle's fit quality (the
   log-likelihood gain of its image under the decoded GMM over the noise model alone) and the scale of
-  that fit (:func:`gmmplat.latent_refine.fit_quality`, :mod:`gmmplat.analysis.quality`; symmetry
+  that fit (:func:`gmmplat.refine.latent.fit_quality`, :mod:`gmmplat.analysis.quality`; symmetry
   copies: the best copy's), in STAR order;
 * ``pose_correction.npy``: after cycles with pose refinement (``refine.pose_steps``), ``(n_items, 5)``
   float32: each item's rotation vector (degrees, applied on the left of the stated matrix) and origin
-  correction (Å) (:mod:`gmmplat.pose_refine`).
+  correction (Å) (:mod:`gmmplat.refine.poses`).
 
 Layout: ``(n_particles, d)``, or ``(n_particles, K, d)`` for symmetry-expanded runs (item
 ``i`` of the dataset is particle ``i // K``, copy ``i % K``).
@@ -48,7 +48,7 @@ def _layout(z: np.ndarray, dataset) -> np.ndarray:
 
 def save_quality(run_dir, dataset, refinement) -> None:
     """Write ``quality.npy`` and ``fit_scale.npy`` ``(n_particles,)`` of a
-    :class:`~gmmplat.latent_refine.Refinement`: per particle, its best symmetry copy's."""
+    :class:`~gmmplat.refine.latent.Refinement`: per particle, its best symmetry copy's."""
     if refinement is None or refinement.quality is None:
         return
     shape = (dataset.n_particles, dataset.n_sym)
@@ -71,7 +71,7 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
     Returns ``(z written to latent.npy (n_items, d), refine.json's dict)``; ``say`` gets one line when
     the encoder's points are kept (always) and a summary line when ``progress``.
     """
-    from ..latent_refine import refine_latent
+    from ..refine.latent import refine_latent
 
     start, label = z_items, "encoder"
     if anchor_source is not None:
@@ -85,7 +85,7 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
 def write_refined_outputs(run_dir, dataset, z_items: np.ndarray, start: np.ndarray, label: str, result,
                           cycles: list | None = None, *, progress: bool = False, say=print) -> tuple[np.ndarray, dict]:
     """The files of a run whose latent is a refinement's (``result``, a
-    :class:`~gmmplat.latent_refine.Refinement` of the points ``start``, labelled ``label``: "encoder"
+    :class:`~gmmplat.refine.latent.Refinement` of the points ``start``, labelled ``label``: "encoder"
     or "cycle"), each atomically; ``cycles``: the records of the cycles before it.  Returns ``(z
     written to latent.npy (n_items, d), refine.json's dict)``."""
     run_dir = Path(run_dir)

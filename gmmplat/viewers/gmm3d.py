@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import ConfigError
-from ..gmm import AMPLITUDE, GMM, WIDTH, XYZ
+from ..model.gmm import AMPLITUDE, GMM, WIDTH, XYZ
 
 # marker diameter in screen pixels per Å of σ (plotly 3D markers are sized in px)
 SIZE_PX_PER_SIGMA_ANGSTROM = 4.0

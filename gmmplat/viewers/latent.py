@@ -15,7 +15,7 @@ import numpy as np
 
 from ..analysis.latent import LatentPCA, fit_pca, flatten_latent, pc_trajectories
 from ..errors import ConfigError
-from ..gmm import GMM
+from ..model.gmm import GMM
 from .gmm3d import finish, gmm_figure, update_gmm_figure
 
 JITTER_SEED = 0

@@ -80,7 +80,8 @@ def _fsc_curves(source: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {"FSC": (f, c)}
     df = _read_csv(source, "fsc.csv")
     if not {"frequency_per_angstrom", "fsc"} <= set(df.columns):
-        raise InputError(source, "FSC table needs columns 'frequency_per_angstrom' and 'fsc' (gmmplat.fsc.write_fsc_csv)")
+        raise InputError(source, "FSC table needs columns 'frequency_per_angstrom' and 'fsc' "
+                                 "(gmmplat.physics.fsc.write_fsc_csv)")
     name = Path(source).stem if isinstance(source, (str, os.PathLike)) else "FSC"
     return {name: (df["frequency_per_angstrom"].to_numpy(np.float64), df["fsc"].to_numpy(np.float64))}
 
@@ -89,13 +90,13 @@ def fsc_figure(fsc_csv_or_arrays: Any, title: str | None = "Fourier shell correl
                thresholds: Sequence[float] = FSC_THRESHOLDS):
     """FSC curve(s) against spatial frequency (1/Å), with threshold lines and crossings.
 
-    ``fsc_csv_or_arrays``: a CSV from :func:`gmmplat.fsc.write_fsc_csv`, a pair
+    ``fsc_csv_or_arrays``: a CSV from :func:`gmmplat.physics.fsc.write_fsc_csv`, a pair
     ``(frequency_per_angstrom, fsc)``, or a dict label -> either of those.
     The legend gives each curve's resolution (Å) at the first threshold.
     """
     import plotly.graph_objects as go
 
-    from ..fsc import resolution_at_threshold
+    from ..physics.fsc import resolution_at_threshold
 
     fig = go.Figure()
     for label, (f, c) in _fsc_curves(fsc_csv_or_arrays).items():

@@ -38,7 +38,7 @@ def browser_ready():
 @pytest.fixture(scope="session")
 def smoke_session(tmp_path_factory):
     """The SMOKE papermill run of every notebook, shared with tests/test_notebooks.py."""
-    from gmmplat.notebooks import run_once
+    from gmmplat.demo.notebooks import run_once
 
     return run_once(NOTEBOOK_DIR, session_dir(tmp_path_factory), smoke=True)
 

@@ -1,5 +1,5 @@
 """``principal_axes``: the latent projected onto its leading principal axes
-(:func:`gmmplat.latent_refine.principal_subspace`).
+(:func:`gmmplat.refine.latent.principal_subspace`).
 
 Spec: ``{"kind": "principal_axes", "components": null}`` (null: the Kaiser rule).  After a
 refinement, the axes the images do not pin down carry only its scatter; decoders trained on them
@@ -7,7 +7,7 @@ place the frame means badly (docs/training.md, "Refinement cycles").
 """
 from __future__ import annotations
 
-from ...latent_refine import principal_subspace
+from ...refine.latent import principal_subspace
 from ..config import _number
 from .base import STAGES, Stage
 

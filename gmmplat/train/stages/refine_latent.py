@@ -1,19 +1,19 @@
 """``refine_latent``: each item's latent point from the likelihood of its image under the decoded
-states (:mod:`gmmplat.latent_refine`; the E step of a refinement cycle).  Starts a cycle.
+states (:mod:`gmmplat.refine.latent`; the E step of a refinement cycle).  Starts a cycle.
 
 Spec: ``{"kind": "refine_latent", "anchors": 24, "stretch": 1.0, "high_res_angstrom": 10,
 "temperature": 1, "junk_scale": 0}``.  The input is the last stage's latent (the encoder's at
 first); the output becomes the state's latent.  ``junk_scale`` > 0: the items whose image the
 decoded GMM fits at under this share of the median fitted scale
-(:func:`gmmplat.latent_refine.junk_mask`) are left out of the decoders' training that follows and of
+(:func:`gmmplat.refine.latent.junk_mask`) are left out of the decoders' training that follows and of
 the next refinement's anchors.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ... import latent_refine
-from ...latent_refine import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM, junk_mask
+from ...refine import latent as latent_refine
+from ...refine.latent import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM, junk_mask
 from ..config import _fraction, _number
 from .base import STAGES, Stage
 

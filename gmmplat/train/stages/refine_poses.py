@@ -1,5 +1,5 @@
 """``refine_poses``: every item's pose and origin refined under its decoded GMM
-(:mod:`gmmplat.pose_refine`); the dataset applies the corrections from then on.
+(:mod:`gmmplat.refine.poses`); the dataset applies the corrections from then on.
 
 Spec: ``{"kind": "refine_poses", "steps": 20, "sigma_deg": 20, "sigma_angstrom": 5,
 "high_res_angstrom": "refinement"}``: Adam steps, the weak Gaussian prior about the stated pose and
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from ...errors import ConfigError
-from ...latent_refine import refinement_band
-from ...pose_refine import noise_on_band, refine_poses
+from ...refine.latent import refinement_band
+from ...refine.poses import noise_on_band, refine_poses
 from ..config import _band_or_refinement, _number
 from .base import STAGES, Stage
 

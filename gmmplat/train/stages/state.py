@@ -8,7 +8,7 @@
   ``model``: the last model a stage assembled (its ``decode`` serves the refinements);
 * ``latent`` ``(n_items, d)``: the latent the next fixed-latent stage trains on (None: the
   encoder's); ``latent_label``: where it came from ("encoder" or "cycle");
-* ``refinement``: the last :class:`~gmmplat.latent_refine.Refinement`, ``refined_from``: its input
+* ``refinement``: the last :class:`~gmmplat.refine.latent.Refinement`, ``refined_from``: its input
   and that input's label; ``particle``: ``(n_items,)`` bool, items not found junk (None: all);
 * ``cycle``: refinements so far (a refinement starts a cycle); ``records``: one record per cycle,
   each stage adding its entries; ``latent_changed``: a refinement ran since the decoders last trained.

@@ -1,7 +1,7 @@
 """The forward model: GMM parameters and a particle batch -> predicted centred Fourier images.
 
 ``predicted = CTF · projection of the Gaussians shifted by −origin`` on one
-:class:`gmmplat.fourier.Band` — the only place where band, shift, CTF and projector are put
+:class:`gmmplat.physics.fourier.Band` — the only place where band, shift, CTF and projector are put
 together; projectors only project.  The trainer (loss and validation), the gradient encoder,
 the analysis and the notebooks all call :meth:`ImageModel.predict`, so a new projector or
 CTF variant is swapped in here.  The RELION origin sign (image = projection translated by

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def image_to_rfft(images: torch.Tensor) -> torch.Tensor:

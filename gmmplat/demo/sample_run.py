@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError, InputError
-from .gmm import GMM
-from .train.config import DataConfig
+from ..errors import ConfigError, InputError
+from ..model.gmm import GMM
+from ..train.config import DataConfig
 
 
 @dataclass
@@ -42,7 +42,7 @@ class SampleRun:
         """Train ``config`` on this dataset into ``run_dir`` (its data section set here, printed first);
         the same configuration already there is resumed or reused, anything else is replaced.
         Returns the loaded run (:func:`gmmplat.train.load_run`)."""
-        from .train import load_run, train
+        from ..train import load_run, train
 
         config.data = self.data_config()
         print(config.to_json())
@@ -53,11 +53,11 @@ class SampleRun:
         """Display the run's score against the truth, its losses and its latent space coloured by ``t``."""
         from IPython.display import display
 
-        from . import viewers
-        from .analysis.evaluate import spearman_best_pc
+        from .. import viewers
+        from ..analysis.evaluate import spearman_best_pc
 
-        from .analysis.evaluate import particle_latent
-        from .analysis.runs import junk_flags
+        from ..analysis.evaluate import particle_latent
+        from ..analysis.runs import junk_flags
 
         t = self.truth["t"].to_numpy()
         ok = ~junk_flags(self.truth)  # junk has no conformation

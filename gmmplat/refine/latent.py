@@ -8,7 +8,7 @@ asks the true frames:
 1. **Anchors**: ``K`` k-means centres ``c_k (K, d)`` of the encoder's latent points; prior
    ``π_k`` = the share of particles nearest ``c_k``.
 2. **Residuals**: the decoded GMM at every anchor, projected with the particle's pose, shift
-   and CTF on a band (:meth:`gmmplat.image_model.ImageModel.predict`), scaled by its
+   and CTF on a band (:meth:`gmmplat.physics.image_model.ImageModel.predict`), scaled by its
    least-squares factor ``s_ik``; per Fourier ring ``r``,
    ``ρ_ikr = Σ_{cells of r} w |O_i − s_ik P_ik|²`` with ``w`` counting each half-plane cell
    with its conjugate (2; 1 on the self-conjugate columns ``kx = 0`` and ``kx = M/2``), so the
@@ -43,11 +43,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .allocator import keep_freed_memory
-from .errors import ConfigError
-from .fourier import Band
-from .image_model import ImageModel
-from .losses.base import RingSums
+from ..allocator import keep_freed_memory
+from ..errors import ConfigError
+from ..losses.base import RingSums
+from ..physics.fourier import Band
+from ..physics.image_model import ImageModel
 
 __all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
            "log_likelihood", "posterior", "fit_quality", "junk_mask", "ring_terms"]
@@ -252,7 +252,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
 
     Args:
         decode: latent points ``(K, d)`` -> GMM parameters ``(K, N, 5)`` (no gradients needed).
-        dataset: a :class:`gmmplat.data.ParticleDataset` (item ``i`` is row ``i`` of ``z``); its
+        dataset: a :class:`gmmplat.io.dataset.ParticleDataset` (item ``i`` is row ``i`` of ``z``); its
             box and pixel size set the band.
         high_res_angstrom: the band's limit (None: Nyquist; a limit finer than Nyquist is Nyquist).
         temperature: ``T`` > 0 (1: the exact Gaussian likelihood).
@@ -263,7 +263,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     """
     from tqdm.auto import tqdm
 
-    from .projectors import PROJECTORS
+    from ..projectors import PROJECTORS
 
     z = np.asarray(z, dtype=np.float64)
     n = len(dataset)

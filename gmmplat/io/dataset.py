@@ -14,7 +14,7 @@ pages stay in the kernel's page cache; reopening costs well under a millisecond
 per stack, benchmarks/bench_train.py).
 
 **Items and symmetry expansion.**  With a point group of ``K`` operators
-``R_k`` (identity first, :func:`gmmplat.geometry.symmetry_operators`), every
+``R_k`` (identity first, :func:`gmmplat.physics.geometry.symmetry_operators`), every
 particle appears ``K`` times, at rotation ``A @ R_k`` (RELION's
 ``relion_particle_symmetry_expand``; shifts and CTF unchanged).  Item ``i`` of
 the dataset is particle ``i // K`` (its row in the STAR file), copy ``i % K``:
@@ -38,9 +38,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .ctf import CTFParams
-from .errors import InputError
-from .geometry import euler_to_matrix, symmetry_operators
+from ..errors import InputError
+from ..physics.ctf import CTFParams
+from ..physics.geometry import euler_to_matrix, symmetry_operators
 
 __all__ = ["Batch", "ParticleDataset", "batch_order", "shard"]
 
@@ -139,8 +139,8 @@ class ParticleDataset:
 
     def __init__(self, star_path: str | os.PathLike, invert_contrast: bool = False, symmetry: str = "C1",
                  cache_mb: float = 256.0, release_mb: float = 0.0):
-        from .io.particles import ParticleSource
-        from .io.stacks import StackReader
+        from .particles import ParticleSource
+        from .stacks import StackReader
 
         source = star_path if isinstance(star_path, ParticleSource) else ParticleSource(os.fspath(star_path))
         self.star_path = os.fspath(source.path)
@@ -167,7 +167,7 @@ class ParticleDataset:
         ).to(torch.float32)
         self._ctf = CTFParams(**{f.name: torch.tensor(self.table[f.name].to_numpy(dtype=np.float64, copy=True))
                                  for f in fields(CTFParams)})
-        self._poses = None  # per-item corrections (gmmplat.pose_refine.PoseCorrections), applied in get_batch
+        self._poses = None  # per-item corrections (gmmplat.refine.poses.PoseCorrections), applied in get_batch
         self._cache = _ImageCache(int(cache_mb * 2**20))
         self._release_bytes = int(release_mb * 2**20)
         self._bytes_since_release = 0
@@ -273,7 +273,7 @@ class ParticleDataset:
         )
 
     def set_pose_corrections(self, corrections) -> None:
-        """Apply per-item pose corrections (:class:`gmmplat.pose_refine.PoseCorrections`, ``len(self)`` items)
+        """Apply per-item pose corrections (:class:`gmmplat.refine.poses.PoseCorrections`, ``len(self)`` items)
         to every batch from now on: rotation ``exp([ω]×) A R_k``, origin ``+ δ``; None: the stated poses."""
         if corrections is not None and len(corrections.rotvec_rad) != len(self):
             raise ValueError(f"pose corrections for {len(corrections.rotvec_rad)} items, dataset has {len(self)}")

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch_fourier_shell_correlation import fsc as _tfsc
 
-from .io.atomic import atomic_write_path
+from ..io.atomic import atomic_write_path
 
 __all__ = ["fsc_curve", "resolution_at_threshold", "write_fsc_csv", "read_fsc_csv", "plot_fsc"]
 

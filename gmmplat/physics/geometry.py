@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def euler_to_matrix(rot_deg, tilt_deg, psi_deg) -> torch.Tensor:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 FORMAT_NAME = "gmmplat-gmm"
 FORMAT_VERSION = 1
@@ -112,7 +112,7 @@ class GMM:
         return {k[len("mask__"):]: v.astype(bool) for k, v in self.extras.items() if k.startswith("mask__")}
 
     def save(self, path: str | os.PathLike) -> None:
-        from .io.atomic import atomic_write_path
+        from ..io.atomic import atomic_write_path
 
         arrays = {
             "format": np.array(FORMAT_NAME),

@@ -9,7 +9,7 @@ with RELION's ``A = euler_to_matrix(rot, tilt, psi)``; pixel ``j`` sits at
 ``(j − M//2)·apix``.  The CTF multiplies the centred transform.
 
 :func:`render_particles` is the whole clean-image chain, shared by the simulator
-(:func:`gmmplat.simulate.simulate_dataset`) and the oracle (:func:`gmmplat.analysis.oracle.frame_images`),
+(:func:`gmmplat.synthetic.simulate.simulate_dataset`) and the oracle (:func:`gmmplat.analysis.oracle.frame_images`),
 so that the oracle scores the very images the simulator drew.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import mrcfile
 import numpy as np
 import torch
 
-from .ctf import CTFParams, ctf_rfft
-from .io.atomic import atomic_write_path
+from ..io.atomic import atomic_write_path
+from ..physics.ctf import CTFParams, ctf_rfft
 
 
 def project_atoms(

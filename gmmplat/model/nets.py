@@ -5,7 +5,7 @@ from typing import Sequence
 
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 

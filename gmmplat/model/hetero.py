@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..decoders.base import Decoder
+from ..decoders.multi import MultiDecoder
+from ..encoders.base import Encoder, StepContext
 from .gmm import GMM
-from .decoders.base import Decoder
-from .decoders.multi import MultiDecoder
-from .encoders.base import Encoder, StepContext
 
 __all__ = ["HeteroModel", "StepContext"]
 
@@ -23,7 +23,7 @@ class HeteroModel(nn.Module):
     Args:
         encoder: ``batch -> z (B, d)``.
         decoder: a :class:`MultiDecoder` (a single :class:`Decoder` is wrapped in one).
-        neutral: the neutral :class:`gmmplat.gmm.GMM` (its params become buffer ``neutral_params``).
+        neutral: the neutral :class:`gmmplat.model.gmm.GMM` (its params become buffer ``neutral_params``).
         latent_noise_std: width of the Gaussian noise added to z while training (fixed, not
             trained; the paper's VAE-like continuity of the latent space).
         latent_penalty: weight of :meth:`latent_penalty_term`'s unit-ball term.

@@ -3,7 +3,7 @@
 Images are formed independently of any GMM projector, from Gaussian atoms
 projected in real space, CTF-modulated, with white Gaussian noise added last.
 The rendering helpers (:func:`render_particles`, shared with the oracle, :func:`project_atoms`,
-:func:`apply_ctf`, :func:`render_volume`, :func:`write_stack`) live in :mod:`gmmplat.simulate_images`
+:func:`apply_ctf`, :func:`render_volume`, :func:`write_stack`) live in :mod:`gmmplat.synthetic.images`
 (which describes the image formation) and are re-exported here.
 
 SNR: ``snr = mean_i var(clean_i) / σ_noise²`` where ``var(clean_i)`` is the pixel
@@ -23,21 +23,21 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .ctf import CTFParams, ctf_rfft
-from .errors import ConfigError
-from .geometry import euler_to_matrix, matrix_to_euler, random_rotations
-from .io.atomic import atomic_write_path, write_json
-from .io.models import read_model, write_models
-from .io.mrc import write_map
-from .io.star import TABLE_COLUMNS, write_particle_star
-from .simulate_images import (  # noqa: F401 (re-exported)
+from ..errors import ConfigError
+from ..io.atomic import atomic_write_path, write_json
+from ..io.models import read_model, write_models
+from ..io.mrc import write_map
+from ..io.star import TABLE_COLUMNS, write_particle_star
+from ..physics.ctf import CTFParams, ctf_rfft
+from ..physics.geometry import euler_to_matrix, matrix_to_euler, random_rotations
+from .images import (  # noqa: F401 (re-exported)
     apply_ctf, project_atoms, render_particles, render_volume, write_stack)
-from .synthetic.motions import Motion, get_motion, summarize
-from .synthetic.nuisance import Nuisances, colour_noise, draw_nuisances, junk_coordinates, noise_spectrum
+from .motions import Motion, get_motion, summarize
+from .nuisance import Nuisances, colour_noise, draw_nuisances, junk_coordinates, noise_spectrum
 
 #: recorded in each dataset's ``metadata.json`` as ``origin_convention``: datasets without
 #: this value were simulated with another origin sign and are stale (re-simulated by
-#: :func:`gmmplat.notebooks.ensure_sample_data`)
+#: :func:`gmmplat.demo.notebooks.ensure_sample_data`)
 ORIGIN_CONVENTION = "relion: image = projection translated by -origin"
 
 SNR_DEFINITION = (
@@ -327,7 +327,7 @@ def _write_truth(out: Path, motion: Motion, draws: dict, nz: dict, n_frames: int
 
 
 def _metadata(name, motion, options, centre, origin, signal_variance, noise_std, n_stacks, t_consensus, elapsed):
-    from . import __version__
+    from .. import __version__
 
     info = dict(motion.info)
     for key in ("hinge_point_angstrom", "axis_point_angstrom"):

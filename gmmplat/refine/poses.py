@@ -9,7 +9,7 @@ correction ``δ_i`` (Å) that maximise
 
     log p(y_i | G(z_i), A'_i, origin_i + δ_i) − |ω_i|² / (2 σ_ω²) − |δ_i|² / (2 σ_δ²)
 
-on a band, with the Gaussian likelihood of the latent refinement (:mod:`gmmplat.latent_refine`:
+on a band, with the Gaussian likelihood of the latent refinement (:mod:`gmmplat.refine.latent`:
 the least-squares scale per image, the noise power per ring ``σ²_r``, so coloured noise is
 whitened) and a Gaussian prior of ``σ_ω`` (degrees) and ``σ_δ`` (Å) around the stated pose, which
 keeps the corrections of junk and of nearly empty images small.  Each particle's objective is
@@ -17,8 +17,8 @@ its own; a batch is optimised together with Adam for ``steps`` steps (cosine-dec
 from the corrections found so far.
 
 :class:`PoseCorrections` holds the corrections of every dataset item; a
-:class:`gmmplat.data.ParticleDataset` applies them to the batches it makes
-(:meth:`~gmmplat.data.ParticleDataset.set_pose_corrections`).
+:class:`gmmplat.io.dataset.ParticleDataset` applies them to the batches it makes
+(:meth:`~gmmplat.io.dataset.ParticleDataset.set_pose_corrections`).
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .fourier import Band
-from .geometry import axis_angle_to_matrix
-from .image_model import ImageModel
-from .latent_refine import ring_residuals
-from .losses.base import RingSums
+from ..losses.base import RingSums
+from ..physics.fourier import Band
+from ..physics.geometry import axis_angle_to_matrix
+from ..physics.image_model import ImageModel
+from .latent import ring_residuals
 
 __all__ = ["PoseCorrections", "refine_poses", "shrink_estimates", "noise_on_band"]
 
@@ -72,14 +72,14 @@ def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, ban
     """Corrections of every item's pose (see the module docstring), starting from ``start``.
 
     ``decode``: latent ``(B, d)`` -> GMM ``(B, N, 5)``; ``z``: ``(n_items, d)``; ``noise_per_ring``: the
-    latent refinement's noise power per ring of ``band`` (:class:`gmmplat.latent_refine.Refinement`).
+    latent refinement's noise power per ring of ``band`` (:class:`gmmplat.refine.latent.Refinement`).
     The dataset must not apply corrections of its own while this runs (they are passed as ``start``).
     ``shrink``: replace each estimate by its posterior mean under the error distribution estimated from
     all of them (:func:`shrink_estimates`); off, the estimates under the fixed prior are returned.
     """
     from tqdm.auto import tqdm
 
-    from .projectors import PROJECTORS
+    from ..projectors import PROJECTORS
 
     n = len(dataset)
     start = start or PoseCorrections.zeros(n)
@@ -140,9 +140,9 @@ def noise_on_band(decode, dataset, z: np.ndarray, band: Band, *, start: PoseCorr
                   device="cpu") -> np.ndarray:
     """``(R,)`` noise power per ring of ``band``: the mean residual per whole-plane cell of each item's
     image under its decoded GMM at ``z``, at its pose (with ``start``), over a seeded subset of at most
-    ``particles`` items (as :func:`gmmplat.latent_refine.noise_per_ring` at the best anchor)."""
-    from .latent_refine import noise_per_ring
-    from .projectors import PROJECTORS
+    ``particles`` items (as :func:`gmmplat.refine.latent.noise_per_ring` at the best anchor)."""
+    from .latent import noise_per_ring
+    from ..projectors import PROJECTORS
 
     n = len(dataset)
     subset = np.sort(np.random.default_rng(seed).choice(n, size=min(n, int(particles)), replace=False))

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import GmmplatError, InputError
+from ..errors import GmmplatError, InputError
 
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_[^/]+\.ipynb$")
 DATASETS = ("hinge", "bend", "coupled")
@@ -89,8 +89,8 @@ def _metadata(data_dir: str | os.PathLike, name: str) -> dict:
 
 def dataset_ready(data_dir: str | os.PathLike, name: str) -> bool:
     """True when ``data_dir/name/metadata.json`` says the dataset is complete and was simulated
-    with the current origin convention (:data:`gmmplat.simulate.ORIGIN_CONVENTION`)."""
-    from .simulate import ORIGIN_CONVENTION
+    with the current origin convention (:data:`gmmplat.synthetic.simulate.ORIGIN_CONVENTION`)."""
+    from ..synthetic.simulate import ORIGIN_CONVENTION
 
     meta = _metadata(data_dir, name)
     return bool(meta.get("complete")) and meta.get("origin_convention") == ORIGIN_CONVENTION
@@ -106,8 +106,8 @@ def ensure_sample_data(data_dir: str | os.PathLike, datasets: tuple[str, ...] = 
     with another origin sign: its images would silently disagree with every projector, so
     it is simulated again, saying so in one line.
     """
-    from .simulate import ORIGIN_CONVENTION, simulate_dataset
-    from .synthetic.nuisance import REALISTIC
+    from ..synthetic.nuisance import REALISTIC
+    from ..synthetic.simulate import ORIGIN_CONVENTION, simulate_dataset
 
     say = _printer(progress)
     made = []
@@ -200,7 +200,7 @@ def run_notebooks(notebook_dir: str | os.PathLike, out_dir: str | os.PathLike, p
 
 
 def write_report(out_dir: str | os.PathLike, results: list[NotebookResult]) -> None:
-    from .io.atomic import write_json
+    from ..io.atomic import write_json
 
     write_json(Path(out_dir) / REPORT_NAME, [asdict(r) for r in results])
 

@@ -1,4 +1,4 @@
-"""The end-to-end demo (``gmmplat demo``; ``python -m gmmplat.demo`` is the same command).
+"""The end-to-end demo (``gmmplat demo``; ``python -m gmmplat.demo.run`` is the same command).
 
 1. Simulates the sample datasets missing from ``--data`` (as ``gmmplat simulate all``), and
    again those simulated before the current origin convention.
@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 from .notebooks import DATASETS, ensure_sample_data, list_notebooks, run_notebooks
 
-DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def run_demo(data_dir: str | os.PathLike = "sample_data", out_dir: str | os.PathLike = "out",
@@ -48,8 +48,8 @@ def run_demo(data_dir: str | os.PathLike = "sample_data", out_dir: str | os.Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gmmplat.demo ARGS`` = ``gmmplat demo ARGS``."""
-    from .cli import main as cli_main
+    """``python -m gmmplat.demo.run ARGS`` = ``gmmplat demo ARGS``."""
+    from ..cli import main as cli_main
 
     return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 

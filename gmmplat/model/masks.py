@@ -29,9 +29,9 @@ import re
 import numpy as np
 import torch
 
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
+from ..io.mrc import MapData, read_map
 from .gmm import GMM, XYZ
-from .io.mrc import MapData, read_map
 
 MASK_PREFIX = "mask__"
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -139,7 +139,7 @@ def parse_mask_spec(text: str) -> tuple[str, str, str]:
 
 def apply_mask_spec(gmm: GMM, text: str, model_path: str | os.PathLike | None = None) -> np.ndarray:
     """Parse ``NAME=SPEC``, select, store as ``mask__NAME`` and return the mask."""
-    from .io.models import read_model
+    from ..io.models import read_model
 
     name, kind, value = parse_mask_spec(text)
     if kind == "index":

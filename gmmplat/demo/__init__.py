@@ -1,0 +1,3 @@
+"""The end-to-end demo (``run``), the notebook runner (``notebooks``) and the runs the notebooks
+share (``sample_run``).
+"""

@@ -1,0 +1,3 @@
+"""Refinement after training, by the likelihood of each image: latent points (``latent``) and poses
+(``poses``).
+"""
