@@ -10,7 +10,9 @@ elastic network) with the package's own builders on a random neutral GMM of N Ga
 
 * one training step in parts: encoder, decoders, projector, loss, regularizers, backward, Adam;
 * validation (no gradients: encoder, decoders, projector, loss);
-* latent refinement (:func:`gmmplat.refine.latent.refine_latent`, 24 anchors, on the same band).
+* latent refinement (:func:`gmmplat.refine.latent.refine_latent`, 24 anchors, on the same band), one
+  call on ``--refine-particles`` items and one on three times as many (the cost model separates the
+  per-call part from the per-item one).
 
 Images are noise with random poses and CTFs: the cost does not depend on their content.  ``cells``
 is the band's rectangle of rfft cells (``len(ky) · len(kx)``), what the separable projector works
@@ -59,7 +61,7 @@ def measure(folder: Path, n_gaussians: int, box: int, band: float, steps: int, n
     from gmmplat.train.config import RunConfig
     from gmmplat.train.presets import PRESETS
 
-    n_particles = max(BATCH * (steps + 1), n_refine)
+    n_particles = BATCH * (steps + 1)
     write_particles(folder, n_particles, box, APIX)
     write_gmm(folder / "gmm.npz", n_gaussians, box, APIX)
     neutral = GMM.load(folder / "gmm.npz")
@@ -118,12 +120,15 @@ def measure(folder: Path, n_gaussians: int, box: int, band: float, steps: int, n
         with torch.no_grad():
             return model.params_from_z(torch.as_tensor(zz, dtype=torch.float32, device=device))
 
-    n_refine = len(data)
-    z0 = np.random.default_rng(0).standard_normal((n_refine, config.latent_dim)) * 0.3
-    t0 = time.perf_counter()
-    refine_latent(decode, data, z0, n_anchors=24, high_res_angstrom=band, device=device,
-                  noise_particles=min(1000, n_refine))
-    refine_s = clock(t0) / n_refine
+    calls = []
+    for n in (n_refine, 3 * n_refine):  # own particle sets: the refinement's noise subset is min(n, 1000)
+        write_particles(folder / f"refine{n}", n, box, APIX)
+        part = ParticleDataset(folder / f"refine{n}" / "particles.star", cache_mb=0)
+        z0 = np.random.default_rng(0).standard_normal((n, config.latent_dim)) * 0.3
+        t0 = time.perf_counter()
+        refine_latent(decode, part, z0, n_anchors=24, high_res_angstrom=band, device=device)
+        calls.append({"n": n, "seconds": clock(t0)})
+    refine_s = calls[-1]["seconds"] / calls[-1]["n"]
     rect, in_band = _cells(box, band)
     enc_rect, _ = _cells(box, config.encoder.options["input_res_angstrom"])
     return {"gaussians": n_gaussians, "box": box, "band_angstrom": band, "pixel_size_angstrom": APIX,
@@ -131,6 +136,7 @@ def measure(folder: Path, n_gaussians: int, box: int, band: float, steps: int, n
             "threads": torch.get_num_threads(), "device": device,
             **{f"{k}_s": v for k, v in parts.items()},
             "train_s": sum(parts.values()), "validation_s": val[-1], "refine_s": refine_s, "refine_anchors": 24,
+            "refine_calls": calls,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gmmplat.train.cost import COEFFICIENTS_PATH, features, fit_coefficients  # noqa: E402
+from gmmplat.train.cost import COEFFICIENTS_PATH, features, fit_coefficients, refine_features  # noqa: E402
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=COEFFICIENTS_PATH)
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["device"] == "cpu" and r["threads"] == 1]
+    rows = [r for r in rows if r["device"] == "cpu" and r["threads"] == 1 and "refine_calls" in r]
     fit = fit_coefficients(rows)
     memory = fit.pop("memory_mb")
     print(f"{'N':>6} {'box':>4} {'band':>5} | train meas/fit ms | val meas/fit | refine meas/fit | RSS meas/fit MB")
@@ -36,9 +36,12 @@ def main() -> None:
         def pred(kind, cells):
             return float(np.dot(fit[kind], features(kind, r["gaussians"], r["box"], cells, r["encoder_cells"])))
         train = pred("train", r["cells"]) + pred("encoder", r["cells"])
-        val, ref = pred("validation", r["cells"]), pred("refine", r["refine_anchors"] * r["cells"])
+        val = pred("validation", r["cells"])
+        call = r["refine_calls"][-1]
+        ref = float(np.dot(fit["refine"], refine_features(call["n"], r["refine_anchors"], r["gaussians"], r["box"],
+                                                          r["cells"])))
         print(f"{r['gaussians']:>6} {r['box']:>4} {r['band_angstrom']:>5g} | {1e3 * r['train_s']:7.2f} {1e3 * train:7.2f}"
-              f" | {1e3 * r['validation_s']:6.2f} {1e3 * val:6.2f} | {1e3 * r['refine_s']:6.1f} {1e3 * ref:6.1f}")
+              f" | {1e3 * r['validation_s']:6.2f} {1e3 * val:6.2f} | {call['seconds']:6.2f} {ref:6.2f} s/call")
     out = {"source": "benchmarks/bench_scale.py rows fitted by benchmarks/fit_cost.py; docs/performance.md",
            "units": "seconds per image (refine: per item), one CPU thread; memory in MB",
            "memory_mb": memory,

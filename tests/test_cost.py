@@ -7,7 +7,7 @@ from gmmplat import cli
 from gmmplat.model.gmm import GMM
 from gmmplat.train import preset
 from gmmplat.train.cost import (COEFFICIENTS_PATH, estimate_run, features, fit_coefficients, load_coefficients,
-                                speedup)
+                                refine_features, refined_items, speedup)
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +27,17 @@ def test_stored_coefficients_are_complete_and_non_negative():
 
 def test_fit_recovers_the_coefficients_it_was_made_from():
     truth = {"train": [1e-3, 2e-9, 1e-8], "encoder": [5e-4, 3e-9, 0.0], "validation": [2e-4, 1e-9, 1e-9, 1e-9],
-             "refine": [1e-3, 5e-10, 2e-8]}
+             "refine": [0.5, 5e-10, 2e-8]}
     rows = []
     for n in (200, 2000, 8000):
         for box, cells, enc in ((64, 91, 91), (128, 1000, 300), (256, 16000, 1200)):
             r = {"gaussians": n, "box": box, "cells": cells, "encoder_cells": enc, "refine_anchors": 24,
                  "batch": 32, "pixel_size_angstrom": 1.0, "band_angstrom": 10.0, "peak_rss_mb": 500.0 + n / 100}
-            f = {k: float(np.dot(v, features(k, n, box, 24 * cells if k == "refine" else cells, enc)))
-                 for k, v in truth.items()}
+            f = {k: float(np.dot(v, features(k, n, box, cells, enc))) for k, v in truth.items() if k != "refine"}
+            calls = [{"n": m, "seconds": float(np.dot(truth["refine"], refine_features(m, 24, n, box, cells)))}
+                     for m in (64, 192)]
             r.update(encoder_s=f["encoder"], train_s=f["train"] + f["encoder"], validation_s=f["validation"],
-                     refine_s=f["refine"])
+                     refine_calls=calls)
             rows.append(r)
     fit = fit_coefficients(rows)
     for kind, coef in truth.items():
@@ -57,6 +58,8 @@ def test_predictions_grow_with_the_problem_and_shrink_with_threads(data):
     assert estimate_run(cfg, **base, threads=2).seconds < ref.seconds
     assert speedup(1, 0.8) == 1.0 and speedup(2, 0.8) == pytest.approx(1 / 0.6)
     assert estimate_run(cfg, **base, device="cuda").seconds is None  # not measured: no guess
+    # the refinement projects the noise subset first: at most 1000 items more
+    assert [refined_items(n) for n in (10, 1000, 5000)] == [20, 2000, 6000]
 
 
 def test_train_estimate_prints_and_writes_nothing(data, capsys):

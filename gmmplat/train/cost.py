@@ -8,8 +8,10 @@ and ``M`` the box:
 * training step without the encoder: ``t0 + t1·N·C + t2·M²``;
 * the (gradient) encoder: ``e0 + e1·N·C_enc + e2·M²`` (not in the refinement cycles: a table there);
 * validation: ``v0 + v1·N·C + v2·N·C_enc + v3·M²``;
-* latent refinement, per item: ``r0 + r1·anchors·N·C_ref + r2·M²``; a pose refinement of ``s`` steps
-  (``refine.pose_steps``) is counted as ``s`` projector passes with gradients, ``s·t1·N·C_ref``;
+* latent refinement, per call on ``n`` items: ``r0 + n_p·(r1·anchors·N·C_ref + r2·M²)``, with
+  ``n_p = n + min(n, 1000)`` the items it projects (the noise estimate's subset goes through first);
+  a pose refinement of ``s`` steps (``refine.pose_steps``, every cycle but the last) is counted as
+  ``s + 10`` projector passes with gradients per item (10: the Hessian's differences), ``t1·N·C_ref`` each;
 * peak memory (MB): ``m0 + m1·B·N·(Ky + Kx)·10⁻⁶`` plus the image cache and ``~1 kB`` per particle.
 
 Threads divide the seconds by an Amdahl speed-up ``1 / ((1 − p) + p / T)``, ``p`` measured.  The
@@ -29,6 +31,13 @@ from ..physics.fourier import Band
 
 COEFFICIENTS_PATH = Path(__file__).with_name("cost_coefficients.json")  # docs/performance.md, "Cost model"
 _METADATA_MB_PER_PARTICLE = 1e-3
+NOISE_PARTICLES = 1000  # the refinement's noise subset (gmmplat.refine.latent.refine_latent)
+HESSIAN_PASSES = 10  # gradient evaluations of the pose refinement's Hessian (gmmplat.refine.poses)
+
+
+def refined_items(n: int) -> int:
+    """Items a latent refinement of ``n`` items projects: the noise subset, then all of them."""
+    return int(n) + min(int(n), NOISE_PARTICLES)
 
 
 def band_rect(box: int, pixel_size_angstrom: float, high_res_angstrom: float | None) -> tuple[int, int]:
@@ -38,8 +47,8 @@ def band_rect(box: int, pixel_size_angstrom: float, high_res_angstrom: float | N
 
 
 def features(kind: str, n: int, box: int, cells: float, encoder_cells: float = 0.0) -> np.ndarray:
-    """The formula's terms for ``kind`` (``train``, ``encoder``, ``validation``, ``refine``); for ``refine``,
-    ``cells`` is ``anchors × C_ref``."""
+    """The formula's terms for ``kind`` (``train``, ``encoder``, ``validation``: per image); ``refine``'s are
+    per call (:func:`refine_features`)."""
     if kind == "train":
         return np.array([1.0, n * cells, box * box])
     if kind == "encoder":
@@ -55,20 +64,31 @@ def load_coefficients(path: str | Path = COEFFICIENTS_PATH) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def refine_features(n_items: int, anchors: int, n_gaussians: int, box: int, cells: float) -> np.ndarray:
+    """Terms of one latent refinement call (:func:`features` ``refine``) on ``n_items`` items."""
+    p = refined_items(n_items)
+    return features("refine", n_gaussians, int(box), p * anchors * cells) * np.array([1.0, 1.0, p])
+
+
 def fit_coefficients(rows: list[dict]) -> dict:
-    """Non-negative least squares on relative errors (the times span four orders of magnitude)."""
+    """Non-negative least squares on relative errors (the times span four orders of magnitude).
+
+    ``refine`` is fitted to every row's timed calls (``refine_calls``: ``{"n", "seconds"}``, at two or more
+    sizes, so the per-call part separates from the per-item one)."""
     from scipy.optimize import nnls
 
-    def fit(kind, target):
-        X, y = [], []
-        for r in rows:
-            cells = r["refine_anchors"] * r["cells"] if kind == "refine" else r["cells"]
-            X.append(features(kind, r["gaussians"], r["box"], cells, r["encoder_cells"]))
-            y.append(target(r))
+    def solve(X, y):
         X, y = np.array(X), np.array(y)
         coef, _ = nnls(X / y[:, None], np.ones(len(y)))
         return coef.tolist()
 
+    def fit(kind, target):
+        X = [features(kind, r["gaussians"], r["box"], r["cells"], r["encoder_cells"]) for r in rows]
+        return solve(X, [target(r) for r in rows])
+
+    calls = [(r, c) for r in rows for c in r.get("refine_calls", [])]
+    refine = solve([refine_features(c["n"], r["refine_anchors"], r["gaussians"], r["box"], r["cells"])
+                    for r, c in calls], [c["seconds"] for _, c in calls]) if calls else [0.0, 0.0, 0.0]
     mem_x = np.array([[1.0, r["batch"] * r["gaussians"] * _ky_kx(r) * 1e-6] for r in rows])
     mem_y = np.array([r["peak_rss_mb"] for r in rows])
     mem, _ = nnls(mem_x, mem_y)
@@ -76,7 +96,7 @@ def fit_coefficients(rows: list[dict]) -> dict:
         "train": fit("train", lambda r: r["train_s"] - r["encoder_s"]),
         "encoder": fit("encoder", lambda r: r["encoder_s"]),
         "validation": fit("validation", lambda r: r["validation_s"]),
-        "refine": fit("refine", lambda r: r["refine_s"]),
+        "refine": refine,
         "memory_mb": mem.tolist(),
     }
 
@@ -143,9 +163,10 @@ def estimate_run(config, n_particles: int, n_gaussians: int, box: int, pixel_siz
     parts["rounds"] = sum(r.epochs * epoch(r) for r in config.rounds) if dev else 0.0
     if ref.anchors and dev:
         anchors = ([ref.cycle_anchors or ref.anchors] * (ref.cycles - 1) + [ref.anchors]) if ref.cycles else [ref.anchors]
-        parts["refinement"] = sum(items * dot("refine", a * c_ref) for a in anchors)
-        if ref.pose_steps:
-            parts["refinement"] += len(anchors) * items * ref.pose_steps * dev["train"][1] * N * c_ref
+        parts["refinement"] = sum(float(np.dot(dev["refine"], refine_features(items, a, N, M, c_ref))) for a in anchors)
+        if ref.pose_steps and ref.cycles:
+            passes = (ref.cycles - 1) * (ref.pose_steps + HESSIAN_PASSES)
+            parts["poses"] = passes * items * dev["train"][1] * N * c_ref
         if ref.cycles:
             epochs = ref.cycle_epochs or [r.epochs for r in config.rounds]
             parts["cycles"] = ref.cycles * sum(e * epoch(r, False) for r, e in zip(config.rounds, epochs))
