@@ -59,13 +59,13 @@ def measure(folder: Path, n_gaussians: int, box: int, band: float, steps: int, n
     from gmmplat.refine.latent import refine_latent
     from gmmplat.train.builder import build_model_for_round
     from gmmplat.train.config import RunConfig
-    from gmmplat.train.presets import PRESETS
+    from gmmplat.train.presets import preset_dict
 
     n_particles = BATCH * (steps + 1)
     write_particles(folder, n_particles, box, APIX)
     write_gmm(folder / "gmm.npz", n_gaussians, box, APIX)
     neutral = GMM.load(folder / "gmm.npz")
-    d = PRESETS["free"](neutral, None)
+    d = preset_dict("free", neutral)
     d["rounds"] = d["rounds"][:1]
     d["rounds"][0].update(high_res_angstrom=band, batch_size=BATCH)
     d["refine"] = {"anchors": 24, "high_res_angstrom": band}  # timed below, without cycles

@@ -70,4 +70,19 @@ def test_train_estimate_prints_and_writes_nothing(data, capsys):
     text = capsys.readouterr().out
     assert code == 0
     assert "40 particles x 4 symmetry copies" in text and "wall time" in text and "peak memory" in text
+    assert "measured on samples of up to 40 particles" in text and text.count("wall time") == 2
     assert not out.exists()
+    assert cli.main(["train", "--star", str(star), "--gmm", str(gmm), "--preset", "free", "--estimate",
+                     "--estimate-sample", "0"]) == 0
+    assert capsys.readouterr().out.count("wall time") == 1  # the cost model only
+
+
+def test_the_trial_schedule_is_the_first_cycle_at_one_epoch(data):
+    from gmmplat.train.calibrate import trial_schedule
+
+    _, _, gmm = data
+    full, trial = trial_schedule(preset("hierarchical", GMM.load(gmm)))
+    assert [s["kind"] for s in trial] == ["train", "train", "refine_latent", "refine_poses", "principal_axes",
+                                          "fit_decoders", "fit_decoders"]
+    assert all(s["epochs"] == 1 for s in trial if s["kind"] == "fit_decoders")
+    assert len(full) > len(trial) and full[:len(trial) - 2] == trial[:-2]

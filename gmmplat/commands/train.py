@@ -72,6 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimate", action="store_true",
                    help="print the predicted wall time and peak memory of this run (its data, configuration, "
                         "--device and --threads; docs/performance.md) and exit; writes nothing")
+    p.add_argument("--estimate-sample", type=nonnegative_int, default=512, metavar="N",
+                   help="with --estimate: also train the run's schedule briefly (one epoch per stage, one cycle) on "
+                        "its first N/4, N/2 and N particles and scale the measured times to all (0: the cost model "
+                        "only; default %(default)s)")
     add_shared_options(p, "--no-progress")
 
 
@@ -184,6 +188,10 @@ def run(args: argparse.Namespace) -> int:
         print(config.to_json())
         return 0
     if args.estimate:
+        if args.threads is not None:  # the sample runs measure with the run's threads
+            import torch
+
+            torch.set_num_threads(args.threads)
         for line in estimate_lines(args, config):
             print(line)
         return 0
@@ -234,7 +242,26 @@ def estimate_lines(args: argparse.Namespace, config) -> list[str]:
     head = (f"estimate for {len(star.table)} particles x {n_sym} symmetry copies, {neutral.n} Gaussians, box "
             f"{neutral.box} at {neutral.pixel_size_angstrom:g} Å/px, {len(config.rounds)} round(s), "
             f"{config.refine.cycles} refinement cycle(s), device {args.device}, {threads} thread(s)")
-    return [head, *est.lines()]
+    lines = [head, "from the cost model (a table measured on one machine):", *est.lines()]
+    k = min(int(getattr(args, "estimate_sample", 0) or 0), len(star.table))
+    if k:
+        import tempfile
+
+        from ..analysis.select import write_subset
+        from ..train.calibrate import SAMPLE_SIZES, calibrated_estimate
+
+        with tempfile.TemporaryDirectory(prefix="gmmplat-sample-") as tmp:
+            samples = {}
+            for share in SAMPLE_SIZES:
+                m = max(8, int(round(share * k)))
+                samples[m] = os.path.join(tmp, f"sample{m}.star")
+                write_subset(star, range(min(m, len(star.table))), samples[m])
+            datadir = source.datadir or os.path.dirname(os.path.abspath(source.path))
+            measured = calibrated_estimate(config, samples, len(star.table) * n_sym, n_sym, datadir=datadir,
+                                           device=args.device)
+        lines += [f"measured on samples of up to {k} particles, scaled to all:", *measured.lines()[:1],
+                  *measured.lines()[2:]]
+    return lines
 
 
 def torch_threads() -> int:

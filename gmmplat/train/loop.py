@@ -158,6 +158,7 @@ class Trainer:
         self.hash = config.hash()
         self.history: list[dict] = []
         self.last_good = ""
+        self.stage_seconds: list[tuple[int, str, float]] = []  # (stage index, kind, wall seconds) as run
 
     # ------------------------------------------------------------ folder
     @property
@@ -236,7 +237,9 @@ class Trainer:
             if not (stage.all_processes or self.dist.is_main):
                 continue
             state.stage_index = i
+            t0 = time.perf_counter()
             stage.run(state, resume if i == start else None)
+            self.stage_seconds.append((i, stage.registry_name, time.perf_counter() - t0))
             if not stage.trains and self.dist.is_main:
                 self._checkpoint(state, i + 1, 0)
         self._finish(state)
