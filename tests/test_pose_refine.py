@@ -126,8 +126,8 @@ def test_exact_poses_are_left_nearly_alone(misposed):
 
 def test_noise_on_band_at_the_true_poses_is_white_and_follows_the_corrections(misposed):
     """At the true poses and motion the residual is the simulated white noise: flat over the rings. The
-    misstated STAR with the exact inverse corrections as ``start`` gives the same estimate as the true
-    STAR; without them the low rings carry the pose error too."""
+    misstated STAR with the exact inverse corrections applied by the dataset gives the same estimate as
+    the true STAR; without them the low rings carry the pose error too."""
     from gmmplat.physics.fourier import Band
     from gmmplat.refine.poses import noise_on_band
 
@@ -144,8 +144,10 @@ def test_noise_on_band_at_the_true_poses_is_white_and_follows_the_corrections(mi
     z = np.stack([t, np.zeros_like(t)], 1)
     band = Band(32, 2.0, None)
     true = noise_on_band(decode, ParticleDataset(star, cache_mb=0), z, band)
-    undone = noise_on_band(decode, ParticleDataset(bad, cache_mb=0), z, band, start=undo)
-    wrong = noise_on_band(decode, ParticleDataset(bad, cache_mb=0), z, band)
+    misposed_data = ParticleDataset(bad, cache_mb=0)
+    wrong = noise_on_band(decode, misposed_data, z, band)
+    misposed_data.set_pose_corrections(undo)  # the estimate sees the poses the dataset gives
+    undone = noise_on_band(decode, misposed_data, z, band)
     np.testing.assert_allclose(undone, true, rtol=1e-3)
     assert true.max() / true.min() < 2.0  # white
     assert wrong[:4].mean() > 2 * true[:4].mean()  # the pose error in the low rings

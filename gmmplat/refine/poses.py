@@ -135,12 +135,12 @@ def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, ban
 
 
 @torch.no_grad()
-def noise_on_band(decode, dataset, z: np.ndarray, band: Band, *, start: PoseCorrections | None = None,
-                  projector: str = "separable", particles: int = 1000, seed: int = 0, batch_size: int = 128,
-                  device="cpu") -> np.ndarray:
+def noise_on_band(decode, dataset, z: np.ndarray, band: Band, *, projector: str = "separable",
+                  particles: int = 1000, seed: int = 0, batch_size: int = 128, device="cpu") -> np.ndarray:
     """``(R,)`` noise power per ring of ``band``: the mean residual per whole-plane cell of each item's
-    image under its decoded GMM at ``z``, at its pose (with ``start``), over a seeded subset of at most
-    ``particles`` items (as :func:`gmmplat.refine.latent.noise_per_ring` at the best anchor)."""
+    image under its decoded GMM at ``z``, at the pose the dataset gives (its corrections applied),
+    over a seeded subset of at most ``particles`` items (as
+    :func:`gmmplat.refine.latent.noise_per_ring` at the best anchor)."""
     from .latent import noise_per_ring
     from ..projectors import PROJECTORS
 
@@ -153,10 +153,6 @@ def noise_on_band(decode, dataset, z: np.ndarray, band: Band, *, start: PoseCorr
     for i in range(0, len(subset), batch_size):
         chunk = subset[i:i + batch_size]
         batch = dataset.get_batch(chunk).to(device)
-        if start is not None:
-            batch = replace(batch, rotations=(start.matrices(chunk).to(device) @ batch.rotations.double()).float(),
-                            shifts_angstrom=batch.shifts_angstrom + torch.as_tensor(
-                                start.shift_angstrom[chunk], dtype=batch.shifts_angstrom.dtype, device=device))
         params = decode(torch.as_tensor(z[chunk], dtype=torch.float32, device=device)).to(device)
         sums.append(ring_residuals(image_model.observe(batch), image_model.predict(params, batch), rings).cpu().numpy())
     return noise_per_ring(np.concatenate(sums)[:, None, :].astype(np.float64), rings)

@@ -306,7 +306,7 @@ class RefineConfig:
     the encoder's latent points (0: off; else at least 2), the band's ``high_res_angstrom`` (null:
     Nyquist), the likelihood's ``temperature`` (1: exact).
 
-    Refinement cycles (:mod:`gmmplat.train.cycles`; need ``anchors``): ``cycles`` times, the latent is
+    Refinement cycles (:mod:`gmmplat.train.schedule`; need ``anchors``): ``cycles`` times, the latent is
     refined with the anchors stretched by ``cycle_stretch`` (≥ 1) about their mean, projected onto
     its leading principal axes (``components``: a number, or null for the Kaiser rule) and the
     decoders are trained on it, held fixed, with the rounds' settings and

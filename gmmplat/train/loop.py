@@ -41,7 +41,7 @@ from .config import RunConfig
 from .distributed import DistContext, single_process
 from .outputs import environment, plot_losses, read_losses, save_model, write_losses
 from .refine_run import write_cycle_outputs, write_refined_outputs
-from .schedule import build_schedule, check_distributed
+from .schedule import build_schedule, check_distributed, count_cycles
 from .stages import ScheduleState
 
 __all__ = ["TrainingDiverged", "TrainResult", "Trainer", "train", "validate_config"]
@@ -223,10 +223,7 @@ class Trainer:
         the run's latent and model."""
         keep_freed_memory()
         ckpt = self._prepare_folder()
-        state = ScheduleState(self, encoder=self.encoder,
-                              cycles_total=sum(s.provides_refinement for s in self.stages
-                                               if any(t.needs_refinement and t.trains for t in
-                                                      self.stages[self.stages.index(s) + 1:])))
+        state = ScheduleState(self, encoder=self.encoder, cycles_total=count_cycles(self.stages))
         start, resume = (0, None) if ckpt is None else self._restore(state, ckpt)
         collective_done = False
         for i in range(start, len(self.stages)):

@@ -4,7 +4,7 @@
 (:mod:`gmmplat.refine.latent`) and writes, each file atomically:
 
 * ``latent_encoder.npy``: the encoder's points (the input);
-* ``latent_cycle.npy``: after refinement cycles (:mod:`gmmplat.train.cycles`), the last cycle's
+* ``latent_cycle.npy``: after refinement cycles (:mod:`gmmplat.train.schedule`), the last cycle's
   latent, which the decoders trained on; ``gmmplat refine`` starts from it instead of the encoder's;
 * ``latent.npy``: the refined points, or the starting points (the encoder's or the cycle's) when
   the refined ones keep under :data:`MIN_VARIANCE_KEPT` of the latent's spread;
@@ -118,7 +118,7 @@ def write_refined_outputs(run_dir, dataset, z_items: np.ndarray, start: np.ndarr
 
 def write_cycle_outputs(run_dir, dataset, z_items: np.ndarray, z_cycle: np.ndarray, summary: dict,
                         refinement=None) -> None:
-    """The files of a run trained with refinement cycles (:mod:`gmmplat.train.cycles`), each atomically.
+    """The files of a run trained with refinement cycles (:mod:`gmmplat.train.schedule`), each atomically.
 
     ``latent_encoder.npy``: the encoder's points ``z_items (n_items, d)``; ``latent_cycle.npy`` and
     ``latent.npy``: the last cycle's latent ``z_cycle``, the points the decoders were trained on (a

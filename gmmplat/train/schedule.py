@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from .config import RunConfig
 from .stages import STAGES, Stage
 
-__all__ = ["default_schedule", "build_schedule", "check_distributed", "cycle_rounds", "schedule_specs"]
+__all__ = ["default_schedule", "build_schedule", "check_distributed", "count_cycles", "cycle_rounds", "schedule_specs"]
 
 
 def cycle_rounds(config: RunConfig) -> list[tuple[int, int]]:
@@ -107,3 +107,10 @@ def check_distributed(stages: list[Stage], world_size: int) -> None:
         elif seen_main_only is not None:
             raise ConfigError(f"{stage.where}: in a distributed run every {stage.registry_name} stage comes before "
                               f"the main-process stages ({seen_main_only.where} is a {seen_main_only.registry_name})")
+
+
+def count_cycles(stages: list[Stage]) -> int:
+    """Refinement cycles of a schedule, as the stages number them (a refinement starts a cycle): the
+    refinements before its last fixed-latent training stage."""
+    last = max((i for i, s in enumerate(stages) if s.trains and s.needs_refinement), default=-1)
+    return sum(s.provides_refinement for s in stages[:last])

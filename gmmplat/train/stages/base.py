@@ -72,14 +72,6 @@ class Stage(ABC):
         """Run on ``state`` (:class:`~gmmplat.train.stages.state.ScheduleState`); ``resume``: for a
         training stage, the checkpoint of its last finished epoch."""
 
-    def describe(self) -> str:
-        """One line for logs: the kind and the options that differ from the defaults."""
-        changed = ", ".join(f"{k}={v}" for k, v in self.spec.items() if self.options.get(k) != v)
-        return f"{self.registry_name}({changed})"
-
-    def to_dict(self) -> dict:
-        return {"kind": self.registry_name, **self.spec}
-
 
 def round_index(value, where: str, config, key: str = "round") -> int:
     """A round of ``config.rounds`` named by its index or its name."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-from ...errors import ConfigError
 from ...refine.latent import refinement_band
 from ...refine.poses import noise_on_band, refine_poses
 from ..config import _band_or_refinement, _number
@@ -32,21 +31,17 @@ class RefinePoses(Stage):
         s["high_res_angstrom"] = _band_or_refinement(s["high_res_angstrom"], f"{w}.high_res_angstrom")
 
     def run(self, state, resume: dict | None = None) -> None:
-        refined = state.refinement
-        if refined is None:
-            raise ConfigError(f"{self.where}: refine_poses needs a refine_latent stage before it")
-        trainer, data, s = state.trainer, state.trainer.dataset, self.spec
+        refined, trainer, data, s = state.refinement, state.trainer, state.trainer.dataset, self.spec
         start = time.perf_counter()
-        previous = data.pose_corrections
-        data.set_pose_corrections(None)  # refine_poses starts from `previous` itself
         high_res = s["high_res_angstrom"]
         band = refinement_band(data.box, data.pixel_size_angstrom,
                                refined.options["high_res_angstrom"] if high_res == "refinement" else high_res)
         noise = refined.noise_per_ring
         if high_res != "refinement":  # the refinement's noise covers its own band's rings only
-            noise = noise_on_band(state.model.decode, data, refined.latent, band, start=previous,
-                                  projector=state.config.projector, seed=state.config.seed,
-                                  batch_size=trainer.eval_batch_size, device=trainer.device)
+            noise = noise_on_band(state.model.decode, data, refined.latent, band, projector=state.config.projector,
+                                  seed=state.config.seed, batch_size=trainer.eval_batch_size, device=trainer.device)
+        previous = data.pose_corrections
+        data.set_pose_corrections(None)  # refine_poses starts from `previous` itself
         poses = refine_poses(state.model.decode, data, refined.latent, noise, band, start=previous,
                              projector=state.config.projector, steps=s["steps"], rotation_sigma_deg=s["sigma_deg"],
                              shift_sigma_angstrom=s["sigma_angstrom"], batch_size=trainer.eval_batch_size,

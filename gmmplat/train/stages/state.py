@@ -45,6 +45,7 @@ class ScheduleState:
     frozen: list = field(default_factory=list)
     last_round: int = 0
     cycles_total: int = 0
+    stage_index: int = 0
 
     @property
     def config(self):
