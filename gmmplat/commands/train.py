@@ -259,8 +259,7 @@ def estimate_lines(args: argparse.Namespace, config) -> list[str]:
             datadir = source.datadir or os.path.dirname(os.path.abspath(source.path))
             measured = calibrated_estimate(config, samples, len(star.table) * n_sym, n_sym, datadir=datadir,
                                            device=args.device)
-        lines += [f"measured on samples of up to {k} particles, scaled to all:", *measured.lines()[:1],
-                  *measured.lines()[2:]]
+        lines += [f"measured on samples of up to {k} particles, scaled to all:", *measured.lines()]
     return lines
 
 

@@ -55,8 +55,6 @@ def features(kind: str, n: int, box: int, cells: float, encoder_cells: float = 0
         return np.array([1.0, n * encoder_cells, box * box])
     if kind == "validation":
         return np.array([1.0, n * cells, n * encoder_cells, box * box])
-    if kind == "refine":
-        return np.array([1.0, n * cells, box * box])
     raise ValueError(kind)
 
 
@@ -65,9 +63,9 @@ def load_coefficients(path: str | Path = COEFFICIENTS_PATH) -> dict:
 
 
 def refine_features(n_items: int, anchors: int, n_gaussians: int, box: int, cells: float) -> np.ndarray:
-    """Terms of one latent refinement call (:func:`features` ``refine``) on ``n_items`` items."""
+    """Terms ``[1, n_p·anchors·N·C_ref, n_p·M²]`` of one latent refinement call on ``n_items`` items."""
     p = refined_items(n_items)
-    return features("refine", n_gaussians, int(box), p * anchors * cells) * np.array([1.0, 1.0, p])
+    return np.array([1.0, p * anchors * n_gaussians * cells, p * box * box])
 
 
 def fit_coefficients(rows: list[dict]) -> dict:
@@ -120,7 +118,9 @@ class Estimate:
             head = "estimate: time not measured on this device (docs/performance.md)"
         else:
             head = f"estimate: wall time {_hms(self.seconds)} ({self.seconds:.0f} s)"
-        out = [head, f"estimate: peak memory {self.peak_rss_mb / 1024:.2f} GB resident"]
+        out = [head]
+        if math.isfinite(self.peak_rss_mb):  # the sample runs measure time only
+            out.append(f"estimate: peak memory {self.peak_rss_mb / 1024:.2f} GB resident")
         out += [f"  {k}: {_hms(v)}" for k, v in self.parts.items()]
         return out
 
@@ -177,5 +177,5 @@ def estimate_run(config, n_particles: int, n_gaussians: int, box: int, pixel_siz
     if not dev:
         return Estimate(None, peak, {})
     s = speedup(threads, dev["parallel_fraction"])
-    parts = {k: v / s for k, v in parts.items() if v}
+    parts = {k: v if k == "fixed" else v / s for k, v in parts.items() if v}  # start-up and outputs: serial
     return Estimate(sum(parts.values()), peak, parts)
