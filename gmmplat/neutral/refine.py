@@ -61,6 +61,7 @@ class FourierSphere:
         w = 1.0 / torch.sqrt(torch.where(k2 > 0, k2, 1.0)) if weighting == "projection" else torch.ones_like(k2)
         mult = torch.where(self.kx > 0, 2.0, 1.0)[None, None, :]
         self.weight = torch.where(self.mask, w * mult, 0.0).to(torch.float32)
+        self.kmax2 = kmax**2
 
     def crop(self, F: torch.Tensor) -> torch.Tensor:
         """Full rfftn ``(M, M, M//2+1)`` -> ``(Kz, Ky, Kx)``."""
@@ -82,46 +83,73 @@ class FourierSphere:
         weight = p[:, AMPLITUDE] * (2 * math.pi * sig**2) ** 1.5 / self.pixel_size_angstrom**3
         s2 = (2 * math.pi**2) * sig**2
         k = [v.to(device=p.device, dtype=p.dtype) for v in (self.kz, self.ky, self.kx)]
-        return _SeparableTransform3D.apply(p[:, 0], p[:, 1], p[:, 2], weight, s2, *k)
+        return _SeparableTransform3D.apply(p[:, 0], p[:, 1], p[:, 2], weight, s2, *k, self.kmax2)
 
 
 class _SeparableTransform3D(torch.autograd.Function):
     """``F[z, y, x] = Σ_n Z[n, z] Y[n, y] w_n X[n, x]`` with ``Z = exp(-s2 kz² - 2πi cz kz)`` etc.
 
-    Forward: one product ``(Z⊗Y)ᵀ (w X)`` of ``(N, Kz·Ky)`` by ``(N, Kx)``. The backward pass is written
-    out (two products and two reductions over the ``N × Kz × Ky`` factor) so no per-element graph is kept,
-    with PyTorch's convention for complex gradients (as in the separable projector).
+    Forward: per slab of z rows, one product ``(Z⊗Y)ᵀ (w X)`` of ``(N, cz·Ky')`` by ``(N, Kx)``, with
+    ``Ky'`` the y rows that reach the sphere from that slab (``ky² ≤ kmax² − min kz²``). ``Z⊗Y`` is rebuilt
+    per slab in the backward pass instead of kept, so memory is bounded by the slab, not by
+    ``N × Kz × Ky`` (at 8,000 Gaussians and box 256 the whole factor is gigabytes). The backward pass is
+    written out (two products and two reductions per slab) with PyTorch's convention for complex
+    gradients (as in the separable projector).
     """
 
     @staticmethod
-    def forward(ctx, cx, cy, cz, w, s2, kz, ky, kx):
-        two_pi = 2 * math.pi
-
-        def factor(k, c):
-            return torch.polar(torch.exp(-s2[:, None] * k[None] ** 2), (-two_pi) * c[:, None] * k[None])
-
-        Z, Y, X = factor(kz, cz), factor(ky, cy), factor(kx, cx)
-        ZY = (Z[:, :, None] * Y[:, None, :]).reshape(len(w), -1)  # (N, Kz*Ky)
-        out = ZY.T @ (X * w[:, None])
-        ctx.save_for_backward(Z, Y, X, ZY, w, kz, ky, kx)
-        return out.reshape(len(kz), len(ky), len(kx))
+    def forward(ctx, cx, cy, cz, w, s2, kz, ky, kx, kmax2):
+        Z, Y, X = (_factor(k, c, s2) for k, c in ((kz, cz), (ky, cy), (kx, cx)))
+        wX = X * w[:, None]
+        out = Z.new_zeros(len(kz), len(ky), len(kx))
+        for zs, ys in _slabs(len(w), kz, ky, kmax2):
+            ZY = (Z[:, zs, None] * Y[:, None, ys]).reshape(len(w), -1)
+            out[zs][:, ys] = (ZY.T @ wX).reshape(zs.stop - zs.start, len(ys), len(kx))
+        ctx.save_for_backward(Z, Y, X, w, kz, ky, kx)
+        ctx.kmax2 = kmax2
+        return out
 
     @staticmethod
     def backward(ctx, G):
-        Z, Y, X, ZY, w, kz, ky, kx = ctx.saved_tensors
+        Z, Y, X, w, kz, ky, kx = ctx.saved_tensors
         two_pi = 2 * math.pi
-        G2 = G.reshape(-1, len(kx))
-        gX = ZY.conj() @ G2  # (N, Kx): gradient w.r.t. w X
-        gZY = ((X * w[:, None]).conj() @ G2.T).reshape(len(w), len(kz), len(ky))
-        gZ = torch.einsum("nzy,ny->nz", gZY, Y.conj())
-        gY = torch.einsum("nzy,nz->ny", gZY, Z.conj())
+        wX = X * w[:, None]
+        gX, gZ, gY = torch.zeros_like(X), torch.zeros_like(Z), torch.zeros_like(Y)
+        for zs, ys in _slabs(len(w), kz, ky, ctx.kmax2):
+            Ys = Y[:, ys]
+            Gs = G[zs][:, ys].reshape(-1, len(kx))  # (cz·Ky', Kx)
+            ZY = (Z[:, zs, None] * Ys[:, None, :]).reshape(len(w), -1)
+            gX += ZY.conj() @ Gs  # gradient w.r.t. w X
+            gZY = (wX.conj() @ Gs.T).reshape(len(w), zs.stop - zs.start, len(ys))
+            gZ[:, zs] = torch.einsum("nzy,ny->nz", gZY, Ys.conj())
+            gY[:, ys] += torch.einsum("nzy,nz->ny", gZY, Z[:, zs].conj())
         PX, PY, PZ = gX.conj() * X, gY.conj() * Y, gZ.conj() * Z
         d_w = PX.real.sum(-1)
         d_cx = two_pi * w * (PX.imag @ kx)
         d_cy = two_pi * (PY.imag @ ky)
         d_cz = two_pi * (PZ.imag @ kz)
         d_s2 = -w * (PX.real @ kx**2) - PY.real @ ky**2 - PZ.real @ kz**2
-        return d_cx, d_cy, d_cz, d_w, d_s2, None, None, None
+        return d_cx, d_cy, d_cz, d_w, d_s2, None, None, None, None
+
+
+# Elements of one slab's (N, cz·Ky') complex factor: about 256 MB in complex64.
+_CHUNK_ELEMENTS = 1 << 25
+
+
+def _factor(k: torch.Tensor, c: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """``(N, K)`` complex ``exp(-s2 k² - 2πi c k)``."""
+    return torch.polar(torch.exp(-s2[:, None] * k[None] ** 2), (-2 * math.pi) * c[:, None] * k[None])
+
+
+def _slabs(n: int, kz: torch.Tensor, ky: torch.Tensor, kmax2: float):
+    """``(z slice, y indices)`` per slab: ``n × rows × Ky`` under ``_CHUNK_ELEMENTS``, y rows that reach the sphere."""
+    rows = max(1, _CHUNK_ELEMENTS // max(1, n * len(ky)))
+    out = []
+    for z0 in range(0, len(kz), rows):
+        zs = slice(z0, min(len(kz), z0 + rows))
+        reach = kmax2 * (1 + 1e-9) - float((kz[zs] ** 2).min())
+        out.append((zs, torch.nonzero(ky**2 <= reach).flatten().to(ky.device)))
+    return out
 
 
 def fourier_loss(G: torch.Tensor, F: torch.Tensor, sphere: FourierSphere) -> torch.Tensor:
