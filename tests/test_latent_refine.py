@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -200,3 +202,55 @@ def test_refine_command_rerefines_a_run_with_other_settings(shifted, tmp_path, m
     info = json.loads((run / "refine.json").read_text())
     assert info["n_anchors"] == 8 and info["latent_npy"] == "refined"
     assert not np.allclose(np.load(run / "latent.npy"), first)
+
+
+def test_pose_samples_average_the_likelihood_over_poses_about_the_stated_one(shifted):
+    """The likelihood of each anchor is the mean over the stated pose and the seeded draws about it
+    (recomputed here from the image model, the anchors and the noise of the stated pose); a spread too
+    small to move a projection gives the stated pose's result."""
+    import torch
+
+    from gmmplat.physics.image_model import ImageModel
+    from gmmplat.projectors import PROJECTORS
+    from gmmplat.losses.base import RingSums
+    from gmmplat.refine.latent import (log_likelihood, pose_perturbations, posterior, refinement_band,
+                                       ring_terms)
+
+    star, gmm, t = shifted
+    data = ParticleDataset(star, cache_mb=0)
+    dec = _decode(GMM.load(gmm))
+    g = np.random.default_rng(1)
+    z = np.stack([t + 0.5 * g.standard_normal(len(t)), 0.3 * g.standard_normal(len(t))], 1)
+    kw = dict(n_anchors=6, high_res_angstrom=None, noise_particles=120)
+    one = refine_latent(dec, data, z, **kw)
+    three = refine_latent(dec, data, z, pose_samples=3, pose_spread_deg=4.0, pose_spread_angstrom=1.0, **kw)
+    np.testing.assert_array_equal(three.noise_per_ring, one.noise_per_ring)  # the noise of the stated pose
+    same = three.posterior.argmax(1) == one.posterior.argmax(1)  # the quality is the most probable anchor's
+    np.testing.assert_array_equal(three.quality[same], one.quality[same])
+    assert three.options["pose_samples"] == 3 and three.options["pose_spread_deg"] == 4.0
+
+    R, d = pose_perturbations(3, 4.0, 1.0, 0, "cpu")
+    torch.testing.assert_close(R[1], R[0].T)  # an antithetic pair
+    torch.testing.assert_close(d[1], -d[0])
+    band = refinement_band(data.box, data.pixel_size_angstrom, None)
+    model, rings = ImageModel(band, PROJECTORS.build("separable", band)), RingSums(band)
+    batch = data.get_batch(np.arange(len(data)))
+    params = dec(torch.as_tensor(one.anchors, dtype=torch.float32))
+    O = model.observe(batch)
+    ll = np.zeros((len(data), 6, 3))
+    for j, (Rj, dj) in enumerate([(torch.eye(3), torch.zeros(2)), (R[0], d[0]), (R[1], d[1])]):
+        moved = replace(batch, rotations=Rj @ batch.rotations, shifts_angstrom=batch.shifts_angstrom + dj)
+        for k in range(6):
+            res = ring_terms(O, model.predict(params[k], moved), rings)[0].double().numpy()
+            ll[:, k, j] = log_likelihood(res, one.noise_per_ring)
+    top = ll.max(2, keepdims=True)
+    marginal = (top + np.log(np.exp(ll - top).mean(2, keepdims=True)))[..., 0]
+    np.testing.assert_allclose(three.posterior, posterior(marginal, one.prior), atol=2e-3)
+    assert np.abs(three.posterior - one.posterior).max() > 0.05  # the poses matter at this spread
+
+    tiny = refine_latent(dec, data, z, pose_samples=5, pose_spread_deg=1e-5, pose_spread_angstrom=1e-6, **kw)
+    np.testing.assert_allclose(tiny.posterior, one.posterior, atol=1e-4)
+    with pytest.raises(ConfigError, match="pose spread"):
+        refine_latent(dec, data, z, pose_samples=3, **kw)
+    with pytest.raises(ConfigError, match="pose_samples"):
+        refine_latent(dec, data, z, pose_samples=0, **kw)

@@ -97,6 +97,8 @@ def test_refinement_brings_misstated_poses_back(misposed):
     assert d_after < d_before / 2, (float(d_before), float(d_after))
     s = poses.summary()
     assert 3 < s["median_rotation_deg"] < 12 and poses.as_array().shape == (48, 5)
+    # the errors' spread as estimated: of the order of the ~6° / 1.5 Å the STAR was moved by
+    assert 2 < s["spread_deg"] < 12 and 0.4 < s["spread_angstrom"] < 4, s
 
 
 def test_shrinkage_estimates_the_error_spread_and_keeps_exact_poses_exact():
@@ -110,18 +112,30 @@ def test_shrinkage_estimates_the_error_spread_and_keeps_exact_poses_exact():
     for sd in (0.0, 1.0):
         e = sd * g.normal(0, 1, (n, 5))
         x = e + noise
-        post = shrink_estimates(x, H)
+        post, cov, errors = shrink_estimates(x, H, return_covariance=True)
+        np.testing.assert_array_equal(post, shrink_estimates(x, H))
+        spread2 = np.diagonal(cov, axis1=1, axis2=2).mean()  # the remaining uncertainty the means claim
         if sd == 0:
             assert np.abs(post).mean() < 0.1 * np.abs(x).mean()  # exact poses stay nearly exact
+            assert spread2 < 0.05 * (x**2).mean()
         else:
             mse_raw, mse_post = ((x - e) ** 2).mean(), ((post - e) ** 2).mean()
             assert mse_post < 0.8 * mse_raw and np.corrcoef(post[:, 0], e[:, 0])[0, 1] > 0.8
+            assert spread2 == pytest.approx(mse_post, rel=0.15)  # calibrated: the actual remaining error
+            np.testing.assert_allclose(np.diagonal(errors), 1.0, rtol=0.15)  # the errors' spread, sd 1
 
 
 def test_exact_poses_are_left_nearly_alone(misposed):
     star, bad, gmm, t, A = misposed
     _, poses = _refine_under_true_motion(star, gmm, t, steps=30)
     assert poses.summary()["median_rotation_deg"] < 1.0 and poses.summary()["median_shift_angstrom"] < 0.3
+    # nothing left to average over: the latent refinement's pose samples fall back to the pose itself
+    from gmmplat.refine.latent import effective_pose_samples, refinement_band
+
+    spread = poses.spread_deg_angstrom()
+    band = refinement_band(32, 2.0, 10.0)
+    assert effective_pose_samples(9, *spread, band) == 1, spread
+    assert effective_pose_samples(9, 3.0, 1.0, band) == 9  # the realistic datasets' errors
 
 
 def test_noise_on_band_at_the_true_poses_is_white_and_follows_the_corrections(misposed):

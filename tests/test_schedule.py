@@ -48,6 +48,12 @@ def test_the_hierarchical_preset_derives_its_cycles_as_stages(small):
     assert "schedule" not in _tiny_config(star, gmm).to_dict()  # no schedule key: the hash of older runs holds
     assert [s.registry_name for s in build_schedule(cfg)] == kinds
     assert [s["kind"] for s in default_schedule(preset("free", neutral, epochs=1))][:2] == ["train", "train"]
+    # pose samples: on the last cycle's refinement only, and only where the poses were refined before it
+    posed = default_schedule(RunConfig.from_dict({**cfg.to_dict(), "refine": {**CYCLES, "pose_samples": 9}}))
+    assert [s.get("pose_samples", 1) for s in posed if s["kind"] == "refine_latent"] == [1, 9]
+    unposed = {**CYCLES, "pose_samples": 9, "pose_steps": 0}
+    assert all("pose_samples" not in s for s in default_schedule(RunConfig.from_dict({**cfg.to_dict(), "refine": unposed})))
+    assert "pose_samples" not in cfg.to_dict()["refine"]  # the default is left out: older runs' hashes hold
 
 
 def test_a_declared_schedule_is_the_run_its_refine_section_derives(small, tmp_path):
@@ -76,6 +82,8 @@ def test_a_declared_schedule_is_the_run_its_refine_section_derives(small, tmp_pa
     ([{"kind": "train"}, {"kind": "refine_latent"}, {"kind": "fit_decoders", "decoders": "reset"}],
      "schedule[2].decoders: one of continue, rebuild, freeze"),
     ([{"train": 0}], "schedule[0]: an object with a kind"),
+    ([{"kind": "train"}, {"kind": "refine_latent", "pose_samples": 5}], "a refine_poses stage before it"),
+    ([{"kind": "train"}, {"kind": "refine_latent", "pose_samples": 0}], "schedule[1].pose_samples: must be >= 1"),
 ])
 def test_bad_schedules_are_named(small, schedule, words):
     star, gmm, _ = small
@@ -159,7 +167,7 @@ def test_a_config_that_names_only_steps_is_the_hierarchical_preset(small):
             {"name": "transition, full resolution", "decoders": ["hier"], "epochs": 5, "learning_rate": 2e-4,
              "decoder_options": {"hier": {"train_transition": True}}, "loss": {"kind": "weighted_l2"}}],
         "refine": {"anchors": 24, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [7, 2], "restart": False,
-                   "cycle_anchors": 12, "junk_scale": 0.5, "pose_steps": 20},
+                   "cycle_anchors": 12, "junk_scale": 0.5, "pose_steps": 20, "pose_samples": 9},
     }
     assert RunConfig.from_dict(hand).hash() == preset("hierarchical", neutral).hash()
 

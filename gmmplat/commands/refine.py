@@ -32,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="band limit in Å (Nyquist when finer; default %(default)s)")
     p.add_argument("--temperature", type=positive_float, default=1.0,
                    help="likelihood temperature (1: exact; default %(default)s)")
+    p.add_argument("--pose-samples", type=positive_int, default=1,
+                   help="average each anchor's likelihood over this many poses about the particle's "
+                        "(1: its pose only; default %(default)s)")
+    p.add_argument("--pose-spread-deg", type=float, default=0.0,
+                   help="spread of the sampled rotations per axis in degrees (with --pose-samples)")
+    p.add_argument("--pose-spread-angstrom", type=float, default=0.0,
+                   help="spread of the sampled origin offsets per axis in Å (with --pose-samples)")
     add_shared_options(p, "--device")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     add_shared_options(p, "--no-progress")
@@ -130,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
         args.run, model.decode, dataset, np.asarray(z, np.float32), anchors=args.anchors,
         high_res_angstrom=args.high_res, temperature=args.temperature, projector=ar.run.config.projector,
         seed=ar.run.config.seed, anchor_stretch=1.0 if source is None else ar.run.config.refine.cycle_stretch,
-        anchor_source=source, cycles=cycles, device=args.device, progress=not args.no_progress)
+        anchor_source=source, cycles=cycles, device=args.device, progress=not args.no_progress,
+        pose_samples=args.pose_samples, pose_spread_deg=args.pose_spread_deg,
+        pose_spread_angstrom=args.pose_spread_angstrom)
     print(f"refine: {dataset.n_particles} particles, {summary['n_anchors']} anchors, band to "
           f"{summary['options']['band_high_res_angstrom']:g} Å; latent.npy holds the {summary['latent_npy']} points "
           f"({summary['variance_kept']:.0%} of the latent's spread kept, mean posterior entropy "

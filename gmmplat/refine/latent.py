@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -50,7 +50,8 @@ from ..physics.fourier import Band
 from ..physics.image_model import ImageModel
 
 __all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
-           "log_likelihood", "posterior", "fit_quality", "junk_mask", "ring_terms"]
+           "log_likelihood", "posterior", "fit_quality", "junk_mask", "ring_terms", "pose_perturbations",
+           "effective_pose_samples"]
 
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -247,7 +248,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                   anchor_stretch: float = 1.0, temperature: float = 1.0,
                   high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable",
                   seed: int = 0, noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
-                  progress: bool = False, anchor_mask: np.ndarray | None = None) -> Refinement:
+                  progress: bool = False, anchor_mask: np.ndarray | None = None, pose_samples: int = 1,
+                  pose_spread_deg: float = 0.0, pose_spread_angstrom: float = 0.0) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
 
     Args:
@@ -260,6 +262,10 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         noise_particles: size of the seeded subset that estimates the noise per ring.
         anchor_mask: ``(n,)`` bool, the items whose points place the anchors and their prior (default all;
             junk left out: its latent points say nothing of the conformations).
+        pose_samples: ``J`` ≥ 1; above 1 the likelihood of each anchor is averaged over the pose (the
+            stated one and ``J − 1`` seeded draws about it: rotation vectors of ``pose_spread_deg`` and
+            origin offsets of ``pose_spread_angstrom`` per axis), ``ℓ_ik = log mean_j exp ℓ_ikj``, as the
+            marginal oracle averages over pose errors; the noise and the quality use the stated pose.
     """
     from tqdm.auto import tqdm
 
@@ -284,10 +290,13 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     with torch.no_grad():
         params = decode(torch.as_tensor(anchors, dtype=torch.float32, device=device)).to(device, torch.float32)
     K = len(anchors)
+    perturb = pose_perturbations(pose_samples, pose_spread_deg, pose_spread_angstrom, seed, device)
 
-    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Residual, prediction-power and cross ring sums ``(len(items), K, R)`` each."""
+    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Residual, prediction-power and cross ring sums ``(len(items), K, R)`` each at the stated pose,
+        and the residuals at the other pose samples ``(len(items), K, J − 1, R)``."""
         out = np.empty((3, len(items), K, rings.n_rings), dtype=np.float64)
+        more = np.empty((len(items), K, len(perturb[0]), rings.n_rings), dtype=np.float64)
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
             batch = dataset.get_batch(chunk).to(device)
@@ -297,12 +306,21 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                 for k in range(K):
                     P = image_model.predict(params[k], batch, ctf=C)
                     out[:, i : i + len(chunk), k] = torch.stack(ring_terms(O, P, rings)).cpu().numpy()
+                for j, (R, d) in enumerate(zip(*perturb)):
+                    moved = replace(batch, rotations=R @ batch.rotations, shifts_angstrom=batch.shifts_angstrom + d)
+                    for k in range(K):
+                        P = image_model.predict(params[k], moved, ctf=C)
+                        more[i : i + len(chunk), k, j] = ring_terms(O, P, rings)[0].cpu().numpy()
             bar.update(len(chunk))
-        return out[0], out[1], out[2]
+        return out[0], out[1], out[2], more
 
     def score(items: np.ndarray, sums) -> None:
-        residual, power, cross = sums
+        residual, power, cross, more = sums
         loglik[items] = log_likelihood(residual, noise, temperature)
+        if more.shape[2]:  # the mean likelihood over the pose samples, the stated pose among them
+            every = np.concatenate([loglik[items][:, :, None], log_likelihood(more, noise, temperature)], 2)
+            top = every.max(2)
+            loglik[items] = top + np.log(np.exp(every - top[:, :, None]).mean(2))
         best = posterior(loglik[items], prior).argmax(1)  # the most probable anchor's prediction
         at = np.arange(len(items))
         quality[items], scale[items] = fit_quality(power[at, best], cross[at, best], noise)
@@ -323,9 +341,36 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                    projector=projector,
                    high_res_angstrom=None if high_res_angstrom is None else float(high_res_angstrom),
                    band_high_res_angstrom=float(band.high_res_angstrom), seed=int(seed),
-                   noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()))
+                   noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()),
+                   pose_samples=int(pose_samples), pose_spread_deg=float(pose_spread_deg),
+                   pose_spread_angstrom=float(pose_spread_angstrom))
     return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
                       posterior=post.astype(np.float32), noise_per_ring=noise,
                       ring_frequency=rings.rings.numpy() / (band.box * band.pixel_size_angstrom), options=options,
                       seconds=time.perf_counter() - start, quality=quality.astype(np.float32),
                       fitted_scale=scale.astype(np.float32))
+
+
+def pose_perturbations(samples: int, spread_deg: float, spread_angstrom: float, seed: int, device
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``J − 1`` seeded pose draws: rotations ``(J−1, 3, 3)`` (applied on the left) and origin offsets ``(J−1, 2)`` Å."""
+    from ..physics.geometry import axis_angle_to_matrix
+
+    if int(samples) < 1:
+        raise ConfigError(f"latent refinement: pose_samples must be ≥ 1, got {samples!r}")
+    if int(samples) > 1 and not (spread_deg > 0 or spread_angstrom > 0):
+        raise ConfigError("latent refinement: pose_samples > 1 needs a pose spread (degrees or Å) above 0")
+    g = torch.Generator().manual_seed(int(seed) * 1000 + 13)
+    half = torch.randn(int(samples) // 2, 5, generator=g, dtype=torch.float64)
+    # antithetic pairs (ε, −ε): the mean over the samples loses the odd part of the likelihood's variation
+    draws = torch.cat([half, -half])[: int(samples) - 1]
+    R = axis_angle_to_matrix(draws[:, :3] * math.radians(float(spread_deg)))
+    return R.to(device, torch.float32), (draws[:, 3:] * float(spread_angstrom)).to(device, torch.float32)
+
+
+def effective_pose_samples(samples: int, spread_deg: float, spread_angstrom: float, band: Band) -> int:
+    """``samples``, or 1 where the spread moves the box's edge by under a tenth of the band's resolution
+    (``radians(spread_deg) · box · apix / 2 + spread_angstrom``): averaging over such poses would change
+    no projection measurably (the spread the pose refinement leaves on exact poses)."""
+    edge = math.radians(float(spread_deg)) * band.box * band.pixel_size_angstrom / 2 + float(spread_angstrom)
+    return int(samples) if edge >= 0.1 * float(band.high_res_angstrom) else 1

@@ -39,10 +39,23 @@ __all__ = ["PoseCorrections", "refine_poses", "shrink_estimates", "noise_on_band
 
 @dataclass
 class PoseCorrections:
-    """Per dataset item: ``rotvec_rad (n, 3)`` and ``shift_angstrom (n, 2)`` (float64 numpy)."""
+    """Per dataset item: ``rotvec_rad (n, 3)`` and ``shift_angstrom (n, 2)`` (float64 numpy).
+
+    ``spread`` ``(5,)``: the standard deviation per component (rotation vector in radians ×3, origin in
+    Å ×2) of the pose errors' distribution the shrinkage estimated (``√diag Σ``,
+    :func:`shrink_estimates`); None when not estimated.  Near 0 on exact poses.
+    """
 
     rotvec_rad: np.ndarray
     shift_angstrom: np.ndarray
+    spread: np.ndarray | None = None
+
+    def spread_deg_angstrom(self) -> tuple[float, float]:
+        """``(rotation spread per axis in degrees, origin spread per axis in Å)``; ``(0, 0)`` when unknown."""
+        if self.spread is None:
+            return 0.0, 0.0
+        v = np.asarray(self.spread, np.float64) ** 2
+        return math.degrees(math.sqrt(v[:3].mean())), math.sqrt(v[3:].mean())
 
     @classmethod
     def zeros(cls, n: int) -> "PoseCorrections":
@@ -56,9 +69,11 @@ class PoseCorrections:
     def summary(self) -> dict:
         angle = np.degrees(np.linalg.norm(self.rotvec_rad, axis=1))
         shift = np.linalg.norm(self.shift_angstrom, axis=1)
+        spread_deg, spread_angstrom = self.spread_deg_angstrom()
         return {"median_rotation_deg": float(np.median(angle)), "p90_rotation_deg": float(np.percentile(angle, 90)),
                 "median_shift_angstrom": float(np.median(shift)),
-                "p90_shift_angstrom": float(np.percentile(shift, 90))}
+                "p90_shift_angstrom": float(np.percentile(shift, 90)),
+                "spread_deg": spread_deg, "spread_angstrom": spread_angstrom}
 
     def as_array(self) -> np.ndarray:
         """``(n, 5)``: rotation vector in degrees (3), origin correction in Å (2)."""
@@ -129,9 +144,11 @@ def refine_poses(decode, dataset, z: np.ndarray, noise_per_ring: np.ndarray, ban
                 hess[chunk] = _hessian(nll, x, unit.cpu().numpy()) if shrink else 0.0
             x_all[chunk] = x.cpu().numpy()
             bar.update(len(chunk))
+    spread = None
     if shrink:
-        x_all = shrink_estimates(x_all, hess)
-    return PoseCorrections(x_all[:, :3].copy(), x_all[:, 3:].copy())
+        x_all, _, errors = shrink_estimates(x_all, hess, return_covariance=True)
+        spread = np.sqrt(np.maximum(np.diagonal(errors), 0.0))
+    return PoseCorrections(x_all[:, :3].copy(), x_all[:, 3:].copy(), spread)
 
 
 @torch.no_grad()
@@ -175,7 +192,8 @@ def _hessian(nll, x: torch.Tensor, step: np.ndarray) -> np.ndarray:
     return 0.5 * (H + np.swapaxes(H, 1, 2))
 
 
-def shrink_estimates(x: np.ndarray, hess: np.ndarray, iterations: int = 100, floor: float = 1e-10) -> np.ndarray:
+def shrink_estimates(x: np.ndarray, hess: np.ndarray, iterations: int = 100, floor: float = 1e-10,
+                     return_covariance: bool = False):
     """Posterior means ``(n, 5)`` of the corrections under an error distribution estimated from them.
 
     Model: each estimate ``x_i = e_i + n_i``, the true error ``e_i ~ N(m, Σ)`` and the estimation noise
@@ -185,6 +203,8 @@ def shrink_estimates(x: np.ndarray, hess: np.ndarray, iterations: int = 100, flo
     ``m = mean μ_i``, ``Σ = mean [P_i + (μ_i − m)(μ_i − m)ᵀ]``.  An image that fixes its pose poorly
     (small ``H_i``) counts little.  Returns the ``μ_i``: on exact poses ``Σ`` goes to 0 and so do the
     corrections; on poses a few degrees off each keeps what its image supports.
+    ``return_covariance``: ``(μ (n, 5), P (n, 5, 5), Σ (5, 5))``, the posterior covariances and the
+    errors' estimated covariance beside the means.
     """
     x = np.asarray(x, np.float64)
     w, V = np.linalg.eigh(np.asarray(hess, np.float64))
@@ -198,4 +218,4 @@ def shrink_estimates(x: np.ndarray, hess: np.ndarray, iterations: int = 100, flo
         m = mu.mean(0)
         d = mu - m
         S = (P + d[:, :, None] * d[:, None, :]).mean(0) + floor * np.eye(x.shape[1])
-    return mu
+    return (mu, P, S) if return_covariance else mu

@@ -322,7 +322,9 @@ class RefineConfig:
     ``pose_sigma_angstrom`` about the stated pose, on the band to ``pose_high_res_angstrom`` ("refinement":
     the latent refinement's; null: Nyquist), then each estimate shrunk to its posterior mean
     under the error distribution estimated from all); the decoders then train, and the next
-    refinement runs, at the corrected poses."""
+    refinement runs, at the corrected poses.  ``pose_samples`` (≥ 1): with ``pose_steps``, the last
+    cycle's refinement averages each anchor's likelihood over that many poses drawn with the spread the
+    pose refinement left (docs/training.md, "Real data"); without, it has no effect."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
@@ -338,6 +340,7 @@ class RefineConfig:
     pose_sigma_deg: float = 20.0
     pose_sigma_angstrom: float = 5.0
     pose_high_res_angstrom: float | str | None = "refinement"
+    pose_samples: int = 1
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -348,6 +351,7 @@ class RefineConfig:
         cycles = _number(d["cycles"], f"{where}.cycles", 0, integer=True)
         if cycles and not anchors:
             raise ConfigError(f"{where}.cycles: refinement cycles need anchors (at least 2), got anchors 0")
+        pose_samples = _number(d["pose_samples"], f"{where}.pose_samples", 1, integer=True)
         for key in ("junk_scale", "pose_steps"):
             if d[key] and not cycles:
                 raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
@@ -369,7 +373,7 @@ class RefineConfig:
                    _number(d["pose_steps"], f"{where}.pose_steps", 0, integer=True),
                    _number(d["pose_sigma_deg"], f"{where}.pose_sigma_deg", 0.0, strict_min=True),
                    _number(d["pose_sigma_angstrom"], f"{where}.pose_sigma_angstrom", 0.0, strict_min=True),
-                   _band_or_refinement(d["pose_high_res_angstrom"], f"{where}.pose_high_res_angstrom"))
+                   _band_or_refinement(d["pose_high_res_angstrom"], f"{where}.pose_high_res_angstrom"), pose_samples)
 
 
 @dataclass
@@ -461,6 +465,8 @@ class RunConfig:
         d = dataclasses.asdict(self)
         if d["schedule"] is None:  # the derived schedule: the hash of a configuration without one is unchanged
             del d["schedule"]
+        if d["refine"]["pose_samples"] == 1:  # likewise for a refinement at the corrected poses alone
+            del d["refine"]["pose_samples"]
         return d
 
     def to_json(self) -> str:

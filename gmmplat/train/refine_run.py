@@ -62,8 +62,10 @@ def save_quality(run_dir, dataset, refinement) -> None:
 def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors: int, high_res_angstrom,
                       temperature: float, projector: str, seed: int, anchor_stretch: float = 1.0,
                       anchor_source: np.ndarray | None = None, cycles: list | None = None, batch_size: int = 128,
-                      device="cpu", progress: bool = False, say=print) -> tuple[np.ndarray, dict]:
+                      device="cpu", progress: bool = False, say=print, **options) -> tuple[np.ndarray, dict]:
     """Refine ``z_items (n_items, d)`` (the encoder's, in dataset item order) and write the run's files.
+
+    ``options``: further keywords of :func:`gmmplat.refine.latent.refine_latent` (the pose samples).
 
     ``anchor_source (n_items, d)``: the points to start from instead (the last refinement cycle's,
     saved as ``latent_cycle.npy``), with ``cycles`` their records for ``refine.json``.
@@ -78,7 +80,8 @@ def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors:
         start, label = anchor_source, "cycle"
     result = refine_latent(decode, dataset, np.asarray(start, dtype=np.float32), n_anchors=anchors,
                            anchor_stretch=anchor_stretch, temperature=temperature, high_res_angstrom=high_res_angstrom,
-                           projector=projector, seed=seed, batch_size=batch_size, device=device, progress=progress)
+                           projector=projector, seed=seed, batch_size=batch_size, device=device, progress=progress,
+                           **options)
     return write_refined_outputs(run_dir, dataset, z_items, start, label, result, cycles, progress=progress, say=say)
 
 

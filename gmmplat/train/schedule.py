@@ -9,6 +9,9 @@ refinement the ``refine`` section asks for, as stages::
     [refine_latent → [refine_poses] → principal_axes → fit_decoders(r) …] × cycles
     refine_latent                                               (anchors, no cycles)
 
+(the last cycle's ``refine_latent`` averages over ``refine.pose_samples`` poses when above 1 and the poses
+were refined before it)
+
 so that a preset and the schedule it derives are the same run, seed for seed.
 """
 from __future__ import annotations
@@ -48,7 +51,10 @@ def default_schedule(config: RunConfig) -> list[dict]:
     plan = cycle_rounds(config)
     for c in range(1, ref.cycles + 1):
         anchors = ref.anchors if c == ref.cycles else (ref.cycle_anchors or ref.anchors)
-        specs.append({**refine, "anchors": anchors, "stretch": ref.cycle_stretch, "junk_scale": ref.junk_scale})
+        posed = ref.pose_steps and ref.cycles > 1  # a pose refinement runs before the last cycle's
+        last = {"pose_samples": ref.pose_samples} if c == ref.cycles and ref.pose_samples > 1 and posed else {}
+        specs.append({**refine, "anchors": anchors, "stretch": ref.cycle_stretch, "junk_scale": ref.junk_scale,
+                      **last})
         if ref.pose_steps and c < ref.cycles:  # the last cycle's poses would reach only its decoder epochs
             specs.append({"kind": "refine_poses", "steps": ref.pose_steps, "sigma_deg": ref.pose_sigma_deg,
                           "sigma_angstrom": ref.pose_sigma_angstrom, "high_res_angstrom": ref.pose_high_res_angstrom})
@@ -86,12 +92,16 @@ def build_schedule(config: RunConfig) -> list[Stage]:
     if not stages or stages[0].registry_name != "train":
         raise ConfigError("schedule[0]: a schedule starts with a train stage (the encoder and decoders learn "
                           "from the images before anything else)")
-    refined = False
+    refined = posed = False
     for stage in stages:
         if stage.needs_refinement and not refined:
             raise ConfigError(f"{stage.where}: a {stage.registry_name} stage needs a refinement (refine_latent) "
                               "before it")
+        if stage.needs_poses and not posed:
+            raise ConfigError(f"{stage.where}: this {stage.registry_name} stage averages over the poses' spread "
+                              "that a refine_poses stage before it estimates; add one, or set pose_samples 1")
         refined = refined or stage.provides_refinement
+        posed = posed or stage.provides_poses
     return stages
 
 

@@ -39,7 +39,9 @@ class Stage(ABC):
     * ``all_processes``: it runs in every process of a distributed run (the training rounds);
       the others run in the main process only, after every stage that does;
     * ``needs_refinement`` / ``provides_refinement``: it reads / writes the state's refinement (a
-      schedule is refused where a reader has no writer before it).
+      schedule is refused where a reader has no writer before it);
+    * ``needs_poses`` / ``provides_poses``: the same for the pose corrections (``needs_poses`` may
+      depend on the spec: a property).
 
     Args:
         spec: the stage's options (``kind`` removed), checked by :meth:`check_options`.
@@ -52,6 +54,8 @@ class Stage(ABC):
     all_processes: ClassVar[bool] = False
     needs_refinement: ClassVar[bool] = False
     provides_refinement: ClassVar[bool] = False
+    needs_poses: bool = False
+    provides_poses: ClassVar[bool] = False
     registry_name: ClassVar[str] = ""
 
     def __init__(self, spec: dict, where: str, config):

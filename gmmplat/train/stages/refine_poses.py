@@ -22,6 +22,7 @@ __all__ = ["RefinePoses"]
 class RefinePoses(Stage):
     options = {"steps": 20, "sigma_deg": 20.0, "sigma_angstrom": 5.0, "high_res_angstrom": "refinement"}
     needs_refinement = True
+    provides_poses = True
 
     def check_options(self, config) -> None:
         w, s = self.where, self.spec
