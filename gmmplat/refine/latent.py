@@ -369,8 +369,8 @@ def pose_perturbations(samples: int, spread_deg: float, spread_angstrom: float, 
 
 
 def effective_pose_samples(samples: int, spread_deg: float, spread_angstrom: float, band: Band) -> int:
-    """``samples``, or 1 where the spread moves the box's edge by under a tenth of the band's resolution
+    """``samples``, or 1 where the spread moves the box's edge by under a fifth of the band's resolution
     (``radians(spread_deg) · box · apix / 2 + spread_angstrom``): averaging over such poses would change
     no projection measurably (the spread the pose refinement leaves on exact poses)."""
     edge = math.radians(float(spread_deg)) * band.box * band.pixel_size_angstrom / 2 + float(spread_angstrom)
-    return int(samples) if edge >= 0.1 * float(band.high_res_angstrom) else 1
+    return int(samples) if edge >= 0.2 * float(band.high_res_angstrom) else 1
