@@ -247,6 +247,16 @@ def test_pose_samples_average_the_likelihood_over_poses_about_the_stated_one(shi
     marginal = (top + np.log(np.exp(ll - top).mean(2, keepdims=True)))[..., 0]
     np.testing.assert_allclose(three.posterior, posterior(marginal, one.prior), atol=2e-3)
     assert np.abs(three.posterior - one.posterior).max() > 0.05  # the poses matter at this spread
+    # at each particle's 2 most probable anchors only; the others keep the stated pose's share, ℓ − log 3
+    two = refine_latent(dec, data, z, pose_samples=3, pose_spread_deg=4.0, pose_spread_angstrom=1.0,
+                        pose_anchors=2, **kw)
+    stated = ll[:, :, 0]
+    top = np.argsort(-(stated + np.log(one.prior)[None]), axis=1)[:, :2]
+    expected = stated - math.log(3)
+    rows = np.arange(len(data))[:, None]
+    expected[rows, top] = marginal[rows, top]
+    np.testing.assert_allclose(two.posterior, posterior(expected, one.prior), atol=2e-3)
+    assert two.options["pose_anchors"] == 2
 
     tiny = refine_latent(dec, data, z, pose_samples=5, pose_spread_deg=1e-5, pose_spread_angstrom=1e-6, **kw)
     np.testing.assert_allclose(tiny.posterior, one.posterior, atol=1e-4)
@@ -254,3 +264,5 @@ def test_pose_samples_average_the_likelihood_over_poses_about_the_stated_one(shi
         refine_latent(dec, data, z, pose_samples=3, **kw)
     with pytest.raises(ConfigError, match="pose_samples"):
         refine_latent(dec, data, z, pose_samples=0, **kw)
+    with pytest.raises(ConfigError, match="pose_anchors"):
+        refine_latent(dec, data, z, pose_samples=3, pose_spread_deg=1.0, pose_anchors=0, **kw)

@@ -92,6 +92,36 @@ def test_resume_after_interruptions_matches_uninterrupted(dataset, tmp_path, mon
     assert {"torch", "numpy", "gmmplat", "python", "seed", "command_line"} <= set(env) and len(env["resumed"]) == 2
 
 
+def test_a_run_stopped_inside_an_epoch_resumes_there_bit_identically(dataset, tmp_path, monkeypatch):
+    """With checkpoints every batch, a stop inside an epoch loses only the batch it was in; the resumed
+    run continues from the batch after the checkpoint (same batches, noise, sums and random state)."""
+    star, gmm, _ = dataset
+    cfg = two_round_config(star, gmm)
+    Trainer(cfg, tmp_path / "a", progress=False).run()
+    b = tmp_path / "b"
+    interrupt_after(monkeypatch, 2)  # round 1, epoch 1, second of its 3 batches
+    with pytest.raises(Interrupt):
+        Trainer(cfg, b, progress=False, checkpoint_batches=1).run()
+    ck = load_checkpoint(b / "checkpoint.pt")
+    assert (ck["round"], ck["epoch"], ck["partial"]["batch"]) == (0, 0, 1)
+    interrupt_after(monkeypatch, 4)  # batches 2 and 3 of epoch 1, then epoch 2's first; stop in its second
+    with pytest.raises(Interrupt):
+        Trainer(cfg, b, resume=True, progress=False, checkpoint_batches=1).run()
+    ck = load_checkpoint(b / "checkpoint.pt")
+    assert (ck["round"], ck["epoch"], ck["partial"]["batch"]) == (0, 1, 1)
+    monkeypatch.undo()
+    Trainer(cfg, b, resume=True, progress=False, checkpoint_batches=1).run()
+    sa, sb = final_state(tmp_path / "a"), final_state(b)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert np.array_equal(np.load(tmp_path / "a" / "latent.npy"), np.load(b / "latent.npy"))
+    strip = lambda rows: [",".join(r.split(",")[:7]) for r in rows]  # noqa: E731 (timing columns differ)
+    assert strip((tmp_path / "a" / "losses.csv").read_text().splitlines()) == strip(
+        (b / "losses.csv").read_text().splitlines())
+    with pytest.raises(ConfigError, match="checkpoint every"):
+        Trainer(cfg, tmp_path / "c", progress=False, checkpoint_batches=-1)
+
+
 def test_resume_refuses_other_configuration_and_existing_folder(dataset, tmp_path, monkeypatch):
     star, gmm, _ = dataset
     cfg = two_round_config(star, gmm)

@@ -23,7 +23,7 @@ from ._common import add_shared_options, int_at_least, other_particles_check, po
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..refine.latent import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM
+    from ..refine.latent import DEFAULT_ANCHORS, DEFAULT_HIGH_RES_ANGSTROM, DEFAULT_POSE_ANCHORS
 
     add_shared_options(p, "--run")
     p.add_argument("--anchors", type=int_at_least(2), default=DEFAULT_ANCHORS,
@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="spread of the sampled rotations per axis in degrees (with --pose-samples)")
     p.add_argument("--pose-spread-angstrom", type=float, default=0.0,
                    help="spread of the sampled origin offsets per axis in Å (with --pose-samples)")
+    p.add_argument("--pose-anchors", type=positive_int, default=DEFAULT_POSE_ANCHORS,
+                   help="the pose samples are projected at each particle's this many most probable anchors "
+                        "(default %(default)s)")
     add_shared_options(p, "--device")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     add_shared_options(p, "--no-progress")
@@ -139,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         seed=ar.run.config.seed, anchor_stretch=1.0 if source is None else ar.run.config.refine.cycle_stretch,
         anchor_source=source, cycles=cycles, device=args.device, progress=not args.no_progress,
         pose_samples=args.pose_samples, pose_spread_deg=args.pose_spread_deg,
-        pose_spread_angstrom=args.pose_spread_angstrom)
+        pose_spread_angstrom=args.pose_spread_angstrom, pose_anchors=args.pose_anchors)
     print(f"refine: {dataset.n_particles} particles, {summary['n_anchors']} anchors, band to "
           f"{summary['options']['band_high_res_angstrom']:g} Å; latent.npy holds the {summary['latent_npy']} points "
           f"({summary['variance_kept']:.0%} of the latent's spread kept, mean posterior entropy "

@@ -66,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, help="torch CPU threads per process (default: torch's choice)")
     p.add_argument("--cache-mb", type=nonnegative_float, default=256.0, help="in-memory image cache, MB (default 256)")
     p.add_argument("--check-images", action="store_true", help="scan every image for NaN/constant before training")
+    p.add_argument("--checkpoint-every", type=nonnegative_int, default=0, metavar="BATCHES",
+                   help="also checkpoint inside a training round's epoch every this many batches, so a stopped "
+                        "run of many particles resumes there (default 0: after each epoch)")
     p.add_argument("--skip-data-check", action="store_true",
                    help="train even if the particles fit a convention mistake better (see gmmplat check)")
     p.add_argument("--print-config", action="store_true", help="print the configuration JSON and exit")
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         trainer = Trainer(config, args.out, resume=args.resume, device=args.device,
                           progress=not args.no_progress, num_workers=args.workers,
                           command_line=["gmmplat", *sys.argv[1:]], dist=ctx, cache_mb=args.cache_mb,
-                          check_images=args.check_images)
+                          check_images=args.check_images, checkpoint_batches=args.checkpoint_every)
         if ctx.is_main:
             print_notes(trainer.dataset.notes)
         _check_given_latent_rows(args, trainer.dataset.n_particles)

@@ -61,6 +61,8 @@ DEFAULT_HIGH_RES_ANGSTROM = 10.0
 #: share of the median fitted scale under which a particle counts as junk (``select --exclude-junk``,
 #: the presets' ``refine.junk_scale``); docs/benchmarks.md, "Real data"
 DEFAULT_JUNK_SCALE = 0.5
+#: anchors per particle at which the pose samples are projected (docs/benchmarks.md, "Real data")
+DEFAULT_POSE_ANCHORS = 8
 
 
 @dataclass
@@ -249,7 +251,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                   high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM, projector: str = "separable",
                   seed: int = 0, noise_particles: int = 1000, batch_size: int = 128, device: str | torch.device = "cpu",
                   progress: bool = False, anchor_mask: np.ndarray | None = None, pose_samples: int = 1,
-                  pose_spread_deg: float = 0.0, pose_spread_angstrom: float = 0.0) -> Refinement:
+                  pose_spread_deg: float = 0.0, pose_spread_angstrom: float = 0.0,
+                  pose_anchors: int = DEFAULT_POSE_ANCHORS) -> Refinement:
     """Refine the latent points ``z (n, d)`` of ``dataset``'s items (see the module docstring).
 
     Args:
@@ -266,6 +269,9 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
             stated one and ``J − 1`` seeded draws about it: rotation vectors of ``pose_spread_deg`` and
             origin offsets of ``pose_spread_angstrom`` per axis), ``ℓ_ik = log mean_j exp ℓ_ikj``, as the
             marginal oracle averages over pose errors; the noise and the quality use the stated pose.
+        pose_anchors: the pose samples are projected at each particle's ``M`` most probable anchors at
+            its stated pose (``ℓ − log J``, the stated pose's share, for the others): ``K + M (J − 1)``
+            projections per particle instead of ``K J``.
     """
     from tqdm.auto import tqdm
 
@@ -279,6 +285,8 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         raise ConfigError(f"latent refinement: temperature must be > 0, got {temperature!r}")
     if not (anchor_stretch >= 1 and math.isfinite(anchor_stretch)):
         raise ConfigError(f"latent refinement: anchor_stretch must be ≥ 1, got {anchor_stretch!r}")
+    if int(pose_anchors) < 1:
+        raise ConfigError(f"latent refinement: pose_anchors must be ≥ 1, got {pose_anchors!r}")
     keep_freed_memory()
     start = time.perf_counter()
     device = torch.device(device)
@@ -292,11 +300,9 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     K = len(anchors)
     perturb = pose_perturbations(pose_samples, pose_spread_deg, pose_spread_angstrom, seed, device)
 
-    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Residual, prediction-power and cross ring sums ``(len(items), K, R)`` each at the stated pose,
-        and the residuals at the other pose samples ``(len(items), K, J − 1, R)``."""
+    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Residual, prediction-power and cross ring sums ``(len(items), K, R)`` each."""
         out = np.empty((3, len(items), K, rings.n_rings), dtype=np.float64)
-        more = np.empty((len(items), K, len(perturb[0]), rings.n_rings), dtype=np.float64)
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
             batch = dataset.get_batch(chunk).to(device)
@@ -306,21 +312,42 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                 for k in range(K):
                     P = image_model.predict(params[k], batch, ctf=C)
                     out[:, i : i + len(chunk), k] = torch.stack(ring_terms(O, P, rings)).cpu().numpy()
+            bar.update(len(chunk))
+        return out[0], out[1], out[2]
+
+    def pose_marginal(items: np.ndarray) -> None:
+        """``loglik[items]`` averaged over the pose samples at each item's ``M`` most probable anchors;
+        the others keep the stated pose's share, ``ℓ − log J`` (a lower bound of their mean)."""
+        J = len(perturb[0]) + 1
+        M = min(int(pose_anchors), K)
+        stated = loglik[items]
+        top = np.argsort(-(stated + np.log(prior)[None]), axis=1)[:, :M]  # (n, M)
+        extra = np.empty((len(items), M, J - 1))
+        for i in range(0, len(items), batch_size):
+            chunk = items[i : i + batch_size]
+            batch = dataset.get_batch(chunk).to(device)
+            with torch.no_grad():
+                O = image_model.observe(batch)
+                C = image_model.ctf(batch.ctf, device)
                 for j, (R, d) in enumerate(zip(*perturb)):
                     moved = replace(batch, rotations=R @ batch.rotations, shifts_angstrom=batch.shifts_angstrom + d)
-                    for k in range(K):
-                        P = image_model.predict(params[k], moved, ctf=C)
-                        more[i : i + len(chunk), k, j] = ring_terms(O, P, rings)[0].cpu().numpy()
-            bar.update(len(chunk))
-        return out[0], out[1], out[2], more
+                    for m in range(M):
+                        P = image_model.predict(params[torch.as_tensor(top[i : i + len(chunk), m], device=device)],
+                                                moved, ctf=C)
+                        extra[i : i + len(chunk), m, j] = log_likelihood(
+                            ring_terms(O, P, rings)[0].cpu().numpy(), noise, temperature)
+        at = np.arange(len(items))[:, None]
+        every = np.concatenate([stated[at, top][:, :, None], extra], 2)  # (n, M, J)
+        high = every.max(2)
+        marginal = stated - math.log(J)
+        marginal[at, top] = high + np.log(np.exp(every - high[:, :, None]).mean(2))
+        loglik[items] = marginal
 
     def score(items: np.ndarray, sums) -> None:
-        residual, power, cross, more = sums
+        residual, power, cross = sums
         loglik[items] = log_likelihood(residual, noise, temperature)
-        if more.shape[2]:  # the mean likelihood over the pose samples, the stated pose among them
-            every = np.concatenate([loglik[items][:, :, None], log_likelihood(more, noise, temperature)], 2)
-            top = every.max(2)
-            loglik[items] = top + np.log(np.exp(every - top[:, :, None]).mean(2))
+        if len(perturb[0]):  # the mean likelihood over the pose samples, the stated pose among them
+            pose_marginal(items)
         best = posterior(loglik[items], prior).argmax(1)  # the most probable anchor's prediction
         at = np.arange(len(items))
         quality[items], scale[items] = fit_quality(power[at, best], cross[at, best], noise)
@@ -343,7 +370,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                    band_high_res_angstrom=float(band.high_res_angstrom), seed=int(seed),
                    noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()),
                    pose_samples=int(pose_samples), pose_spread_deg=float(pose_spread_deg),
-                   pose_spread_angstrom=float(pose_spread_angstrom))
+                   pose_spread_angstrom=float(pose_spread_angstrom), pose_anchors=int(pose_anchors))
     return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
                       posterior=post.astype(np.float32), noise_per_ring=noise,
                       ring_frequency=rings.rings.numpy() / (band.box * band.pixel_size_angstrom), options=options,

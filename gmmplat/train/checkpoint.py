@@ -10,6 +10,8 @@ at the end of an epoch:
 * ``optimizer``: Adam state of that round
 * ``rng``: torch, numpy and python random states
 * ``history``: per-epoch loss rows written so far (rebuilds ``losses.csv``)
+* ``partial`` (only inside an epoch, ``--checkpoint-every``): the batches done in the next epoch,
+  their loss sums and seconds, and the random state after them
 
 Because the data order and the latent noise of an epoch depend only on
 ``(seed, round, epoch)``, continuing from the checkpoint of epoch ``e``

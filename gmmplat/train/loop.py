@@ -36,7 +36,7 @@ from ..io.dataset import shard
 from ..model.gmm import GMM
 from .builder import (RoundSteps, assemble_model, build_decoder, build_encoder, build_round_steps,
                       configure_trainable, derive_seed, step_plugins)
-from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import RunConfig
 from .distributed import DistContext, single_process
 from .outputs import environment, plot_losses, read_losses, save_model, write_losses
@@ -126,7 +126,8 @@ class Trainer:
     def __init__(self, config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
                  device: str = "cpu", progress: bool = True, num_workers: int = 0,
                  command_line: list[str] | None = None, dist: DistContext | None = None,
-                 cache_mb: float = 256.0, check_images: bool = False, eval_batch_size: int = 128):
+                 cache_mb: float = 256.0, check_images: bool = False, eval_batch_size: int = 128,
+                 checkpoint_batches: int = 0):
         from ..io.dataset import ParticleDataset
 
         self.config = config
@@ -141,6 +142,12 @@ class Trainer:
         self.num_workers = int(num_workers)
         self.command_line = command_line
         self.eval_batch_size = int(eval_batch_size)
+        if int(checkpoint_batches) < 0:
+            raise ConfigError(f"checkpoint every: a number of batches ≥ 0 (0: after each epoch), got {checkpoint_batches}")
+        # also within a training round's epoch, every that many batches: at 10⁵–10⁶ particles an epoch is
+        # hours, and a run stopped inside one would lose it (the paper checkpoints between chunks)
+        self.checkpoint_batches = int(checkpoint_batches)
+        self._state = None
         data = config.data
         if not data.star or not data.gmm:
             raise ConfigError("the configuration names no particles (data.star) or no neutral GMM (data.gmm)")
@@ -225,6 +232,7 @@ class Trainer:
         ckpt = self._prepare_folder()
         state = ScheduleState(self, encoder=self.encoder, cycles_total=count_cycles(self.stages))
         start, resume = (0, None) if ckpt is None else self._restore(state, ckpt)
+        self._state = state
         collective_done = False
         for i in range(start, len(self.stages)):
             stage = self.stages[i]
@@ -249,7 +257,8 @@ class Trainer:
         return built if built is not None else build_decoder(self.config, name, self.neutral)
 
     def resume_epoch(self, resume: dict, model, optimizer) -> int:
-        """Load a training stage's checkpoint into its ``model`` and ``optimizer``; the epochs done."""
+        """Load a training stage's checkpoint into its ``model`` and ``optimizer``; the epochs done (a
+        checkpoint inside an epoch also carries ``resume["partial"]``, for :meth:`train_epoch`)."""
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         set_rng_state(resume["rng"])
@@ -291,15 +300,18 @@ class Trainer:
         return z
 
     # ------------------------------------------------------------ checkpoints
-    def _checkpoint(self, state, stage: int, epoch: int, model=None, optimizer=None) -> None:
-        """``checkpoint.pt`` at stage ``stage`` after ``epoch`` of its epochs (0: before it starts)."""
+    def _checkpoint(self, state, stage: int, epoch: int, model=None, optimizer=None, partial: dict | None = None
+                    ) -> None:
+        """``checkpoint.pt`` at stage ``stage`` after ``epoch`` of its epochs (0: before it starts);
+        ``partial``: inside the next epoch, after ``partial["batch"]`` of its batches."""
         spec = self.stages[min(stage, len(self.stages) - 1)]
         save_checkpoint(self.checkpoint_path, config_hash=self.hash, round_index=getattr(spec, "round", -1),
                         epoch=epoch, model_state={} if model is None else model.state_dict(),
                         optimizer_state={} if optimizer is None else optimizer.state_dict(), history=self.history,
                         extra={"stage": int(stage), "encoder": state.encoder.state_dict(),
                                "decoders": {n: d.state_dict() for n, d in state.decoders.items()},
-                               "state": state.saved(), "pose_corrections": self.dataset.pose_corrections})
+                               "state": state.saved(), "pose_corrections": self.dataset.pose_corrections,
+                               **({"partial": partial} if partial else {})})
 
     def _restore(self, state, ckpt: dict) -> tuple[int, dict | None]:
         """The stage to start from and its resume record; the state, modules and poses as checkpointed."""
@@ -322,9 +334,11 @@ class Trainer:
                                              state.last_round if state.last_round in rounds else rounds[-1],
                                              self.neutral).to(self.device)
         spec = self.stages[min(stage, len(self.stages) - 1)]
-        self.last_good = (f"round {spec.round + 1}, epoch {epoch}" if spec.registry_name == "train" and epoch
+        partial = ckpt.get("partial")
+        self.last_good = (f"round {spec.round + 1}, epoch {epoch + 1}, batch {partial['batch']}" if partial
+                          else f"round {spec.round + 1}, epoch {epoch}" if spec.registry_name == "train" and epoch
                           else f"stage {stage + 1}, epoch {epoch}" if epoch else f"before stage {stage + 1}")
-        return stage, ({**ckpt, "epoch": epoch} if epoch and stage < len(self.stages) else None)
+        return stage, ({**ckpt, "epoch": epoch} if (epoch or partial) and stage < len(self.stages) else None)
 
     def _diverged_text(self, where: str, b, what="the loss") -> str:
         where = where + ("" if b is None else f", batch {b + 1}")
@@ -335,10 +349,14 @@ class Trainer:
     # ------------------------------------------------------------ one epoch
     def train_epoch(self, r: int, e: int, model, forward, optimizer, steps: RoundSteps, *,
                     cycle: int = 0, cycles: int = 0, epochs: int | None = None, history_round: int | None = None,
-                    items: np.ndarray | None = None) -> dict:
+                    items: np.ndarray | None = None, partial: dict | None = None) -> dict:
         """One epoch of round ``r``'s settings; returns its history row.  ``cycle`` > 0: an epoch of a
         fixed-latent stage of that refinement cycle (of ``cycles``; own seeds, one process, ``epochs``
-        in the stage, row numbered ``history_round``, trained on ``items``, default the training split)."""
+        in the stage, row numbered ``history_round``, trained on ``items``, default the training split).
+
+        A training round's epoch (``cycle`` 0) writes a checkpoint every ``checkpoint_batches`` batches
+        (none after its last: the epoch's own follows); ``partial``, the record of one, continues the
+        epoch after its batches, with its loss sums, seconds and random state."""
         from tqdm.auto import tqdm
 
         cfg, rc = self.config, self.config.rounds[r]
@@ -354,12 +372,18 @@ class Trainer:
         model.train()
         t0 = time.perf_counter()
         sums = torch.zeros(3, dtype=torch.float64)
+        first, before_s = 0, 0.0
+        if partial:
+            first, before_s = int(partial["batch"]), float(partial["seconds"])
+            sums += torch.as_tensor(partial["sums"], dtype=torch.float64)
+            set_rng_state(partial["rng"])
+        every = 0 if cycle else self.checkpoint_batches
         name = f"round {r + 1}/{len(cfg.rounds)} epoch {e + 1}/{epochs}"
         name = f"cycle {cycle}/{cycles} {name}" if cycle else name
         where = f"{'cycle %d, ' % cycle if cycle else ''}round {r + 1}, epoch {e + 1}"
-        bar = tqdm(total=len(batches), desc=name, disable=not (self.progress and dist.is_main), leave=False,
-                   dynamic_ncols=True)
-        for bi, batch in enumerate(self.dataset.loader(local, self.num_workers)):
+        bar = tqdm(total=len(batches), initial=first, desc=name, disable=not (self.progress and dist.is_main),
+                   leave=False, dynamic_ncols=True)
+        for bi, batch in enumerate(self.dataset.loader(local[first:], self.num_workers), start=first):
             n_global, n_local = len(batches[bi]), len(local[bi])
             g = torch.Generator().manual_seed(derive_seed(cfg.seed, "noise", r, e, bi, *tag))
             eps = shard(torch.randn(n_global, d, generator=g), rank, W).to(self.device)
@@ -380,8 +404,13 @@ class Trainer:
             sums += stats
             bar.update(1)
             bar.set_postfix(loss=f"{float(sums[0] / sums[2]):.4f}")
+            if every and (bi + 1) % every == 0 and bi + 1 < len(batches) and dist.is_main:
+                self._checkpoint(self._state, self._state.stage_index, e, model, optimizer,
+                                 partial={"batch": bi + 1, "sums": sums.tolist(), "rng": rng_state(),
+                                          "seconds": before_s + time.perf_counter() - t0})
+                self.last_good = f"{where}, batch {bi + 1}"
         bar.close()
-        train_s = time.perf_counter() - t0
+        train_s = before_s + time.perf_counter() - t0
         t1 = time.perf_counter()
         val_loss = self._validate(model, steps, rc.batch_size, dist)
         val_s = time.perf_counter() - t1

@@ -38,10 +38,10 @@ class TrainRound(Stage):
         optimizer = torch.optim.Adam(params, lr=rc.learning_rate)
         state.model, state.last_round = model, r
         state.encoder_latent = None  # the encoder trains: its points change
-        first = 0
+        first, partial = 0, None
         if resume is not None:
-            first = trainer.resume_epoch(resume, model, optimizer)
+            first, partial = trainer.resume_epoch(resume, model, optimizer), resume.get("partial")
         forward = trainer.dist.wrap(model, trainer.device)  # DDP where distributed
         for e in range(first, rc.epochs):
-            row = trainer.train_epoch(r, e, model, forward, optimizer, steps)
+            row = trainer.train_epoch(r, e, model, forward, optimizer, steps, partial=partial if e == first else None)
             trainer.end_epoch(state, row, model, optimizer, e + 1, f"round {r + 1}, epoch {e + 1}")
