@@ -27,6 +27,11 @@ asks the true frames:
    ``q_i = (Σ_r C_r/σ²_r)₊² / (2 Σ_r A_r/σ²_r)`` (nats; ``A_r = Σ w |P|²``, ``C_r = Σ w Re P·conj(O)``
    per ring, the scale fitted in the whitened metric), with the whitened scale ``Σ C/σ² / Σ A/σ²``
    beside it.  A junk image (empty ice, a fragment, another object) is explained little: a low ``q``.
+7. **Pose samples** (``pose_samples`` J > 1, optional): at each particle's ``M`` most probable anchors
+   the likelihood is the mean over its pose and ``J − 1`` antithetic draws about it,
+   ``ℓ_ik = log (1/J) Σ_j exp ℓ_ik(A_j)``, as the oracle told only the stated poses averages over
+   their errors (the others keep ``ℓ_ik − log J``); it replaces step 4's ``ℓ`` in steps 5 and 6
+   (docs/training.md, "Real data").
 
 Cost: ``K`` projections per particle on the band (the defaults are the presets' 24 anchors and
 10 Å; the time is in docs/performance.md, "Allocator").
