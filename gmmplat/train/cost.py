@@ -12,6 +12,9 @@ and ``M`` the box:
   ``n_p = n + min(n, 1000)`` the items it projects (the noise estimate's subset goes through first);
   a pose refinement of ``s`` steps (``refine.pose_steps``, every cycle but the last) is counted as
   ``s + 10`` projector passes with gradients per item (10: the Hessian's differences), ``t1·N·C_ref`` each;
+  the last refinement's pose samples (``refine.pose_samples``) are not counted: the data decide whether
+  they run (not on exact poses); where they do they add ``8 (J − 1)`` anchors' projections to that
+  refinement (nor do the sample runs, which stop after the first cycle);
 * peak memory (MB): ``m0 + m1·B·N·(Ky + Kx)·10⁻⁶`` plus the image cache and ``~1 kB`` per particle.
 
 Threads divide the seconds by an Amdahl speed-up ``1 / ((1 − p) + p / T)``, ``p`` measured.  The
