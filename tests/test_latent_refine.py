@@ -202,6 +202,15 @@ def test_refine_command_rerefines_a_run_with_other_settings(shifted, tmp_path, m
     info = json.loads((run / "refine.json").read_text())
     assert info["n_anchors"] == 8 and info["latent_npy"] == "refined"
     assert not np.allclose(np.load(run / "latent.npy"), first)
+    second = np.load(run / "latent.npy")
+    assert cli.main(["refine", "--run", str(run), "--anchors", "8", "--high-res", "12", "--pose-samples", "3",
+                     "--pose-spread-deg", "3", "--pose-spread-angstrom", "1", "--pose-anchors", "4",
+                     "--no-progress"]) == 0
+    options = json.loads((run / "refine.json").read_text())["options"]
+    assert (options["pose_samples"], options["pose_spread_deg"], options["pose_anchors"]) == (3, 3.0, 4)
+    assert not np.allclose(np.load(run / "latent.npy"), second)  # the poses about each particle's count
+    assert cli.main(["refine", "--run", str(run), "--pose-samples", "3", "--no-progress"]) == 2  # no spread
+    assert "pose spread" in capsys.readouterr().err
 
 
 def test_pose_samples_average_the_likelihood_over_poses_about_the_stated_one(shifted):
