@@ -122,6 +122,22 @@ def test_a_run_stopped_inside_an_epoch_resumes_there_bit_identically(dataset, tm
         Trainer(cfg, tmp_path / "c", progress=False, checkpoint_batches=-1)
 
 
+def test_train_command_checkpoints_inside_an_epoch(dataset, tmp_path, monkeypatch):
+    from gmmplat import cli
+
+    star, gmm, _ = dataset
+    path = tmp_path / "config.json"
+    path.write_text(two_round_config(star, gmm).to_json())
+    argv = ["train", "--star", str(star), "--gmm", str(gmm), "--config", str(path), "--out", str(tmp_path / "r"),
+            "--skip-data-check", "--no-progress", "--checkpoint-every", "1"]
+    interrupt_after(monkeypatch, 3)  # the third batch of the first epoch
+    assert cli.main(argv) != 0
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["partial"]["batch"] == 2
+    monkeypatch.undo()
+    assert cli.main([*argv, "--resume"]) == 0
+    assert cli.main([*argv[:-2], "--checkpoint-every", "-1"]) == 2  # argparse: a count of batches ≥ 0
+
+
 def test_resume_refuses_other_configuration_and_existing_folder(dataset, tmp_path, monkeypatch):
     star, gmm, _ = dataset
     cfg = two_round_config(star, gmm)
