@@ -35,8 +35,8 @@ asks the true frames:
 
 Cost: ``K`` projections per particle on the band (the defaults are the presets' 24 anchors and
 10 Å; the time is in docs/performance.md, "Allocator").
-Memory: the ring sums of the noise subset ``(noise_particles, K, rings)`` and ``(n, K)``
-log-likelihoods.
+Memory: the ring sums of the noise subset ``(noise_particles, K, rings)``, ``(n, K)`` float64
+log-likelihoods and the float32 posterior.
 """
 from __future__ import annotations
 
@@ -368,7 +368,11 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         for i in range(0, len(rest), 8 * batch_size):
             chunk = rest[i : i + 8 * batch_size]
             score(chunk, ring_sums(chunk, bar))
-    post = posterior(loglik, prior)
+    # row blocks: at 10⁶ items a whole (n, K) float64 posterior beside the log-likelihoods is a GB
+    post, latent = np.empty((n, K), np.float32), np.empty((n, anchors.shape[1]), np.float32)
+    for i in range(0, n, 65536):
+        block = posterior(loglik[i : i + 65536], prior)
+        post[i : i + 65536], latent[i : i + 65536] = block, block @ anchors
     options = dict(n_anchors=int(n_anchors), anchor_stretch=float(anchor_stretch), temperature=float(temperature),
                    projector=projector,
                    high_res_angstrom=None if high_res_angstrom is None else float(high_res_angstrom),
@@ -376,8 +380,7 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                    noise_particles=int(len(subset)), encoder_variance=float(np.var(z, axis=0).sum()),
                    pose_samples=int(pose_samples), pose_spread_deg=float(pose_spread_deg),
                    pose_spread_angstrom=float(pose_spread_angstrom), pose_anchors=int(pose_anchors))
-    return Refinement(latent=(post @ anchors).astype(np.float32), anchors=anchors, prior=prior,
-                      posterior=post.astype(np.float32), noise_per_ring=noise,
+    return Refinement(latent=latent, anchors=anchors, prior=prior, posterior=post, noise_per_ring=noise,
                       ring_frequency=rings.rings.numpy() / (band.box * band.pixel_size_angstrom), options=options,
                       seconds=time.perf_counter() - start, quality=quality.astype(np.float32),
                       fitted_scale=scale.astype(np.float32))
