@@ -218,22 +218,45 @@ def test_analyze_reconstruct(case, other, capsys):
     assert (out / "recon" / "pc1_frame01.mrc").is_file()
 
 
-@pytest.mark.parametrize("case", ["in-place", "other-dataset-in-place"])
+@pytest.mark.parametrize("case", [*GIVEN, "in-place", "other-dataset-in-place"])
 def test_refine(case, other, capsys):
-    """refine reads the run's own particle file: edited in place after training, it is refused."""
+    """refine reads the run's own particle file, or one given with --star/--cs: edited in place after
+    training, or another set, it is refused."""
+    src = []
     if case == "in-place":
         particle_file, what = other.reorder_in_place(), "the same images in another order"
-    else:
+    elif case == "other-dataset-in-place":
         particle_file, what = other.replace_in_place(), "other poses"
+    else:
+        src, what, particle_file = _case(case, other)
     latent = other.run / "latent.npy"
     stamp = latent.stat().st_mtime_ns
-    argv = ["--run", other.run, "--anchors", "2", "--no-progress"]
+    argv = ["--run", other.run, "--anchors", "2", "--no-progress", *src]
     code, _, err = call(capsys, "refine", *argv)
     _refused(code, err, "refine", particle_file, other.star)
     assert latent.stat().st_mtime_ns == stamp
     code, text, err = call(capsys, "refine", *argv, "--allow-other-particles")
     _let_through(code, text, err, particle_file, what)
     assert latent.stat().st_mtime_ns != stamp
+
+
+def test_refine_on_a_file_given_by_name(other, capsys):
+    """--star naming the run's own particle file refines at that file's poses, with no note; the run's
+    pose corrections, which belong to the poses it was trained at, are applied only without it."""
+    argv = ["--run", other.run, "--anchors", "2", "--no-progress", "--threads", "1"]
+    assert call(capsys, "refine", *argv)[0] == 0
+    stated = np.load(other.run / "quality.npy")  # the fit at the poses used (the latent may stay the encoder's)
+    corrections = np.zeros((24, 5))
+    corrections[:, 0], corrections[:, 3] = 8.0, 3.0  # degrees about x, Å along x
+    np.save(other.run / "pose_correction.npy", corrections)
+    code, text, err = call(capsys, "refine", *argv, "--star", other.star)
+    assert code == 0, err
+    assert "note:" not in text and "pose_correction.npy belongs to its own particle file" in text
+    np.testing.assert_array_equal(np.load(other.run / "quality.npy"), stated)
+    code, text, err = call(capsys, "refine", *argv)
+    assert code == 0, err
+    assert "the poses corrected by the run's cycles" in text
+    assert not np.array_equal(np.load(other.run / "quality.npy"), stated)
 
 
 @pytest.mark.parametrize("case", ["other-dataset", "reordered"])

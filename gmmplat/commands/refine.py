@@ -12,7 +12,10 @@ without refinement) and the run's particles, and writes ``latent.npy``, ``latent
 A run trained with refinement cycles starts from the last cycle's points (``RUN/latent_cycle.npy``),
 which its decoders were trained on; the anchors are stretched as the run's configuration says.
 Poses corrected by the run's cycles (``RUN/pose_correction.npy``) are applied, as in training, and
-``quality.npy`` / ``fit_scale.npy`` are written anew.
+``quality.npy`` / ``fit_scale.npy`` are written anew.  ``--star``/``--cs`` refine on another particle
+file of the same images instead (with ``--allow-other-particles`` when it is not the run's own, e.g.
+poses refined again elsewhere); the run's pose corrections belong to its own file's poses and are not
+applied to another's.
 """
 from __future__ import annotations
 
@@ -45,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(p, "--device")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     add_shared_options(p, "--no-progress")
+    from .particle_args import add_particle_arguments
+
+    add_particle_arguments(p, required=False)  # default: the run's own particle file
     add_shared_options(p, "--allow-other-particles")
 
 
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.dataset import ParticleDataset
     from ..records import read_latent
     from ..train.refine_run import refine_run_latent
+    from .particle_args import particle_file_given, particle_source
     from .train import check_device
 
     if args.anchors < 2:
@@ -115,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if not os.access(args.run, os.W_OK):
         raise InputError(args.run, "no permission to write in the run folder")
     data = ar.run.config.data
-    dataset = ParticleDataset(data.source(), invert_contrast=data.invert_contrast, symmetry=data.symmetry)
+    given = particle_file_given(args)
+    source = particle_source(args) if given else data.source()
+    dataset = ParticleDataset(source, invert_contrast=data.invert_contrast, symmetry=data.symmetry)
     other_particles_check(args.run, dataset.table, dataset.star_path, args.allow_other_particles)
     coarsest = coarsest_band_limit(dataset.box, dataset.pixel_size_angstrom)
     if args.high_res > coarsest:
@@ -126,7 +135,11 @@ def run(args: argparse.Namespace) -> int:
     if len(z) != len(dataset):
         raise InputError(latent_path, f"latent has {len(z)} rows but the run's particles give {len(dataset)} "
                                       f"({dataset.n_particles} particles × {dataset.n_sym} symmetry copies)")
-    _apply_pose_corrections(args.run, dataset)
+    if not given:
+        _apply_pose_corrections(args.run, dataset)
+    elif os.path.isfile(os.path.join(args.run, "pose_correction.npy")):
+        print(f"refine: the poses of {dataset.star_path} as they stand (the run's pose_correction.npy belongs to "
+              f"its own particle file)")
     model = ar.run.model.to(args.device)
     source, cycles = None, None
     cycle_path = os.path.join(args.run, "latent_cycle.npy")
