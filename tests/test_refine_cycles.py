@@ -65,7 +65,12 @@ def test_cycle_config_errors():
                        ({"anchors": 6, "components": 5}, "latent_dim is 4"),
                        ({"anchors": 6, "components": 0}, "components"),
                        ({"anchors": 6, "cycles": 2, "cycle_anchors": [6]}, "cycle_anchors: expected a number"),
-                       ({"anchors": 6, "cycles": 2, "cycle_anchors": 1}, "cycle_anchors: must be >= 2")):
+                       ({"anchors": 6, "cycles": 2, "cycle_anchors": 1}, "cycle_anchors: must be >= 2"),
+                       ({"anchors": 6, "last_cycle_epochs": [4, 1]}, "last_cycle_epochs: works in the refinement cycles"),
+                       ({"anchors": 6, "last_cycle_restart": True}, "last_cycle_restart: works in the refinement cycles"),
+                       ({"anchors": 6, "cycles": 2, "last_cycle_epochs": [0, 0]}, "last_cycle_epochs: every round has 0"),
+                       ({"anchors": 6, "cycles": 2, "last_cycle_epochs": [4]}, "last_cycle_epochs: 1 entries for 2 round"),
+                       ({"anchors": 6, "cycles": 2, "last_cycle_restart": "yes"}, "last_cycle_restart.*true or false")):
         with pytest.raises(ConfigError, match=words):
             RunConfig.from_dict({**base, "refine": bad})
     only_encoder = {**base, "rounds": [{"epochs": 1, "decoders": ["d"]},

@@ -54,6 +54,13 @@ def test_the_hierarchical_preset_derives_its_cycles_as_stages(small):
     unposed = {**CYCLES, "pose_samples": 9, "pose_steps": 0}
     assert all("pose_samples" not in s for s in default_schedule(RunConfig.from_dict({**cfg.to_dict(), "refine": unposed})))
     assert "pose_samples" not in cfg.to_dict()["refine"]  # the default is left out: older runs' hashes hold
+    # the last cycle's decoders: their own epochs, afresh; the earlier cycles' as before
+    last = default_schedule(RunConfig.from_dict({**cfg.to_dict(), "refine": {**CYCLES, "last_cycle_epochs": [3],
+                                                                              "last_cycle_restart": True}}))
+    fits = [(s["epochs"], s["decoders"]) for s in last if s["kind"] == "fit_decoders"]
+    assert fits == [(1, "continue"), (3, "rebuild")]
+    assert [s for s in last if s["kind"] != "fit_decoders"] == [s for s in specs if s["kind"] != "fit_decoders"]
+    assert not {"last_cycle_epochs", "last_cycle_restart"} & set(cfg.to_dict()["refine"])  # older hashes hold
 
 
 def test_a_declared_schedule_is_the_run_its_refine_section_derives(small, tmp_path):
@@ -167,7 +174,8 @@ def test_a_config_that_names_only_steps_is_the_hierarchical_preset(small):
             {"name": "transition, full resolution", "decoders": ["hier"], "epochs": 5, "learning_rate": 2e-4,
              "decoder_options": {"hier": {"train_transition": True}}, "loss": {"kind": "weighted_l2"}}],
         "refine": {"anchors": 24, "cycles": 3, "cycle_stretch": 1.5, "cycle_epochs": [7, 2], "restart": False,
-                   "cycle_anchors": 12, "junk_scale": 0.5, "pose_steps": 20, "pose_samples": 9},
+                   "cycle_anchors": 12, "junk_scale": 0.5, "pose_steps": 20, "pose_samples": 9,
+                   "last_cycle_epochs": [14, 2], "last_cycle_restart": True},
     }
     assert RunConfig.from_dict(hand).hash() == preset("hierarchical", neutral).hash()
 

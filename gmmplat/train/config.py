@@ -324,7 +324,10 @@ class RefineConfig:
     under the error distribution estimated from all); the decoders then train, and the next
     refinement runs, at the corrected poses.  ``pose_samples`` (≥ 1): with ``pose_steps``, the last
     cycle's refinement averages each anchor's likelihood over that many poses drawn with the spread the
-    pose refinement left (docs/training.md, "Real data"); without, it has no effect."""
+    pose refinement left (docs/training.md, "Real data"); without, it has no effect.
+    ``last_cycle_epochs`` / ``last_cycle_restart``: the last cycle's decoder epochs per round and
+    whether its decoders start afresh (null: ``cycle_epochs`` / ``restart``); the decoders the run
+    keeps train there, on the run's own latent."""
 
     anchors: int = 0
     high_res_angstrom: float | None = DEFAULT_HIGH_RES_ANGSTROM
@@ -341,6 +344,8 @@ class RefineConfig:
     pose_sigma_angstrom: float = 5.0
     pose_high_res_angstrom: float | str | None = "refinement"
     pose_samples: int = 1
+    last_cycle_epochs: list | None = None
+    last_cycle_restart: bool | None = None
 
     @classmethod
     def from_dict(cls, d, where: str = "refine") -> "RefineConfig":
@@ -355,13 +360,13 @@ class RefineConfig:
         for key in ("junk_scale", "pose_steps"):
             if d[key] and not cycles:
                 raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
-        epochs = d["cycle_epochs"]
-        if epochs is not None:
-            if not isinstance(epochs, list) or not epochs:
-                raise ConfigError(f"{where}.cycle_epochs: a list of epochs per round (or null), got {epochs!r}")
-            epochs = [_number(e, f"{where}.cycle_epochs[{i}]", 0, integer=True) for i, e in enumerate(epochs)]
-            if not any(epochs):
-                raise ConfigError(f"{where}.cycle_epochs: every round has 0 epochs; a cycle must train")
+        epochs = _epochs_per_round(d["cycle_epochs"], f"{where}.cycle_epochs")
+        last_epochs = _epochs_per_round(d["last_cycle_epochs"], f"{where}.last_cycle_epochs")
+        last_restart = None if d["last_cycle_restart"] is None else _flag(d["last_cycle_restart"],
+                                                                          f"{where}.last_cycle_restart")
+        for key, value in (("last_cycle_epochs", last_epochs), ("last_cycle_restart", last_restart)):
+            if value is not None and not cycles:
+                raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
         return cls(anchors, _number(d["high_res_angstrom"], f"{where}.high_res_angstrom", 0.0, allow_none=True,
                                     strict_min=True),
                    _number(d["temperature"], f"{where}.temperature", 0.0, strict_min=True), cycles,
@@ -373,7 +378,20 @@ class RefineConfig:
                    _number(d["pose_steps"], f"{where}.pose_steps", 0, integer=True),
                    _number(d["pose_sigma_deg"], f"{where}.pose_sigma_deg", 0.0, strict_min=True),
                    _number(d["pose_sigma_angstrom"], f"{where}.pose_sigma_angstrom", 0.0, strict_min=True),
-                   _band_or_refinement(d["pose_high_res_angstrom"], f"{where}.pose_high_res_angstrom"), pose_samples)
+                   _band_or_refinement(d["pose_high_res_angstrom"], f"{where}.pose_high_res_angstrom"), pose_samples,
+                   last_epochs, last_restart)
+
+
+def _epochs_per_round(epochs, where: str) -> list | None:
+    """A list of epochs per round (or None), at least one of them above 0 (ConfigError naming ``where``)."""
+    if epochs is None:
+        return None
+    if not isinstance(epochs, list) or not epochs:
+        raise ConfigError(f"{where}: a list of epochs per round (or null), got {epochs!r}")
+    epochs = [_number(e, f"{where}[{i}]", 0, integer=True) for i, e in enumerate(epochs)]
+    if not any(epochs):
+        raise ConfigError(f"{where}: every round has 0 epochs; a cycle must train")
+    return epochs
 
 
 @dataclass
@@ -446,9 +464,11 @@ class RunConfig:
                 raise ConfigError(f"rounds[{i}].train: {', '.join(bad)} is not 'encoder' nor a decoder of this round")
             previous = r.decoders
         ref = self.refine
-        if ref.cycle_epochs is not None and len(ref.cycle_epochs) != len(self.rounds):
-            raise ConfigError(f"refine.cycle_epochs: {len(ref.cycle_epochs)} entries for {len(self.rounds)} round(s); "
-                              "give one number of epochs per round (0 leaves a round out of the cycles)")
+        for key in ("cycle_epochs", "last_cycle_epochs"):
+            epochs = getattr(ref, key)
+            if epochs is not None and len(epochs) != len(self.rounds):
+                raise ConfigError(f"refine.{key}: {len(epochs)} entries for {len(self.rounds)} round(s); "
+                                  "give one number of epochs per round (0 leaves a round out of the cycles)")
         if ref.components is not None and ref.components > self.latent_dim:
             raise ConfigError(f"refine.components: {ref.components} principal components, but latent_dim is "
                               f"{self.latent_dim}")
@@ -467,6 +487,9 @@ class RunConfig:
             del d["schedule"]
         if d["refine"]["pose_samples"] == 1:  # likewise for a refinement at the corrected poses alone
             del d["refine"]["pose_samples"]
+        for key in ("last_cycle_epochs", "last_cycle_restart"):  # and for a last cycle like the others
+            if d["refine"][key] is None:
+                del d["refine"][key]
         return d
 
     def to_json(self) -> str:

@@ -172,7 +172,9 @@ def estimate_run(config, n_particles: int, n_gaussians: int, box: int, pixel_siz
             parts["poses"] = passes * items * dev["train"][1] * N * c_ref
         if ref.cycles:
             epochs = ref.cycle_epochs or [r.epochs for r in config.rounds]
-            parts["cycles"] = ref.cycles * sum(e * epoch(r, False) for r, e in zip(config.rounds, epochs))
+            last = ref.last_cycle_epochs or epochs
+            parts["cycles"] = sum(e * epoch(r, False) for r, e in zip(config.rounds, epochs)) * (ref.cycles - 1) + \
+                sum(e * epoch(r, False) for r, e in zip(config.rounds, last))
     batch = max(r.batch_size for r in config.rounds)
     ky_kx = max(sum(band_rect(M, apix, r.high_res_angstrom)) for r in config.rounds)
     m0, m1 = co["memory_mb"]  # host memory, fitted on CPU runs

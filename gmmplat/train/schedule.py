@@ -9,6 +9,8 @@ refinement the ``refine`` section asks for, as stages::
     [refine_latent → [refine_poses] → principal_axes → fit_decoders(r) …] × cycles
     refine_latent                                               (anchors, no cycles)
 
+(the last cycle's ``fit_decoders`` take ``refine.last_cycle_epochs`` and ``last_cycle_restart`` where given)
+
 (the last cycle's ``refine_latent`` averages over ``refine.pose_samples`` poses when above 1 and the poses
 were refined before it)
 
@@ -23,10 +25,13 @@ from .stages import STAGES, Stage
 __all__ = ["default_schedule", "build_schedule", "check_distributed", "count_cycles", "cycle_rounds", "schedule_specs"]
 
 
-def cycle_rounds(config: RunConfig) -> list[tuple[int, int]]:
+def cycle_rounds(config: RunConfig, last: bool = False) -> list[tuple[int, int]]:
     """``[(round index, epochs)]`` a cycle trains: rounds with epochs (``refine.cycle_epochs`` or the
-    round's own) and at least one decoder among the modules they train (the encoder is a table)."""
+    round's own; the ``last`` cycle's ``refine.last_cycle_epochs`` where given) and at least one
+    decoder among the modules they train (the encoder is a table)."""
     epochs = config.refine.cycle_epochs or [r.epochs for r in config.rounds]
+    if last and config.refine.last_cycle_epochs:
+        epochs = config.refine.last_cycle_epochs
     plan = [(i, int(e)) for i, (r, e) in enumerate(zip(config.rounds, epochs))
             if e > 0 and any(m != "encoder" for m in r.trained_modules())]
     if not plan:
@@ -48,8 +53,9 @@ def default_schedule(config: RunConfig) -> list[dict]:
     refine = {"kind": "refine_latent", "high_res_angstrom": ref.high_res_angstrom, "temperature": ref.temperature}
     if not ref.cycles:
         return specs + [{**refine, "anchors": ref.anchors, "stretch": 1.0}]
-    plan = cycle_rounds(config)
     for c in range(1, ref.cycles + 1):
+        plan = cycle_rounds(config, last=c == ref.cycles)
+        restart = ref.restart if c < ref.cycles or ref.last_cycle_restart is None else ref.last_cycle_restart
         anchors = ref.anchors if c == ref.cycles else (ref.cycle_anchors or ref.anchors)
         posed = ref.pose_steps and ref.cycles > 1  # a pose refinement runs before the last cycle's
         last = {"pose_samples": ref.pose_samples} if c == ref.cycles and ref.pose_samples > 1 and posed else {}
@@ -60,7 +66,7 @@ def default_schedule(config: RunConfig) -> list[dict]:
                           "sigma_angstrom": ref.pose_sigma_angstrom, "high_res_angstrom": ref.pose_high_res_angstrom})
         specs.append({"kind": "principal_axes", "components": ref.components})
         specs += [{"kind": "fit_decoders", "round": r, "epochs": e,
-                   "decoders": "rebuild" if ref.restart else "continue"} for r, e in plan]
+                   "decoders": "rebuild" if restart else "continue"} for r, e in plan]
     return specs
 
 
