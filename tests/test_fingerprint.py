@@ -241,22 +241,29 @@ def test_refine(case, other, capsys):
 
 
 def test_refine_on_a_file_given_by_name(other, capsys):
-    """--star naming the run's own particle file refines at that file's poses, with no note; the run's
-    pose corrections, which belong to the poses it was trained at, are applied only without it."""
+    """The run's pose corrections belong to the poses of its own particle file: applied to it whether it is
+    named with --star or not, and not to another file (here a copy of it: the same particles, no note)."""
     argv = ["--run", other.run, "--anchors", "2", "--no-progress", "--threads", "1"]
     assert call(capsys, "refine", *argv)[0] == 0
     stated = np.load(other.run / "quality.npy")  # the fit at the poses used (the latent may stay the encoder's)
     corrections = np.zeros((24, 5))
     corrections[:, 0], corrections[:, 3] = 8.0, 3.0  # degrees about x, Å along x
     np.save(other.run / "pose_correction.npy", corrections)
-    code, text, err = call(capsys, "refine", *argv, "--star", other.star)
-    assert code == 0, err
-    assert "note:" not in text and "pose_correction.npy belongs to its own particle file" in text
-    np.testing.assert_array_equal(np.load(other.run / "quality.npy"), stated)
     code, text, err = call(capsys, "refine", *argv)
     assert code == 0, err
     assert "the poses corrected by the run's cycles" in text
-    assert not np.array_equal(np.load(other.run / "quality.npy"), stated)
+    corrected = np.load(other.run / "quality.npy")
+    assert not np.array_equal(corrected, stated)
+    code, text, err = call(capsys, "refine", *argv, "--star", other.star)
+    assert code == 0, err
+    assert "the poses corrected by the run's cycles" in text
+    np.testing.assert_array_equal(np.load(other.run / "quality.npy"), corrected)
+    copy = other.sim / "a" / "copy.star"
+    shutil.copyfile(other.star, copy)
+    code, text, err = call(capsys, "refine", *argv, "--star", copy)
+    assert code == 0, err
+    assert "note:" not in text and "pose_correction.npy belongs to its own particle file" in text
+    np.testing.assert_array_equal(np.load(other.run / "quality.npy"), stated)
 
 
 @pytest.mark.parametrize("case", ["other-dataset", "reordered"])

@@ -14,8 +14,8 @@ which its decoders were trained on; the anchors are stretched as the run's confi
 Poses corrected by the run's cycles (``RUN/pose_correction.npy``) are applied, as in training, and
 ``quality.npy`` / ``fit_scale.npy`` are written anew.  ``--star``/``--cs`` refine on another particle
 file of the same images instead (with ``--allow-other-particles`` when it is not the run's own, e.g.
-poses refined again elsewhere); the run's pose corrections belong to its own file's poses and are not
-applied to another's.
+poses refined again elsewhere); the run's pose corrections belong to its own file's poses and are
+applied only to that file.
 """
 from __future__ import annotations
 
@@ -122,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
     if not os.access(args.run, os.W_OK):
         raise InputError(args.run, "no permission to write in the run folder")
     data = ar.run.config.data
-    given = particle_file_given(args)
-    source = particle_source(args) if given else data.source()
+    own = data.source()
+    source = particle_source(args) if particle_file_given(args) else own
+    # the run's pose corrections correct its own file's poses: another file's are used as they stand
+    own_file = os.path.realpath(source.path) == os.path.realpath(own.path)
     dataset = ParticleDataset(source, invert_contrast=data.invert_contrast, symmetry=data.symmetry)
     other_particles_check(args.run, dataset.table, dataset.star_path, args.allow_other_particles)
     coarsest = coarsest_band_limit(dataset.box, dataset.pixel_size_angstrom)
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if len(z) != len(dataset):
         raise InputError(latent_path, f"latent has {len(z)} rows but the run's particles give {len(dataset)} "
                                       f"({dataset.n_particles} particles × {dataset.n_sym} symmetry copies)")
-    if not given:
+    if own_file:
         _apply_pose_corrections(args.run, dataset)
     elif os.path.isfile(os.path.join(args.run, "pose_correction.npy")):
         print(f"refine: the poses of {dataset.star_path} as they stand (the run's pose_correction.npy belongs to "
