@@ -357,16 +357,13 @@ class RefineConfig:
         if cycles and not anchors:
             raise ConfigError(f"{where}.cycles: refinement cycles need anchors (at least 2), got anchors 0")
         pose_samples = _number(d["pose_samples"], f"{where}.pose_samples", 1, integer=True)
-        for key in ("junk_scale", "pose_steps"):
-            if d[key] and not cycles:
+        for key in ("junk_scale", "pose_steps", "last_cycle_epochs", "last_cycle_restart"):
+            if d[key] not in (None, 0) and not cycles:
                 raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
         epochs = _epochs_per_round(d["cycle_epochs"], f"{where}.cycle_epochs")
         last_epochs = _epochs_per_round(d["last_cycle_epochs"], f"{where}.last_cycle_epochs")
         last_restart = None if d["last_cycle_restart"] is None else _flag(d["last_cycle_restart"],
                                                                           f"{where}.last_cycle_restart")
-        for key, value in (("last_cycle_epochs", last_epochs), ("last_cycle_restart", last_restart)):
-            if value is not None and not cycles:
-                raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
         return cls(anchors, _number(d["high_res_angstrom"], f"{where}.high_res_angstrom", 0.0, allow_none=True,
                                     strict_min=True),
                    _number(d["temperature"], f"{where}.temperature", 0.0, strict_min=True), cycles,

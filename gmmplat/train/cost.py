@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..physics.fourier import Band
+from .schedule import cycle_rounds
 
 COEFFICIENTS_PATH = Path(__file__).with_name("cost_coefficients.json")  # docs/performance.md, "Cost model"
 _METADATA_MB_PER_PARTICLE = 1e-3
@@ -170,11 +171,11 @@ def estimate_run(config, n_particles: int, n_gaussians: int, box: int, pixel_siz
         if ref.pose_steps and ref.cycles:
             passes = (ref.cycles - 1) * (ref.pose_steps + HESSIAN_PASSES)
             parts["poses"] = passes * items * dev["train"][1] * N * c_ref
-        if ref.cycles:
-            epochs = ref.cycle_epochs or [r.epochs for r in config.rounds]
-            last = ref.last_cycle_epochs or epochs
-            parts["cycles"] = sum(e * epoch(r, False) for r, e in zip(config.rounds, epochs)) * (ref.cycles - 1) + \
-                sum(e * epoch(r, False) for r, e in zip(config.rounds, last))
+        if ref.cycles:  # the epochs the schedule's cycles train (the last may differ)
+            def cycle(last):
+                return sum(e * epoch(config.rounds[r], False) for r, e in cycle_rounds(config, last))
+
+            parts["cycles"] = (ref.cycles - 1) * cycle(False) + cycle(True)
     batch = max(r.batch_size for r in config.rounds)
     ky_kx = max(sum(band_rect(M, apix, r.high_res_angstrom)) for r in config.rounds)
     m0, m1 = co["memory_mb"]  # host memory, fitted on CPU runs

@@ -29,17 +29,17 @@ def cycle_rounds(config: RunConfig, last: bool = False) -> list[tuple[int, int]]
     """``[(round index, epochs)]`` a cycle trains: rounds with epochs (``refine.cycle_epochs`` or the
     round's own; the ``last`` cycle's ``refine.last_cycle_epochs`` where given) and at least one
     decoder among the modules they train (the encoder is a table)."""
-    epochs = config.refine.cycle_epochs or [r.epochs for r in config.rounds]
+    key, epochs = "refine.cycle_epochs", config.refine.cycle_epochs or [r.epochs for r in config.rounds]
     if last and config.refine.last_cycle_epochs:
-        epochs = config.refine.last_cycle_epochs
+        key, epochs = "refine.last_cycle_epochs", config.refine.last_cycle_epochs
     plan = [(i, int(e)) for i, (r, e) in enumerate(zip(config.rounds, epochs))
             if e > 0 and any(m != "encoder" for m in r.trained_modules())]
     if not plan:
-        raise ConfigError("refine.cycles: no round trains a decoder in the cycles (refine.cycle_epochs and the "
+        raise ConfigError(f"refine.cycles: no round trains a decoder in the cycles ({key} and the "
                           "rounds' train lists leave only the encoder, which the cycles hold fixed)")
     missing = [n for n in config.rounds[-1].decoders if n not in config.rounds[plan[-1][0]].decoders]
     if missing:
-        raise ConfigError(f"refine.cycle_epochs: decoder(s) {', '.join(missing)} of the last round are not trained "
+        raise ConfigError(f"{key}: decoder(s) {', '.join(missing)} of the last round are not trained "
                           "in the cycles; give the round that adds them epochs")
     return plan
 
