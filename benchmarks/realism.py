@@ -23,7 +23,7 @@ from pathlib import Path
 
 VARIANTS = ("clean", "junk", "bfactor", "coloured", "scale", "pose", "all")  # and "other": junk of three kinds
 EPOCHS = {"hierarchical": [5, 1], "free": [6, 1], "rigid": [12], "multi": [12, 10]}
-DOMAIN = {"hinge": "moving_domain", "coupled": "moving_domain,hairpin", "bend": None}
+DOMAIN = {"hinge": "moving_domain", "coupled": "moving_domain,shifting_helices", "bend": None}
 
 
 def nuisances_for(variant: str):
