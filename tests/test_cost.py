@@ -5,7 +5,7 @@ from test_train_fixtures import make_dataset
 
 from gmmplat import cli
 from gmmplat.model.gmm import GMM
-from gmmplat.train import preset
+from gmmplat.train import RunConfig, preset
 from gmmplat.train.cost import (COEFFICIENTS_PATH, estimate_run, features, fit_coefficients, load_coefficients,
                                 refine_features, refined_items, speedup)
 
@@ -58,6 +58,9 @@ def test_predictions_grow_with_the_problem_and_shrink_with_threads(data):
     assert estimate_run(cfg, **base, threads=2).seconds < ref.seconds
     assert speedup(1, 0.8) == 1.0 and speedup(2, 0.8) == pytest.approx(1 / 0.6)
     assert estimate_run(cfg, **base, device="cuda").seconds is None  # not measured: no guess
+    # the pose refinements counted are those the schedule runs (free: one, in its second cycle)
+    every = RunConfig.from_dict({**cfg.to_dict(), "refine": {**cfg.to_dict()["refine"], "pose_cycles": None}})
+    assert estimate_run(every, **base).parts["poses"] == pytest.approx(2 * ref.parts["poses"])
     # the refinement projects the noise subset first: at most 1000 items more
     assert [refined_items(n) for n in (10, 1000, 5000)] == [20, 2000, 6000]
 
@@ -86,3 +89,7 @@ def test_the_trial_schedule_is_the_first_cycle_at_one_epoch(data):
                                           "fit_decoders", "fit_decoders"]
     assert all(s["epochs"] == 1 for s in trial if s["kind"] == "fit_decoders")
     assert len(full) > len(trial) and full[:len(trial) - 2] == trial[:-2]
+    # the free preset refines the poses in its second cycle only: the trial times them after its first refinement
+    _, trial = trial_schedule(preset("free", GMM.load(gmm)))
+    assert [s["kind"] for s in trial] == ["train", "train", "refine_latent", "refine_poses", "principal_axes",
+                                          "fit_decoders"]

@@ -68,6 +68,9 @@ def test_cycle_config_errors():
                        ({"anchors": 6, "cycles": 2, "cycle_anchors": 1}, "cycle_anchors: must be >= 2"),
                        ({"anchors": 6, "last_cycle_epochs": [4, 1]}, "last_cycle_epochs: works in the refinement cycles"),
                        ({"anchors": 6, "last_cycle_restart": True}, "last_cycle_restart: works in the refinement cycles"),
+                       ({"anchors": 6, "pose_cycles": 1}, "pose_cycles: works in the refinement cycles"),
+                       ({"anchors": 6, "cycles": 2, "pose_cycles": 0}, "pose_cycles: must be >= 1"),
+                       ({"anchors": 6, "cycles": 2, "pose_cycles": 1.5}, "pose_cycles"),
                        ({"anchors": 6, "cycles": 2, "last_cycle_epochs": [0, 0]}, "last_cycle_epochs: every round has 0"),
                        ({"anchors": 6, "cycles": 2, "last_cycle_epochs": [4]}, "last_cycle_epochs: 1 entries for 2 round"),
                        ({"anchors": 6, "cycles": 2, "last_cycle_restart": "yes"}, "last_cycle_restart.*true or false")):

@@ -61,6 +61,18 @@ def test_the_hierarchical_preset_derives_its_cycles_as_stages(small):
     assert fits == [(1, "continue"), (3, "rebuild")]
     assert [s for s in last if s["kind"] != "fit_decoders"] == [s for s in specs if s["kind"] != "fit_decoders"]
     assert not {"last_cycle_epochs", "last_cycle_restart"} & set(cfg.to_dict()["refine"])  # older hashes hold
+    # pose_cycles: the poses refined only in the cycles just before the last; all of them when fewer
+    def posed_cycles(**refine):
+        specs = default_schedule(RunConfig.from_dict({**cfg.to_dict(), "refine": {**CYCLES, **refine}}))
+        cycle_of = [sum(t["kind"] == "refine_latent" for t in specs[:i + 1]) for i in range(len(specs))]
+        return [c for s, c in zip(specs, cycle_of) if s["kind"] == "refine_poses"]
+
+    assert posed_cycles(cycles=4) == [1, 2, 3] and posed_cycles(cycles=4, pose_cycles=1) == [3]
+    assert posed_cycles(cycles=4, pose_cycles=2) == [2, 3] and posed_cycles(cycles=3, pose_cycles=5) == [1, 2]
+    assert posed_cycles(cycles=3, pose_cycles=1, pose_steps=0) == []
+    assert "pose_cycles" not in cfg.to_dict()["refine"]  # the default is left out: older runs' hashes hold
+    free = [s["kind"] for s in default_schedule(preset("free", neutral, epochs=1))]
+    assert free.count("refine_poses") == 1 and free.index("refine_poses") > free.index("refine_latent", 3)
 
 
 def test_a_declared_schedule_is_the_run_its_refine_section_derives(small, tmp_path):

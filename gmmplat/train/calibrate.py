@@ -32,7 +32,8 @@ SAMPLE_SIZES = (0.25, 0.5, 1.0)
 
 def trial_schedule(config: RunConfig) -> tuple[list[dict], list[dict]]:
     """``(the full schedule's specs, the trial's)``: every stage up to the end of the first refinement cycle
-    (its ``fit_decoders`` included), each training stage at one epoch."""
+    (its ``fit_decoders`` included), each training stage at one epoch; a pose refinement of a later
+    cycle follows the first refinement when the first cycle has none."""
     full = schedule_specs(config)
     trial, seen_refine = [], False
     for spec in full:
@@ -41,6 +42,11 @@ def trial_schedule(config: RunConfig) -> tuple[list[dict], list[dict]]:
                 break
             seen_refine = True
         trial.append({**spec, "epochs": 1} if spec["kind"] == "fit_decoders" else dict(spec))
+    poses = [s for s in full if s["kind"] == "refine_poses"]
+    if poses and not any(s["kind"] == "refine_poses" for s in trial):
+        # poses refined in later cycles only (refine.pose_cycles): timed after the trial's refinement
+        at = next(i for i, s in enumerate(trial) if s["kind"] == "refine_latent") + 1
+        trial.insert(at, dict(poses[0]))
     return full, trial
 
 

@@ -324,7 +324,9 @@ class RefineConfig:
     under the error distribution estimated from all); the decoders then train, and the next
     refinement runs, at the corrected poses.  ``pose_samples`` (≥ 1): with ``pose_steps``, the last
     cycle's refinement averages each anchor's likelihood over that many poses drawn with the spread the
-    pose refinement left (docs/training.md, "Real data"); without, it has no effect.
+    pose refinement left (docs/training.md, "Real data"); without, it has no effect.  ``pose_cycles``
+    (null: every cycle but the last): the poses are refined only in this many cycles, those just
+    before the last (all of them when there are fewer).
     ``last_cycle_epochs`` / ``last_cycle_restart``: the last cycle's decoder epochs per round and
     whether its decoders start afresh (null: ``cycle_epochs`` / ``restart``); the decoders the run
     keeps train there, on the run's own latent."""
@@ -344,6 +346,7 @@ class RefineConfig:
     pose_sigma_angstrom: float = 5.0
     pose_high_res_angstrom: float | str | None = "refinement"
     pose_samples: int = 1
+    pose_cycles: int | None = None
     last_cycle_epochs: list | None = None
     last_cycle_restart: bool | None = None
 
@@ -357,7 +360,7 @@ class RefineConfig:
         if cycles and not anchors:
             raise ConfigError(f"{where}.cycles: refinement cycles need anchors (at least 2), got anchors 0")
         pose_samples = _number(d["pose_samples"], f"{where}.pose_samples", 1, integer=True)
-        for key in ("junk_scale", "pose_steps", "last_cycle_epochs", "last_cycle_restart"):
+        for key in ("junk_scale", "pose_steps", "pose_cycles", "last_cycle_epochs", "last_cycle_restart"):
             if d[key] not in (None, 0) and not cycles:
                 raise ConfigError(f"{where}.{key}: works in the refinement cycles; set {where}.cycles (at least 1)")
         epochs = _epochs_per_round(d["cycle_epochs"], f"{where}.cycle_epochs")
@@ -376,6 +379,7 @@ class RefineConfig:
                    _number(d["pose_sigma_deg"], f"{where}.pose_sigma_deg", 0.0, strict_min=True),
                    _number(d["pose_sigma_angstrom"], f"{where}.pose_sigma_angstrom", 0.0, strict_min=True),
                    _band_or_refinement(d["pose_high_res_angstrom"], f"{where}.pose_high_res_angstrom"), pose_samples,
+                   _number(d["pose_cycles"], f"{where}.pose_cycles", 1, integer=True, allow_none=True),
                    last_epochs, last_restart)
 
 
@@ -484,7 +488,7 @@ class RunConfig:
             del d["schedule"]
         if d["refine"]["pose_samples"] == 1:  # likewise for a refinement at the corrected poses alone
             del d["refine"]["pose_samples"]
-        for key in ("last_cycle_epochs", "last_cycle_restart"):  # and for a last cycle like the others
+        for key in ("pose_cycles", "last_cycle_epochs", "last_cycle_restart"):  # and for the other cycle defaults
             if d["refine"][key] is None:
                 del d["refine"][key]
         return d

@@ -61,7 +61,8 @@ def default_schedule(config: RunConfig) -> list[dict]:
         last = {"pose_samples": ref.pose_samples} if c == ref.cycles and ref.pose_samples > 1 and posed else {}
         specs.append({**refine, "anchors": anchors, "stretch": ref.cycle_stretch, "junk_scale": ref.junk_scale,
                       **last})
-        if ref.pose_steps and c < ref.cycles:  # the last cycle's poses would reach only its decoder epochs
+        if posed and ref.cycles - (ref.pose_cycles or ref.cycles) <= c < ref.cycles:
+            # the last cycle's poses would reach only its decoder epochs
             specs.append({"kind": "refine_poses", "steps": ref.pose_steps, "sigma_deg": ref.pose_sigma_deg,
                           "sigma_angstrom": ref.pose_sigma_angstrom, "high_res_angstrom": ref.pose_high_res_angstrom})
         specs.append({"kind": "principal_axes", "components": ref.components})
