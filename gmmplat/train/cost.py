@@ -10,7 +10,7 @@ and ``M`` the box:
 * validation: ``v0 + v1·N·C + v2·N·C_enc + v3·M²``;
 * latent refinement, per call on ``n`` items: ``r0 + n_p·(r1·anchors·N·C_ref + r2·M²)``, with
   ``n_p = n + min(n, 1000)`` the items it projects (the noise estimate's subset goes through first);
-  a pose refinement of ``s`` steps (``refine.pose_steps``, in the cycles ``refine.pose_cycles`` gives) is counted as
+  a pose refinement of ``s`` steps (``refine.pose_steps``; the cycles ``posed_cycles`` names) is counted as
   ``s + 10`` projector passes with gradients per item (10: the Hessian's differences), ``t1·N·C_ref`` each;
   the last refinement's pose samples (``refine.pose_samples``) are not counted: the data decide whether
   they run (not on exact poses); where they do they add ``8 (J − 1)`` anchors' projections to that
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..physics.fourier import Band
-from .schedule import cycle_rounds
+from .schedule import cycle_rounds, posed_cycles
 
 COEFFICIENTS_PATH = Path(__file__).with_name("cost_coefficients.json")  # docs/performance.md, "Cost model"
 _METADATA_MB_PER_PARTICLE = 1e-3
@@ -168,8 +168,8 @@ def estimate_run(config, n_particles: int, n_gaussians: int, box: int, pixel_siz
     if ref.anchors and dev:
         anchors = ([ref.cycle_anchors or ref.anchors] * (ref.cycles - 1) + [ref.anchors]) if ref.cycles else [ref.anchors]
         parts["refinement"] = sum(float(np.dot(dev["refine"], refine_features(items, a, N, M, c_ref))) for a in anchors)
-        if ref.pose_steps and ref.cycles:
-            passes = min(ref.cycles - 1, ref.pose_cycles or ref.cycles) * (ref.pose_steps + HESSIAN_PASSES)
+        if posed_cycles(config):
+            passes = len(posed_cycles(config)) * (ref.pose_steps + HESSIAN_PASSES)
             parts["poses"] = passes * items * dev["train"][1] * N * c_ref
         if ref.cycles:  # the epochs the schedule's cycles train (the last may differ)
             def cycle(last):

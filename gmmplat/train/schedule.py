@@ -22,7 +22,8 @@ from ..errors import ConfigError
 from .config import RunConfig
 from .stages import STAGES, Stage
 
-__all__ = ["default_schedule", "build_schedule", "check_distributed", "count_cycles", "cycle_rounds", "schedule_specs"]
+__all__ = ["default_schedule", "build_schedule", "check_distributed", "count_cycles", "cycle_rounds", "posed_cycles",
+           "schedule_specs"]
 
 
 def cycle_rounds(config: RunConfig, last: bool = False) -> list[tuple[int, int]]:
@@ -44,6 +45,16 @@ def cycle_rounds(config: RunConfig, last: bool = False) -> list[tuple[int, int]]
     return plan
 
 
+def posed_cycles(config: RunConfig) -> range:
+    """The cycles (numbered from 1) whose refinement a pose refinement follows: with ``refine.pose_steps``,
+    the ``refine.pose_cycles`` just before the last (null: all before it); none in the last, whose poses
+    would reach only its decoder epochs."""
+    ref = config.refine
+    if not ref.pose_steps or ref.cycles < 2:
+        return range(0)
+    return range(max(1, ref.cycles - (ref.pose_cycles or ref.cycles)), ref.cycles)
+
+
 def default_schedule(config: RunConfig) -> list[dict]:
     """The stages of ``config.rounds`` and ``config.refine`` (docs/training.md, "Schedule")."""
     specs = [{"kind": "train", "round": i} for i in range(len(config.rounds))]
@@ -53,16 +64,15 @@ def default_schedule(config: RunConfig) -> list[dict]:
     refine = {"kind": "refine_latent", "high_res_angstrom": ref.high_res_angstrom, "temperature": ref.temperature}
     if not ref.cycles:
         return specs + [{**refine, "anchors": ref.anchors, "stretch": 1.0}]
+    posed = posed_cycles(config)
     for c in range(1, ref.cycles + 1):
         plan = cycle_rounds(config, last=c == ref.cycles)
         restart = ref.restart if c < ref.cycles or ref.last_cycle_restart is None else ref.last_cycle_restart
         anchors = ref.anchors if c == ref.cycles else (ref.cycle_anchors or ref.anchors)
-        posed = ref.pose_steps and ref.cycles > 1  # a pose refinement runs before the last cycle's
         last = {"pose_samples": ref.pose_samples} if c == ref.cycles and ref.pose_samples > 1 and posed else {}
         specs.append({**refine, "anchors": anchors, "stretch": ref.cycle_stretch, "junk_scale": ref.junk_scale,
                       **last})
-        if posed and ref.cycles - (ref.pose_cycles or ref.cycles) <= c < ref.cycles:
-            # the last cycle's poses would reach only its decoder epochs
+        if c in posed:
             specs.append({"kind": "refine_poses", "steps": ref.pose_steps, "sigma_deg": ref.pose_sigma_deg,
                           "sigma_angstrom": ref.pose_sigma_angstrom, "high_res_angstrom": ref.pose_high_res_angstrom})
         specs.append({"kind": "principal_axes", "components": ref.components})
