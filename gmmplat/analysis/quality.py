@@ -5,6 +5,8 @@ log-likelihood gain ``q`` of its image under the decoded GMM at its most probabl
 noise model alone (:func:`gmmplat.refine.latent.fit_quality`; higher fits better), and
 ``fit_scale.npy``: the scale at which that prediction fits the image best, ``q`` divided by the
 prediction's own whitened power (so it does not grow with the CTF's or the particle's contrast).
+``fit_bfactor.npy``: the B-factor (Å²) of the envelope ``exp(−B|k|²/4)`` at which that prediction
+fits best, beyond the fall-off it already has (:mod:`gmmplat.refine.envelope`; NaN where nothing fits).
 
 ``q`` ranks junk below particles, but how much signal a particle has depends on its defocus; the
 fitted scale does not, which makes it the one to threshold: :func:`junk_mask` calls junk what
@@ -23,6 +25,7 @@ from ..refine.latent import DEFAULT_JUNK_SCALE, junk_mask  # noqa: F401 (re-expo
 
 QUALITY_FILE = "quality.npy"
 SCALE_FILE = "fit_scale.npy"
+BFACTOR_FILE = "fit_bfactor.npy"
 
 
 def load_quality(run_dir: str | os.PathLike, n_particles: int | None = None) -> np.ndarray:
@@ -48,3 +51,9 @@ def _load_vector(path: Path, n_particles: int | None, what: str) -> np.ndarray:
 def load_fit_scale(run_dir: str | os.PathLike, n_particles: int | None = None) -> np.ndarray:
     """``(n_particles,)`` fitted scale of a run (``fit_scale.npy``); one-line :class:`InputError` when unusable."""
     return _load_vector(Path(run_dir) / SCALE_FILE, n_particles, "fitted scale")
+
+
+def load_fit_bfactor(run_dir: str | os.PathLike, n_particles: int | None = None) -> np.ndarray:
+    """``(n_particles,)`` fitted B-factor (Å², NaN where nothing fits) of a run (``fit_bfactor.npy``);
+    one-line :class:`InputError` when unusable."""
+    return _load_vector(Path(run_dir) / BFACTOR_FILE, n_particles, "fitted B-factor")

@@ -27,6 +27,8 @@ asks the true frames:
    ``q_i = (Σ_r C_r/σ²_r)₊² / (2 Σ_r A_r/σ²_r)`` (nats; ``A_r = Σ w |P|²``, ``C_r = Σ w Re P·conj(O)``
    per ring, the scale fitted in the whitened metric), with the whitened scale ``Σ C/σ² / Σ A/σ²``
    beside it.  A junk image (empty ice, a fragment, another object) is explained little: a low ``q``.
+   Beside them, the B-factor of the envelope at which that prediction fits best
+   (:func:`gmmplat.refine.envelope.fit_bfactor`).
 7. **Pose samples** (``pose_samples`` J > 1, optional): at each particle's ``M`` most probable anchors
    the likelihood is the mean over its pose and ``J − 1`` antithetic draws about it,
    ``ℓ_ik = log (1/J) Σ_j exp ℓ_ik(A_j)``, as the oracle told only the stated poses averages over
@@ -53,6 +55,7 @@ from ..errors import ConfigError
 from ..losses.base import RingSums
 from ..physics.fourier import Band
 from ..physics.image_model import ImageModel
+from .envelope import fit_bfactor
 
 __all__ = ["Refinement", "refine_latent", "anchor_points", "principal_subspace", "ring_residuals", "noise_per_ring",
            "log_likelihood", "posterior", "fit_quality", "junk_mask", "ring_terms", "pose_perturbations",
@@ -80,6 +83,8 @@ class Refinement:
         noise_per_ring: ``(R,)`` noise power per ring (whole-plane cells, unnormalised rfft);
         ring_frequency: ``(R,)`` the rings' radii in 1/Å.
         options: the settings used; seconds: wall time.
+        quality, fitted_scale, fitted_bfactor: ``(n,)`` float32 of each item's most probable prediction
+            (:func:`fit_quality`; :func:`gmmplat.refine.envelope.fit_bfactor`, Å², NaN where nothing fits).
     """
 
     latent: np.ndarray
@@ -92,6 +97,7 @@ class Refinement:
     seconds: float = 0.0
     quality: np.ndarray | None = None
     fitted_scale: np.ndarray | None = None
+    fitted_bfactor: np.ndarray | None = None
 
     @property
     def variance_kept(self) -> float:
@@ -118,6 +124,8 @@ class Refinement:
             "seconds": round(float(self.seconds), 2),
             **({} if self.quality is None else {"quality_median": float(np.median(self.quality)),
                                                 "fitted_scale_median": float(np.median(self.fitted_scale))}),
+            **({} if self.fitted_bfactor is None or not np.isfinite(self.fitted_bfactor).any() else
+               {"fitted_bfactor_median_angstrom2": float(np.nanmedian(self.fitted_bfactor))}),
         }
 
 
@@ -305,9 +313,11 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
     K = len(anchors)
     perturb = pose_perturbations(pose_samples, pose_spread_deg, pose_spread_angstrom, seed, device)
 
-    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Residual, prediction-power and cross ring sums ``(len(items), K, R)`` each."""
-        out = np.empty((3, len(items), K, rings.n_rings), dtype=np.float64)
+    k2 = (band.ky[:, None] ** 2 + band.kx[None, :] ** 2).to(device)  # (Ky, Kx) |k|² in 1/Å²
+
+    def ring_sums(items: np.ndarray, bar) -> tuple[np.ndarray, ...]:
+        """Residual, prediction-power, cross and power-times-|k|² ring sums ``(len(items), K, R)`` each."""
+        out = np.empty((4, len(items), K, rings.n_rings), dtype=np.float64)
         for i in range(0, len(items), batch_size):
             chunk = items[i : i + batch_size]
             batch = dataset.get_batch(chunk).to(device)
@@ -316,9 +326,10 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                 C = image_model.ctf(batch.ctf, device)  # one CTF per batch, every anchor uses it
                 for k in range(K):
                     P = image_model.predict(params[k], batch, ctf=C)
-                    out[:, i : i + len(chunk), k] = torch.stack(ring_terms(O, P, rings)).cpu().numpy()
+                    power_k2 = rings.ring_sums((P.real**2 + P.imag**2) * k2)
+                    out[:, i : i + len(chunk), k] = torch.stack([*ring_terms(O, P, rings), power_k2]).cpu().numpy()
             bar.update(len(chunk))
-        return out[0], out[1], out[2]
+        return out[0], out[1], out[2], out[3]
 
     def pose_marginal(items: np.ndarray) -> None:
         """``loglik[items]`` averaged over the pose samples at each item's ``M`` most probable anchors;
@@ -349,18 +360,22 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
         loglik[items] = marginal
 
     def score(items: np.ndarray, sums) -> None:
-        residual, power, cross = sums
+        residual, power, cross, power_k2 = sums
         loglik[items] = log_likelihood(residual, noise, temperature)
         if len(perturb[0]):  # the mean likelihood over the pose samples, the stated pose among them
             pose_marginal(items)
         best = posterior(loglik[items], prior).argmax(1)  # the most probable anchor's prediction
         at = np.arange(len(items))
         quality[items], scale[items] = fit_quality(power[at, best], cross[at, best], noise)
+        mean_k2 = np.where(power[at, best] > 0, power_k2[at, best] / np.maximum(power[at, best], 1e-300),
+                           ring_frequency**2)
+        bfactor[items] = fit_bfactor(power[at, best], cross[at, best], noise, mean_k2)[0]
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 77]))
     subset = np.sort(rng.choice(n, size=min(n, int(noise_particles)), replace=False))
     rest = np.setdiff1d(np.arange(n), subset)
-    loglik, quality, scale = np.empty((n, K)), np.empty(n), np.empty(n)
+    loglik, quality, scale, bfactor = np.empty((n, K)), np.empty(n), np.empty(n), np.empty(n)
+    ring_frequency = rings.rings.numpy() / (band.box * band.pixel_size_angstrom)
     with tqdm(total=n, desc="refine latent", unit="particle", disable=not progress) as bar:
         sums = ring_sums(subset, bar)
         noise = noise_per_ring(sums[0], rings)
@@ -381,9 +396,9 @@ def refine_latent(decode: DecodeFn, dataset, z: np.ndarray, *, n_anchors: int = 
                    pose_samples=int(pose_samples), pose_spread_deg=float(pose_spread_deg),
                    pose_spread_angstrom=float(pose_spread_angstrom), pose_anchors=int(pose_anchors))
     return Refinement(latent=latent, anchors=anchors, prior=prior, posterior=post, noise_per_ring=noise,
-                      ring_frequency=rings.rings.numpy() / (band.box * band.pixel_size_angstrom), options=options,
+                      ring_frequency=ring_frequency, options=options,
                       seconds=time.perf_counter() - start, quality=quality.astype(np.float32),
-                      fitted_scale=scale.astype(np.float32))
+                      fitted_scale=scale.astype(np.float32), fitted_bfactor=bfactor.astype(np.float32))
 
 
 def pose_perturbations(samples: int, spread_deg: float, spread_angstrom: float, seed: int, device

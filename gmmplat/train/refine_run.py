@@ -11,10 +11,11 @@
 * ``refine.json``: the record (:meth:`gmmplat.refine.latent.Refinement.summary`) with
   ``latent_npy`` (``"refined"``, ``"encoder"`` or ``"cycle"``) and, after cycles, ``cycles``
   (one record per cycle);
-* ``quality.npy``, ``fit_scale.npy``: ``(n_particles,)`` float32, each particle's fit quality (the
-  log-likelihood gain of its image under the decoded GMM over the noise model alone) and the scale of
-  that fit (:func:`gmmplat.refine.latent.fit_quality`, :mod:`gmmplat.analysis.quality`; symmetry
-  copies: the best copy's), in STAR order;
+* ``quality.npy``, ``fit_scale.npy``, ``fit_bfactor.npy``: ``(n_particles,)`` float32, each particle's
+  fit quality (the log-likelihood gain of its image under the decoded GMM over the noise model alone),
+  the scale of that fit (:func:`gmmplat.refine.latent.fit_quality`, :mod:`gmmplat.analysis.quality`)
+  and the B-factor (Å²) of the envelope at which it fits best (:mod:`gmmplat.refine.envelope`; NaN
+  where nothing fits); symmetry copies: the best copy's; in STAR order;
 * ``pose_correction.npy``: after cycles with pose refinement (``refine.pose_steps``), ``(n_items, 5)``
   float32: each item's rotation vector (degrees, applied on the left of the stated matrix) and origin
   correction (Å) (:mod:`gmmplat.refine.poses`).
@@ -47,7 +48,7 @@ def _layout(z: np.ndarray, dataset) -> np.ndarray:
 
 
 def save_quality(run_dir, dataset, refinement) -> None:
-    """Write ``quality.npy`` and ``fit_scale.npy`` ``(n_particles,)`` of a
+    """Write ``quality.npy``, ``fit_scale.npy`` and ``fit_bfactor.npy`` ``(n_particles,)`` of a
     :class:`~gmmplat.refine.latent.Refinement`: per particle, its best symmetry copy's."""
     if refinement is None or refinement.quality is None:
         return
@@ -57,6 +58,9 @@ def save_quality(run_dir, dataset, refinement) -> None:
     rows = np.arange(shape[0])
     save_npy(Path(run_dir) / "quality.npy", q[rows, best])
     save_npy(Path(run_dir) / "fit_scale.npy", np.asarray(refinement.fitted_scale, np.float32).reshape(shape)[rows, best])
+    if refinement.fitted_bfactor is not None:
+        save_npy(Path(run_dir) / "fit_bfactor.npy",
+                 np.asarray(refinement.fitted_bfactor, np.float32).reshape(shape)[rows, best])
 
 
 def refine_run_latent(run_dir, decode, dataset, z_items: np.ndarray, *, anchors: int, high_res_angstrom,
