@@ -281,11 +281,11 @@ def test_pose_marginal_oracle(tmp_path):
 
 
 def test_nuisance_reports(tmp_path):
-    """junk_report counts what the junk rule leaves out per kind; pose_error_table: corrections that undo
-    the simulated errors exactly leave none."""
+    """junk_report counts what the junk rule leaves out per kind; bfactor_report compares fitted and true B
+    (junk left out); pose_error_table: corrections that undo the simulated errors exactly leave none."""
     from scipy.spatial.transform import Rotation
 
-    from gmmplat.analysis.nuisances import junk_report, nuisance_summary, pose_error_table
+    from gmmplat.analysis.nuisances import bfactor_report, junk_report, nuisance_summary, pose_error_table
 
     folder = tmp_path / "r"
     simulate_dataset("hinge", folder, n_particles=50, snr=float("inf"), seed=8, nuisances=REALISTIC, **TINY)
@@ -302,6 +302,11 @@ def test_nuisance_reports(tmp_path):
     assert summary["auc_quality"] == summary["auc_scale"] == 1.0
     assert set(table.index) == {"particle", "empty", "fragment"}
     assert "junk" in nuisance_summary(folder).index
+    true_b = truth["bfactor_angstrom2"].to_numpy()
+    np.save(run / "fit_bfactor.npy", np.where(junk, np.nan, true_b - 30.0).astype(np.float32))
+    report = bfactor_report(folder, run)
+    assert report["particles_fitted"] == report["particles"] == 44 and report["spearman"] == pytest.approx(1.0)
+    assert report["median_true_angstrom2"] - report["median_fitted_angstrom2"] == pytest.approx(30.0, abs=1e-3)
 
     A = {k: euler_to_matrix(*(t[c].to_numpy() for c in ("rot_deg", "tilt_deg", "psi_deg"))).numpy()
          for k, t in (("true", truth), ("star", star))}

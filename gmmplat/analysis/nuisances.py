@@ -8,7 +8,8 @@ each particle's junk flag and kind, B-factor, scale and true pose:
   per kind of particle, the ROC AUC of each for telling particles from junk, and what the junk rule
   (:func:`gmmplat.refine.latent.junk_mask`) keeps and leaves out;
 * :func:`pose_error_table`: the STAR file's pose and origin errors against the truth, before and
-  after the run's corrections (``pose_correction.npy``).
+  after the run's corrections (``pose_correction.npy``);
+* :func:`bfactor_report`: the run's fitted B-factors (``fit_bfactor.npy``) against the simulated ones.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..refine.latent import DEFAULT_JUNK_SCALE, junk_mask
-from .quality import load_fit_scale, load_quality
+from .quality import load_fit_bfactor, load_fit_scale, load_quality
 from .runs import junk_flags
 
 
@@ -77,6 +79,26 @@ def junk_report(dataset: str | os.PathLike, run_dir: str | os.PathLike,
     if is_junk.any() and (~is_junk).any():
         summary.update(auc_quality=float(roc_auc_score(~is_junk, q)), auc_scale=float(roc_auc_score(~is_junk, s)))
     return table, summary
+
+
+def bfactor_report(dataset: str | os.PathLike, run_dir: str | os.PathLike) -> dict:
+    """The fitted B-factors of the particles that are not junk against the simulated ones: how many have a
+    fit, the Spearman correlation of fitted and true B, and the median of each (Å²).
+
+    The fitted B is the fall-off beyond the prediction's own (its Gaussians' widths), so the medians
+    differ by that much; the correlation says how well single images fix their B."""
+    from scipy.stats import spearmanr
+
+    truth = _truth(Path(dataset))
+    if "bfactor_angstrom2" not in truth.columns:
+        raise InputError(Path(dataset) / "truth.csv", "holds no B-factors (simulate with --bfactor-range)")
+    fitted = load_fit_bfactor(run_dir, len(truth))
+    true = truth["bfactor_angstrom2"].to_numpy(dtype=np.float64)
+    ok = ~junk_flags(truth) & np.isfinite(fitted)
+    rho = float(spearmanr(fitted[ok], true[ok])[0]) if ok.sum() > 2 and np.ptp(true[ok]) > 0 else float("nan")
+    return {"particles_fitted": int(ok.sum()), "particles": int((~junk_flags(truth)).sum()), "spearman": rho,
+            "median_fitted_angstrom2": float(np.median(fitted[ok])) if ok.any() else float("nan"),
+            "median_true_angstrom2": float(np.median(true[ok])) if ok.any() else float("nan")}
 
 
 def _angles_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
