@@ -94,9 +94,10 @@ def bfactor_report(dataset: str | os.PathLike, run_dir: str | os.PathLike) -> di
         raise InputError(Path(dataset) / "truth.csv", "holds no B-factors (simulate with --bfactor-range)")
     fitted = load_fit_bfactor(run_dir, len(truth))
     true = truth["bfactor_angstrom2"].to_numpy(dtype=np.float64)
-    ok = ~junk_flags(truth) & np.isfinite(fitted)
+    particle = ~junk_flags(truth)
+    ok = particle & np.isfinite(fitted)
     rho = float(spearmanr(fitted[ok], true[ok])[0]) if ok.sum() > 2 and np.ptp(true[ok]) > 0 else float("nan")
-    return {"particles_fitted": int(ok.sum()), "particles": int((~junk_flags(truth)).sum()), "spearman": rho,
+    return {"particles_fitted": int(ok.sum()), "particles": int(particle.sum()), "spearman": rho,
             "median_fitted_angstrom2": float(np.median(fitted[ok])) if ok.any() else float("nan"),
             "median_true_angstrom2": float(np.median(true[ok])) if ok.any() else float("nan")}
 
