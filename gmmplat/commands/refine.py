@@ -12,8 +12,8 @@ without refinement) and the run's particles, and writes ``latent.npy``, ``latent
 A run trained with refinement cycles starts from the last cycle's points (``RUN/latent_cycle.npy``),
 which its decoders were trained on; the anchors are stretched as the run's configuration says.
 Poses corrected by the run's cycles (``RUN/pose_correction.npy``) are applied, as in training, and
-``quality.npy`` / ``fit_scale.npy`` / ``fit_bfactor.npy`` are written anew.  ``--star``/``--cs`` refine on another particle
-file of the same images instead (with ``--allow-other-particles`` when it is not the run's own, e.g.
+``quality.npy`` / ``fit_scale.npy`` / ``fit_bfactor.npy`` are written anew.  ``--star``/``--cs`` refine on
+another particle file of the same images instead (with ``--allow-other-particles`` when it is not the run's own, e.g.
 poses refined again elsewhere); the run's pose corrections belong to its own file's poses and are
 applied only to that file.
 """
